@@ -1,0 +1,122 @@
+"""The ``restorebench`` command line: parses options and calls the library; nothing more.
+
+Heavy modules (numpy, Ray, MLflow, the tasks) are imported inside the commands so that
+``restorebench --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from harness.errors import UserError
+
+app = typer.Typer(
+    help="restorebench: degrade images, run restoration methods, score, track and rank them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+TrackingUri = Annotated[
+    Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db]")
+]
+
+
+@app.command()
+def run(
+    suite: Annotated[Optional[str], typer.Argument(help="Suite YAML, a task's name, or nothing for the default suite")] = None,
+    task: Annotated[list[str], typer.Option("--task", help="Only these tasks")] = [],
+    dataset: Annotated[list[str], typer.Option("--dataset", help="Datasets, e.g. folder:DIR, bundled:photos")] = [],
+    degradation: Annotated[list[str], typer.Option("--degradation", help="e.g. 'gaussian?sigma=25'")] = [],
+    method: Annotated[list[str], typer.Option("--method", help="e.g. denoise/median or module:Class")] = [],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Run directory [default: runs/SUITE-TIME]")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="ray or local")] = "ray",
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster address [default: $RAY_ADDRESS or a local Ray]")] = None,
+    num_cpus: Annotated[Optional[int], typer.Option("--num-cpus", help="CPUs of a local Ray runtime")] = None,
+    tracking_uri: TrackingUri = None,
+    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow")] = False,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Global seed of every degradation")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Complete an interrupted run directory")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute units found in the results cache")] = False,
+    fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 when any unit failed")] = False,
+) -> None:
+    """Run a suite and print its leaderboard."""
+    from harness.console import print_run_summary, progress_bar
+    from harness.pipeline import RunOptions, run_suite
+
+    options = RunOptions(
+        suite=suite, tasks=task, datasets=dataset, degradations=degradation, methods=method, out=out,
+        executor=executor, address=address, num_cpus=num_cpus, tracking_uri=tracking_uri,
+        tracking=not no_tracking, seed=seed, resume=resume, use_cache=not no_cache,
+    )  # fmt: skip
+    with progress_bar() as progress:
+        summary = run_suite(options, progress=progress)
+    print_run_summary(summary)
+    if fail_on_error and summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory or results .parquet")],
+    format: Annotated[str, typer.Option("--format", help="Comma-separated: md,csv")] = "md,csv",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder [default: RUN_DIR/report]")] = None,
+) -> None:
+    """Write the leaderboard of a run as Markdown and CSV."""
+    from harness.report import write_report
+    from harness.store import read_results
+
+    results = read_results(run_dir)
+    target = out or (run_dir / "report" if run_dir.is_dir() else run_dir.parent / "report")
+    for path in write_report(results, target, [f.strip() for f in format.split(",") if f.strip()]):
+        typer.echo(f"wrote {path}")
+
+
+@app.command("log")
+def log_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory")],
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Log a stored run to MLflow (e.g. after MLflow was unreachable during the run)."""
+    import yaml
+
+    from harness import tracking
+    from harness.store import RunDir, read_results
+
+    results = read_results(run_dir)
+    spec = yaml.safe_load((run_dir / "spec.yaml").read_text())
+    uri = tracking.resolve_uri(tracking_uri)
+    run_id = tracking.log_run(RunDir(run_dir), results, spec, uri=uri)
+    typer.echo(f"logged to {uri} as MLflow run {run_id}")
+
+
+@app.command("list")
+def list_cmd(
+    what: Annotated[str, typer.Argument(help="tasks, methods, degradations, metrics or datasets")],
+) -> None:
+    """List the registered tasks, methods, degradations, metrics or dataset sources."""
+    from harness.console import print_listing
+
+    print_listing(what)
+
+
+def main() -> None:
+    """Console-script entry point: one place that turns user errors into messages."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted: results so far are stored; rerun with --resume --out RUN_DIR to complete", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,86 @@
+"""What the command line shows: the progress bar, run summaries and listings."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from harness.errors import UserError
+
+
+@contextlib.contextmanager
+def progress_bar() -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr, driven by ``update(done, total)`` calls."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("units"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=False,
+    )  # fmt: skip
+    task_id = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal task_id
+        if task_id is None:
+            task_id = progress.add_task("units", total=total)
+        progress.update(task_id, completed=done, total=total)
+
+    with progress:
+        yield update
+
+
+def print_run_summary(summary: Any) -> None:
+    """The leaderboard (compact) and where everything went."""
+    from harness.report import leaderboard, to_markdown
+
+    board = leaderboard(summary.results)
+    compact = board.drop(columns=[c for c in ("runtime_ms", "images", "failed", "kind") if c in board.columns], errors="ignore")
+    print(to_markdown(compact, title=f"Leaderboard ({summary.run_dir})"))
+    print(
+        f"units: {summary.units} ({summary.computed} computed, {summary.from_cache} from cache, "
+        f"{summary.resumed} resumed, {summary.failed} failed) in {summary.wall_s:.1f} s"
+    )
+    for error in summary.errors[:10]:
+        print(f"  failed: {error}")
+    if len(summary.errors) > 10:
+        print(f"  ... and {len(summary.errors) - 10} more (see results.parquet, column 'error')")
+    print(f"run directory: {summary.run_dir}  (restorebench report {summary.run_dir})")
+    if summary.tracking_uri and summary.tracking_error is None:
+        print(f"MLflow: {summary.tracking_uri}  parent run {summary.mlflow_run_id}")
+        print(f"  view: mlflow ui --backend-store-uri {summary.tracking_uri}")
+    elif summary.tracking_error:
+        print(f"MLflow: not logged ({summary.tracking_error}); results are stored: restorebench log {summary.run_dir}")
+
+
+def _rows(what: str) -> list[tuple[str, ...]]:
+    from harness import registry
+    from harness.interfaces import param_defaults
+
+    if what == "tasks":
+        return [(n, t.description, ", ".join(t.metrics)) for n, t in registry.TASKS.items()]
+    if what == "methods":
+        rows = []
+        for name, cls in registry.METHODS.items():
+            res = f"cpus={cls.resources.num_cpus:g} gpus={cls.resources.num_gpus:g}"
+            rows.append((name, cls.kind, res, "non-blind" if cls.uses_true_level else "blind", cls.description))
+        return rows
+    if what == "degradations":
+        return [(n, c.task, _params(c.Params, param_defaults)) for n, c in registry.DEGRADATIONS.items()]
+    if what == "metrics":
+        return [(n, f"v{m.version}", "higher is better" if m.higher_is_better else "lower is better", m.description)
+                for n, m in registry.METRICS.items()]  # fmt: skip
+    if what == "datasets":
+        return [(f"{n}:", (c.__doc__ or "").strip().splitlines()[0]) for n, c in registry.SOURCES.items()]
+    raise UserError(f"cannot list {what!r}; valid choices: tasks, methods, degradations, metrics, datasets")
+
+
+def _params(model: Any, defaults_of: Callable[[Any], dict]) -> str:
+    defaults = defaults_of(model)
+    return ", ".join(f"{k}={defaults[k]!r}" if k in defaults else f"{k} (required)" for k in model.model_fields)
+
+
+def print_listing(what: str) -> None:
+    for row in _rows(what):
+        print("  ".join(str(c) for c in row))

@@ -1,0 +1,181 @@
+"""The contracts between the harness and the tasks: sources, degradations, methods, tasks.
+
+A task package subclasses these and registers the subclasses (see
+:mod:`harness.registry`). Nothing here knows about Ray, MLflow or a particular task.
+Images are float32 HWC arrays in [0, 1] with 1 or 3 channels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from harness.errors import UserError
+from harness.refs import Ref, canonical
+
+
+class Params(BaseModel):
+    """Base of every component's parameter model: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component:
+    """Something built from a reference: a name, a version and validated parameters."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    Params: ClassVar[type[Params]] = Params
+    kind_label: ClassVar[str] = "component"
+
+    def __init__(self, params: Params | None = None) -> None:
+        self.params = params if params is not None else self.Params()
+
+    @classmethod
+    def from_ref(cls, ref: Ref) -> Component:
+        """Validate ``ref.params`` against ``Params``; a bad one is a :class:`UserError`."""
+        try:
+            params = cls.Params(**ref.params)
+        except ValidationError as exc:
+            raise UserError(_explain(cls, ref, exc)) from None
+        return cls(params)
+
+    @property
+    def ref(self) -> str:
+        """The canonical reference: name plus the parameters that differ from defaults."""
+        return canonical(self.name, self.params.model_dump(mode="json"), param_defaults(self.Params))
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that determines this component's output (hashed into unit ids)."""
+        return {"name": self.name, "version": self.version, "params": self.params.model_dump(mode="json")}
+
+
+def param_defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON defaults of a parameter model's optional fields."""
+    return {
+        name: f.get_default(call_default_factory=True)
+        for name, f in model.model_fields.items()
+        if not f.is_required()
+    }
+
+
+def _explain(cls: type[Component], ref: Ref, exc: ValidationError) -> str:
+    fields = cls.Params.model_fields
+    lines = [f"invalid parameters for {cls.kind_label} {cls.name!r}:"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(all)"
+        if err["type"] == "extra_forbidden":
+            valid = ", ".join(sorted(fields)) or "(it takes no parameters)"
+            lines.append(f"  unknown parameter {key!r}; valid parameters: {valid}")
+        else:
+            lines.append(f"  {key}={err.get('input')!r}: {err['msg']}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- images and samples
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image of a dataset: enough for any worker to load it by itself."""
+
+    dataset: str  # canonical source reference, e.g. "bundled:photos"
+    key: str  # the image's name within the dataset (file name, index, ...)
+    content_hash: str  # SHA-256 of the image's content (file bytes or generator recipe)
+    locator: str = ""  # how the source finds it again (a path, a row index, ...)
+
+
+@dataclass
+class Degraded:
+    """A degraded input and what a non-blind method may know about its degradation."""
+
+    image: np.ndarray
+    degradation: str  # the degradation's name, e.g. "gaussian"
+    params: Mapping[str, Any] = field(default_factory=dict)  # its true parameters (sigma, ...)
+    crop_border: int = 0  # border the metrics leave out (e.g. the scale in super-resolution)
+    extras: dict[str, Any] = field(default_factory=dict)  # e.g. masks, raw data
+
+
+# ---------------------------------------------------------------- components
+
+
+class Source(Component):
+    """A dataset: lists its images and loads one of them."""
+
+    kind_label = "dataset source"
+
+    def list_images(self) -> list[ImageRef]:
+        """The dataset's images, in a stable order."""
+        raise NotImplementedError
+
+    def load(self, image: ImageRef) -> np.ndarray:
+        """The image as float32 HWC in [0, 1] (1 or 3 channels)."""
+        raise NotImplementedError
+
+
+class Degradation(Component):
+    """A seeded corruption of a clean image."""
+
+    kind_label = "degradation"
+    task: ClassVar[str] = ""
+
+    def apply(self, image: np.ndarray, rng: np.random.Generator) -> Degraded:
+        """Degrade ``image``; every random draw comes from ``rng``."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one instance of a method needs from a worker (fractions allowed)."""
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+
+class Method(Component):
+    """A restoration method: ``setup()`` once per worker, then ``restore(batch)``."""
+
+    kind_label = "method"
+    task: ClassVar[str] = ""
+    kind: ClassVar[Literal["classical", "neural"]] = "classical"
+    resources: ClassVar[Resources] = Resources()
+    uses_true_level: ClassVar[bool] = False  # non-blind: reads Degraded.params
+    description: ClassVar[str] = ""
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.task}/{self.name}" if self.task else self.name
+
+    @property
+    def ref(self) -> str:  # methods are referred to as TASK/NAME
+        base = super().ref
+        return f"{self.task}/{base}" if self.task else base
+
+    def setup(self) -> None:
+        """Load weights or warm caches; called once per worker before ``restore``."""
+
+    def restore(self, batch: Sequence[Degraded]) -> list[np.ndarray]:
+        """Restored images (float, HWC, same size as the clean image) for a batch."""
+        return [self.restore_one(item) for item in batch]
+
+    def restore_one(self, item: Degraded) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} implements neither restore nor restore_one")
+
+    def parameter_count(self) -> int | None:
+        """Learned parameters (neural methods); None for classical ones."""
+        return None
+
+
+@dataclass(frozen=True)
+class Task:
+    """A restoration problem: its degradations, default metrics and default suite."""
+
+    name: str
+    description: str
+    metrics: tuple[str, ...]  # default metrics, first one ranks the leaderboard
+    suite: str | None = None  # path of the task's default suite YAML
+    quantize_output: bool = True  # score outputs on the 8-bit grid

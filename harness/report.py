@@ -1,0 +1,112 @@
+"""Leaderboards from a results table: per task, dataset and degradation, methods ranked.
+
+Every number in a table comes from one protocol: rows are grouped by metric version
+too, and a table never mixes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+FORMATS = ("md", "csv")
+METRIC_ORDER = ["psnr", "ssim", "psnr_y", "ssim_y"]
+
+
+def leaderboard(results: Any, *, rank_by: str = "psnr") -> Any:
+    """One row per (task, dataset, degradation, method): mean metrics, runtime, rank, gap."""
+    import pandas as pd
+
+    if results.empty:
+        return pd.DataFrame()
+    units = results.drop_duplicates("unit_id")
+    ok = results[results["status"] == "ok"]
+    keys = ["task", "dataset", "degradation", "method"]
+    means = ok.pivot_table(index=keys, columns="metric", values="value", aggfunc="mean")
+    ok_units = units[units["status"] == "ok"].groupby(keys)
+    info = units.groupby(keys).agg(
+        kind=("method_kind", "first"),
+        non_blind=("non_blind", "first"),
+        images=("image", "nunique"),
+        failed=("status", lambda s: int((s != "ok").sum())),
+    )
+    runtime = pd.DataFrame(
+        {
+            "runtime_ms_per_mp": ok_units.apply(lambda g: 1e3 * g["runtime_s"].sum() / g["megapixels"].sum(), include_groups=False),
+            "runtime_ms": ok_units["runtime_s"].mean() * 1e3,
+        }
+    )
+    table = info.join(means, how="left").join(runtime, how="left").reset_index()
+    metric_cols = [m for m in METRIC_ORDER if m in table.columns] + sorted(
+        c for c in means.columns if c not in METRIC_ORDER
+    )
+    rank_col = rank_by if rank_by in table.columns else (metric_cols[0] if metric_cols else None)
+    if rank_col is None:
+        table["rank"] = 0
+        table["gap_db"] = float("nan")
+    else:
+        group = table.groupby(keys[:3])[rank_col]
+        table["rank"] = group.rank(ascending=False, method="min").fillna(len(table)).astype(int)
+        table["gap_db"] = table[rank_col] - group.transform("max")
+    table = table.sort_values(keys[:3] + ["rank", "method"]).reset_index(drop=True)
+    return table[keys + ["rank", "kind", "non_blind"] + metric_cols + ["gap_db", "runtime_ms", "runtime_ms_per_mp", "images", "failed"]]
+
+
+def _fmt(value: Any, column: str) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "-"
+        if column.startswith("ssim"):
+            return f"{value:.4f}"
+        if column.startswith("runtime"):
+            return f"{value:.1f}"
+        return f"{value:.2f}"
+    return str(value)
+
+
+def markdown_table(frame: Any, columns: Sequence[str]) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    head = "| " + " | ".join(columns) + " |"
+    rule = "|" + "|".join("---:" if frame[c].dtype.kind in "fi" else "---" for c in columns) + "|"
+    body = ["| " + " | ".join(_fmt(row[c], c) for c in columns) + " |" for _, row in frame.iterrows()]
+    return "\n".join([head, rule, *body])
+
+
+def to_markdown(board: Any, *, title: str = "Leaderboard") -> str:
+    """The leaderboard as Markdown: one section per task, dataset and degradation."""
+    if board.empty:
+        return f"# {title}\n\nNo results.\n"
+    shown = [c for c in board.columns if c not in ("task", "dataset", "degradation")]
+    parts = [f"# {title}", ""]
+    for (task, dataset, degradation), table in board.groupby(["task", "dataset", "degradation"], sort=True):
+        parts += [f"## {task} · {dataset} · {degradation}", "", markdown_table(table, shown), ""]
+    parts.append(
+        "Means over images; PSNR in dB on 8-bit outputs; `gap_db`: PSNR behind the best method; "
+        "`non_blind`: the method was given the true noise level; runtime: `restore` only, after a warm-up."
+    )
+    return "\n".join(parts) + "\n"
+
+
+def write_report(results: Any, out: str | Path, formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Write the leaderboard files to ``out``; returns their paths."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise UserError(f"unknown report format(s) {', '.join(unknown)}; valid choices: {', '.join(FORMATS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    board = leaderboard(results)
+    written = []
+    if "md" in formats:
+        path = out / "LEADERBOARD.md"
+        path.write_text(to_markdown(board))
+        written.append(path)
+    if "csv" in formats:
+        path = out / "leaderboard.csv"
+        board.to_csv(path, index=False, float_format="%.6g")
+        written.append(path)
+    return written

@@ -1,0 +1,69 @@
+"""Sample crops (clean / degraded / restored) on disk, and before/after grids built from them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from harness.units import WorkUnit
+
+_GAP = 4
+
+
+def slug(text: str) -> str:
+    """A file-name-safe spelling of a reference (``gaussian?sigma=25`` -> ``gaussian_sigma-25``)."""
+    text = text.replace("?", "_").replace("=", "-").replace("&", "_")
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
+
+
+def sample_dir(root: Path, task: str, dataset: str, degradation: str) -> Path:
+    return root / slug(task) / slug(dataset) / slug(degradation)
+
+
+def save_sample(root: Path, unit: WorkUnit, method: str, sample: dict[str, np.ndarray]) -> None:
+    """Write one unit's crops: ``clean.png``, ``degraded.png`` and ``<method>.png``."""
+    folder = sample_dir(root, unit.task, unit.dataset, unit.degradation)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, img in (("clean", sample["clean"]), ("degraded", sample["degraded"]), (f"method-{slug(method)}", sample["restored"])):
+        path = folder / f"{name}.png"
+        if name.startswith("method-") or not path.exists():
+            write_png(path, img)
+    (folder / "image.txt").write_text(unit.image.key)
+
+
+def write_png(path: Path, img: np.ndarray) -> None:
+    from PIL import Image
+
+    arr = img[..., 0] if img.ndim == 3 and img.shape[2] == 1 else img
+    Image.fromarray(np.ascontiguousarray(arr)).save(path)
+
+
+def read_png(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        arr = np.asarray(im.convert("RGB"))
+    return arr
+
+
+def grid(images: list[np.ndarray]) -> np.ndarray:
+    """Images side by side on a white background, each padded to the tallest."""
+    rgb = [np.repeat(i[..., None], 3, axis=2) if i.ndim == 2 else (np.repeat(i, 3, axis=2) if i.shape[2] == 1 else i) for i in images]
+    height = max(i.shape[0] for i in rgb)
+    width = sum(i.shape[1] for i in rgb) + _GAP * (len(rgb) - 1)
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    x = 0
+    for img in rgb:
+        canvas[: img.shape[0], x : x + img.shape[1]] = img
+        x += img.shape[1] + _GAP
+    return canvas
+
+
+def method_grid(folder: Path, method: str) -> np.ndarray | None:
+    """clean | degraded | restored for one method, or None when its crop is missing."""
+    paths = [folder / "clean.png", folder / "degraded.png", folder / f"method-{slug(method)}.png"]
+    if not all(p.exists() for p in paths):
+        return None
+    return grid([read_png(p) for p in paths])

@@ -1,0 +1,84 @@
+"""Metric registry entries: how one unit's output is scored, and under which protocol.
+
+A metric's name and version fix its colour space, crop border, data range and rounding;
+results under different versions are never compared (see :mod:`harness.compare`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness import metrics
+from harness.interfaces import Degraded
+from harness.registry import METRICS
+
+ScoreFn = Callable[[np.ndarray, np.ndarray, Degraded], float]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named, versioned score of a restored image against its clean reference."""
+
+    name: str
+    fn: ScoreFn
+    version: str
+    higher_is_better: bool
+    description: str
+
+    def __call__(self, restored: np.ndarray, clean: np.ndarray, degraded: Degraded) -> float:
+        return float(self.fn(restored, clean, degraded))
+
+
+def _register(name: str, version: str, higher_is_better: bool, description: str) -> Callable[[ScoreFn], ScoreFn]:
+    def deco(fn: ScoreFn) -> ScoreFn:
+        METRICS.add(name, Metric(name, fn, version, higher_is_better, description))
+        return fn
+
+    return deco
+
+
+@_register("psnr", "1", True, "PSNR on RGB (or gray), 8-bit outputs, data range 1, crop border from the task")
+def _psnr(restored: np.ndarray, clean: np.ndarray, d: Degraded) -> float:
+    return metrics.psnr(restored, clean, data_range=1.0, crop_border=d.crop_border)
+
+
+@_register("ssim", "1", True, "SSIM on RGB (mean over channels), Gaussian 11x11 sigma 1.5, valid region")
+def _ssim(restored: np.ndarray, clean: np.ndarray, d: Degraded) -> float:
+    return metrics.ssim(restored, clean, data_range=1.0, crop_border=d.crop_border)
+
+
+@_register("psnr_y", "1", True, "PSNR on BT.601 Y (MATLAB rgb2ycbcr, not rounded), crop border from the task")
+def _psnr_y(restored: np.ndarray, clean: np.ndarray, d: Degraded) -> float:
+    return metrics.psnr(restored, clean, crop_border=d.crop_border, y_channel=True)
+
+
+@_register("ssim_y", "1", True, "SSIM on BT.601 Y, crop border from the task")
+def _ssim_y(restored: np.ndarray, clean: np.ndarray, d: Degraded) -> float:
+    return metrics.ssim(restored, clean, crop_border=d.crop_border, y_channel=True)
+
+
+def score(
+    restored: np.ndarray,
+    clean: np.ndarray,
+    degraded: Degraded,
+    names: Sequence[str],
+    *,
+    quantize: bool = True,
+) -> dict[str, float]:
+    """Score ``restored`` against ``clean`` with each named metric.
+
+    Outputs are clipped and rounded to the 8-bit grid first when ``quantize`` (the
+    convention of published numbers), so a method cannot gain from sub-level values.
+    """
+    if restored.shape != clean.shape:
+        raise ValueError(f"method returned shape {restored.shape}, expected the clean image's {clean.shape}")
+    out = metrics.quantize_8bit(restored) if quantize else np.asarray(restored, dtype=np.float32)
+    return {name: METRICS.get(name)(out, clean, degraded) for name in names}
+
+
+def metric_versions(names: Sequence[str]) -> dict[str, str]:
+    """``{metric: version}`` for the unit id and the results table."""
+    return {name: METRICS.get(name).version for name in names}

@@ -1,0 +1,191 @@
+"""Suites: the YAML schema, its validation, and narrowing by command-line options.
+
+A suite names, per task, the datasets, degradations, methods and metrics to run. It is
+validated up front: an unknown name or a bad parameter is a :class:`UserError` naming
+the file, the key and the valid choices, before any work starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import UserError, choices
+
+RefLike = str | dict[str, Any]
+
+
+class TaskEntry(BaseModel):
+    """One task block of a suite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: str
+    datasets: list[str] = Field(min_length=1)
+    degradations: list[RefLike] = Field(min_length=1)
+    methods: list[RefLike] = Field(min_length=1)
+    metrics: list[str] | None = None
+
+
+class Suite(BaseModel):
+    """A whole suite file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "suite"
+    seed: int = 0
+    tasks: list[TaskEntry] = Field(min_length=1)
+
+
+@dataclass
+class ResolvedTask:
+    """A task block with every component built and validated."""
+
+    task: Any  # harness.interfaces.Task
+    sources: list[Any]
+    degradations: list[Any]
+    methods: list[Any]
+    metrics: list[str]
+
+
+@dataclass
+class ResolvedSuite:
+    name: str
+    seed: int
+    tasks: list[ResolvedTask] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved suite in canonical references (what ``spec.yaml`` holds)."""
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "tasks": [
+                {
+                    "task": t.task.name,
+                    "datasets": [s.ref for s in t.sources],
+                    "degradations": [d.ref for d in t.degradations],
+                    "methods": [m.build_ref for m in t.methods],
+                    "metrics": list(t.metrics),
+                }
+                for t in self.tasks
+            ],
+        }
+
+
+def read_suite(path: str | Path) -> Suite:
+    """Parse and schema-check a suite YAML file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise UserError(f"cannot read suite {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: malformed YAML: {exc}") from None
+    return parse_suite(data, origin=str(path))
+
+
+def parse_suite(data: Any, *, origin: str = "suite") -> Suite:
+    if not isinstance(data, dict):
+        raise UserError(f"{origin}: a suite is a mapping with keys name, seed, tasks; got {type(data).__name__}")
+    try:
+        return Suite.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{origin}: invalid suite:"]
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                model = TaskEntry if "tasks" in err["loc"] else Suite
+                lines.append(f"  unknown key {key!r}; valid keys: {choices(model.model_fields)}")
+            else:
+                lines.append(f"  {key}: {err['msg']}")
+        raise UserError("\n".join(lines)) from None
+
+
+def resolve(suite: Suite, *, origin: str = "suite") -> ResolvedSuite:
+    """Build every component of ``suite``; errors name the file and the key."""
+    from harness.registry import METRICS, TASKS, build_degradation, build_method
+    from harness.sources import build_source
+
+    resolved = ResolvedSuite(suite.name, suite.seed)
+    for i, entry in enumerate(suite.tasks):
+        at = f"{origin}: tasks[{i}]"
+        task = _located(f"{at}.task", TASKS.get, entry.task)
+        metrics = entry.metrics or list(task.metrics)
+        for j, name in enumerate(metrics):
+            _located(f"{at}.metrics[{j}]", METRICS.get, name)
+        resolved.tasks.append(
+            ResolvedTask(
+                task=task,
+                sources=[_located(f"{at}.datasets[{j}]", build_source, d) for j, d in enumerate(entry.datasets)],
+                degradations=[
+                    _located(f"{at}.degradations[{j}]", build_degradation, d, task=task.name)
+                    for j, d in enumerate(entry.degradations)
+                ],
+                methods=[_located(f"{at}.methods[{j}]", build_method, m, task=task.name) for j, m in enumerate(entry.methods)],
+                metrics=metrics,
+            )
+        )
+    return resolved
+
+
+def _located(where: str, fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}", hint=exc.hint) from None
+
+
+def narrow(
+    suite: Suite,
+    *,
+    tasks: Sequence[str] = (),
+    datasets: Sequence[str] = (),
+    degradations: Sequence[str] = (),
+    methods: Sequence[str] = (),
+) -> Suite:
+    """Restrict (or fill) a suite from ``--task/--dataset/--degradation/--method``.
+
+    Each option that is given replaces the corresponding list of every task block;
+    degradations and methods go only to the blocks of their own task. A block left
+    without degradations or methods is dropped; an option that fits no block is an error.
+    """
+    from harness.registry import DEGRADATIONS, method_class
+    from harness.refs import Ref
+
+    def task_of(registry_get, text: str) -> str:
+        return registry_get(Ref.parse(text).name).task
+
+    deg_tasks = {d: task_of(DEGRADATIONS.get, d) for d in degradations}
+    meth_tasks = {m: task_of(method_class, m) for m in methods}
+    if tasks:
+        known = {e.task for e in suite.tasks}
+        for t in tasks:
+            if t not in known:
+                raise UserError(f"task {t!r} is not in suite {suite.name!r}; its tasks: {choices(known)}")
+    blocks = []
+    for entry in suite.tasks:
+        if tasks and entry.task not in tasks:
+            continue
+        update: dict[str, Any] = {}
+        if datasets:
+            update["datasets"] = list(datasets)
+        if degradations:
+            update["degradations"] = [d for d in degradations if deg_tasks[d] == entry.task]
+        if methods:
+            update["methods"] = [m for m in methods if meth_tasks[m] == entry.task]
+        if (degradations and not update["degradations"]) or (methods and not update["methods"]):
+            continue
+        blocks.append(entry.model_copy(update=update))
+    used = {e.task for e in blocks}
+    for option, owners in (("--degradation", deg_tasks), ("--method", meth_tasks)):
+        for value, owner in owners.items():
+            if owner not in used:
+                raise UserError(f"{option} {value!r} is for task {owner!r}, which this run does not include")
+    if not blocks:
+        raise UserError("the options leave nothing to run", hint="check --task/--degradation/--method against the suite")
+    return suite.model_copy(update={"tasks": blocks})

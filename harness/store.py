@@ -1,0 +1,227 @@
+"""Run directories, the tidy results table, resume, and the results cache.
+
+A run directory holds ``spec.yaml`` (the resolved suite), ``run.json`` (ids), the
+result shards written as batches land (each to a temporary name, then renamed, so a
+crash loses at most the units in flight), ``results.parquet`` (the compacted table) and
+``samples/``. The results cache is a SQLite file keyed by unit id, shared by all runs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import UserError
+from harness.units import UnitResult, WorkUnit
+
+COLUMNS = [
+    "run_id", "unit_id", "task", "dataset", "image", "image_hash", "degradation", "method",
+    "method_kind", "method_version", "non_blind", "metric", "metric_version", "value", "runtime_s",
+    "megapixels", "device", "status", "error", "cached",
+]  # fmt: skip
+
+
+def default_cache_path() -> Path:
+    """``$RESTOREBENCH_CACHE`` or ``~/.cache/restorebench/results.sqlite``."""
+    env = os.environ.get("RESTOREBENCH_CACHE")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "restorebench" / "results.sqlite"
+
+
+def rows_for(
+    unit: WorkUnit,
+    result: UnitResult,
+    *,
+    run_id: str,
+    method: dict[str, Any],
+    metric_versions: dict[str, str],
+) -> list[dict[str, Any]]:
+    """Tidy rows (one per metric) for one unit's result.
+
+    ``method`` holds the method's labels: ``method`` (its reference), ``method_kind``
+    and ``method_version``.
+    """
+    base = {
+        "run_id": run_id,
+        "unit_id": unit.unit_id,
+        "task": unit.task,
+        "dataset": unit.image.dataset,
+        "image": unit.image.key,
+        "image_hash": unit.image.content_hash,
+        "degradation": unit.degradation,
+        **method,
+        "runtime_s": result.runtime_s,
+        "megapixels": result.megapixels,
+        "device": result.device,
+        "status": result.status,
+        "error": result.error,
+        "cached": result.cached,
+    }
+    return [
+        {**base, "metric": m, "metric_version": metric_versions[m], "value": result.metrics.get(m, float("nan"))}
+        for m in unit.metrics
+    ]
+
+
+def write_parquet_atomic(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Write rows to ``path`` via a temporary file and a rename."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(rows), columns=COLUMNS)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+class RunDir:
+    """A run directory: create, resume, append result shards, compact."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.shards = self.path / "shards"
+        self.samples = self.path / "samples"
+
+    @classmethod
+    def open(cls, path: str | Path, spec: dict[str, Any], *, resume: bool) -> RunDir:
+        """Create a fresh run directory, or reopen one with ``resume``."""
+        run = cls(path)
+        has_results = (run.path / "results.parquet").exists() or any(run.shards.glob("*.parquet"))
+        if has_results and not resume:
+            raise UserError(
+                f"run directory {run.path} already holds results",
+                hint="pass --resume to complete it, or choose another --out",
+            )
+        run.shards.mkdir(parents=True, exist_ok=True)
+        run.samples.mkdir(exist_ok=True)
+        import yaml
+
+        (run.path / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        info = run.info()
+        if not info:
+            info = {"run_id": uuid.uuid4().hex, "created": datetime.now(timezone.utc).isoformat()}
+            run.write_info(info)
+        return run
+
+    def info(self) -> dict[str, Any]:
+        path = self.path / "run.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def write_info(self, info: dict[str, Any]) -> None:
+        tmp = self.path / ".run.json.tmp"
+        tmp.write_text(json.dumps(info, indent=2))
+        os.replace(tmp, self.path / "run.json")
+
+    @property
+    def run_id(self) -> str:
+        return self.info()["run_id"]
+
+    def append(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Persist one batch of rows as a new shard (atomic)."""
+        if rows:
+            write_parquet_atomic(rows, self.shards / f"part-{uuid.uuid4().hex}.parquet")
+
+    def load(self):
+        """All rows so far (compacted table plus shards), latest row per unit and metric."""
+        import pandas as pd
+
+        parts = [p for p in [self.path / "results.parquet"] if p.exists()] + sorted(self.shards.glob("part-*.parquet"))
+        if not parts:
+            return pd.DataFrame(columns=COLUMNS)
+        frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        return frame.drop_duplicates(["unit_id", "metric"], keep="last").reset_index(drop=True)
+
+    def completed_units(self) -> set[str]:
+        """Ids of units that finished successfully (failed ones are retried on resume)."""
+        frame = self.load()
+        return set(frame.loc[frame["status"] == "ok", "unit_id"])
+
+    def compact(self, keep_units: Iterable[str] | None = None):
+        """Merge the shards into ``results.parquet`` and remove them; returns the table."""
+        frame = self.load()
+        if keep_units is not None:
+            frame = frame[frame["unit_id"].isin(set(keep_units))].reset_index(drop=True)
+        write_parquet_atomic(frame.to_dict("records"), self.path / "results.parquet")
+        for shard in self.shards.glob("part-*.parquet"):
+            shard.unlink()
+        return frame
+
+
+def read_results(path: str | Path):
+    """The results table of a run directory or a Parquet file."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "results.parquet").exists() and not (path / "shards").exists():
+            raise UserError(f"{path} is not a run directory (no results.parquet)")
+        return RunDir(path).load()
+    if path.suffix == ".parquet" and path.exists():
+        return pd.read_parquet(path)
+    raise UserError(f"{path}: not a run directory or a results .parquet file")
+
+
+class ResultCache:
+    """Unit results by unit id, in SQLite (one writer: the driver)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else default_cache_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS units (unit_id TEXT PRIMARY KEY, result TEXT NOT NULL, sample BLOB)"
+        )
+
+    def get_many(self, unit_ids: Sequence[str]) -> dict[str, UnitResult]:
+        found: dict[str, UnitResult] = {}
+        ids = list(unit_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for uid, result, sample in self._db.execute(
+                f"SELECT unit_id, result, sample FROM units WHERE unit_id IN ({marks})", chunk
+            ):
+                data = json.loads(result)
+                found[uid] = UnitResult(unit_id=uid, status="ok", cached=True, sample=_unpack(sample), **data)
+        return found
+
+    def put_many(self, results: Iterable[UnitResult]) -> None:
+        records = [
+            (
+                r.unit_id,
+                json.dumps({"metrics": r.metrics, "runtime_s": r.runtime_s, "megapixels": r.megapixels, "device": r.device}),
+                _pack(r.sample),
+            )
+            for r in results
+            if r.status == "ok"
+        ]
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO units VALUES (?, ?, ?)", records)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _pack(sample: dict[str, np.ndarray] | None) -> bytes | None:
+    if not sample:
+        return None
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **sample)
+    return buf.getvalue()
+
+
+def _unpack(blob: bytes | None) -> dict[str, np.ndarray] | None:
+    if not blob:
+        return None
+    with np.load(io.BytesIO(blob)) as data:
+        return {k: data[k] for k in data.files}

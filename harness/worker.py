@@ -1,0 +1,150 @@
+"""What a worker does with a batch of units: load, degrade, restore, score.
+
+Executors (in-process or Ray) all call :func:`run_batch`, so every executor computes
+bit-identical numbers. Components are built from their references and cached per
+process; a unit that fails is returned as failed with its error, and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+import traceback
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from harness.interfaces import Degraded, Method
+from harness.units import UnitResult, WorkUnit, degradation_rng
+
+log = logging.getLogger(__name__)
+
+SAMPLE_CROP = 192  # side of the centre crop kept for before/after grids
+
+
+@lru_cache(maxsize=None)
+def _degradation(ref: str, task: str) -> Any:
+    from harness.registry import build_degradation
+
+    return build_degradation(ref, task=task)
+
+
+@lru_cache(maxsize=None)
+def _method(ref: str) -> Method:
+    from harness.registry import build_method
+
+    method = build_method(ref)
+    method.setup()
+    method._warmed_up = False  # type: ignore[attr-defined]
+    return method
+
+
+def _load(image) -> np.ndarray:
+    from harness.sources import get_source
+
+    return get_source(image.dataset).load(image)
+
+
+def set_thread_limit(num_threads: int) -> None:
+    """Keep libraries inside this worker's CPU allocation (Ray reuses worker processes)."""
+    num_threads = max(1, int(num_threads))
+    try:
+        import cv2
+
+        cv2.setNumThreads(num_threads)
+    except ImportError:  # pragma: no cover - opencv is a dependency
+        pass
+    if "torch" in __import__("sys").modules:
+        import torch
+
+        torch.set_num_threads(num_threads)
+
+
+def device_name() -> str:
+    """A short description of where restore ran (CPU model or GPU name)."""
+    return f"cpu:{platform.machine()}:{os.cpu_count()}"
+
+
+def _warm_up(method: Method, item: Degraded) -> None:
+    """One untimed call on a small crop so imports and caches don't count as runtime."""
+    if getattr(method, "_warmed_up", True):
+        return
+    crop = Degraded(item.image[:32, :32], item.degradation, item.params, 0, dict(item.extras))
+    try:
+        method.restore([crop])
+    except Exception:  # a method may need full-size inputs; the timed call will tell
+        log.debug("warm-up of %s failed", method.ref, exc_info=True)
+    method._warmed_up = True  # type: ignore[attr-defined]
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _centre_crop(img: np.ndarray, size: int = SAMPLE_CROP) -> np.ndarray:
+    h, w = img.shape[:2]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return _to_uint8(img[top : top + size, left : left + size])
+
+
+def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResult:
+    """Restore and score one unit whose clean and degraded images are already at hand."""
+    from harness.scoring import score
+
+    method = _method(unit.method)
+    _warm_up(method, degraded)
+    start = time.perf_counter()
+    (restored,) = method.restore([degraded])
+    runtime = time.perf_counter() - start
+    restored = np.asarray(restored, dtype=np.float32)
+    values = score(restored, clean, degraded, unit.metrics, quantize=unit.quantize)
+    sample = None
+    if unit.keep_sample:
+        sample = {"clean": _centre_crop(clean), "degraded": _centre_crop(degraded.image), "restored": _centre_crop(restored)}
+    return UnitResult(
+        unit_id=unit.unit_id,
+        status="ok",
+        metrics=values,
+        runtime_s=runtime,
+        megapixels=clean.shape[0] * clean.shape[1] / 1e6,
+        device=device_name(),
+        sample=sample,
+    )
+
+
+def _failed(unit: WorkUnit, exc: BaseException) -> UnitResult:
+    where = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return UnitResult(unit_id=unit.unit_id, status="failed", error=f"{unit.image.key}: {where}", device=device_name())
+
+
+def run_batch(units: Sequence[WorkUnit], num_threads: int = 1) -> list[UnitResult]:
+    """Compute a batch of units; images and degraded inputs are shared within the batch."""
+    set_thread_limit(num_threads)
+    images: dict[str, np.ndarray | BaseException] = {}
+    inputs: dict[tuple[str, str], Degraded | BaseException] = {}
+    results = []
+    for unit in units:
+        try:
+            key = unit.image.content_hash + unit.image.locator
+            if key not in images:
+                try:
+                    images[key] = _load(unit.image)
+                except Exception as exc:  # recorded per unit, the batch goes on
+                    images[key] = exc
+            clean = images[key]
+            if isinstance(clean, BaseException):
+                raise clean
+            dkey = (key, unit.degradation)
+            if dkey not in inputs:
+                degradation = _degradation(unit.degradation, unit.task)
+                rng = degradation_rng(unit.seed, unit.image, degradation.identity())
+                inputs[dkey] = degradation.apply(clean, rng)
+            results.append(run_unit(unit, clean, inputs[dkey]))
+        except Exception as exc:
+            log.debug("unit %s failed", unit.unit_id, exc_info=True)
+            results.append(_failed(unit, exc))
+    return results

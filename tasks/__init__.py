@@ -1,0 +1,1 @@
+"""Restoration tasks: one package per task, each registering its components on import."""

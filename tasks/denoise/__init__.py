@@ -1,0 +1,22 @@
+"""The denoising task: Gaussian and salt-and-pepper noise, classical baselines.
+
+Importing this package registers the task, its degradations (``gaussian``,
+``saltpepper``) and its methods (``denoise/identity``, ``denoise/median``, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.interfaces import Task
+from harness.registry import TASKS
+from tasks.denoise import baselines, degradations  # noqa: F401  (registers components)
+
+TASK = Task(
+    name="denoise",
+    description="remove additive Gaussian noise (sigma in 0-255 units, DnCNN protocol) "
+    "and salt-and-pepper impulse noise",
+    metrics=("psnr", "ssim", "psnr_y", "ssim_y"),
+    suite=str(Path(__file__).with_name("suite.yaml")),
+)
+TASKS.add("denoise", TASK)

@@ -1,0 +1,167 @@
+"""Suite validation, registries and the command line (exit codes, messages, end to end)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+from harness.errors import UserError
+from harness.registry import Registry
+from harness.spec import narrow, parse_suite, read_suite, resolve
+
+ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"}
+
+
+def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=300
+    )
+
+
+def _suite(**task) -> dict:
+    entry = {"task": "denoise", "datasets": ["bundled:photos"], "degradations": ["gaussian?sigma=25"],
+             "methods": ["denoise/median"]}  # fmt: skip
+    entry.update(task)
+    return {"name": "t", "seed": 0, "tasks": [entry]}
+
+
+@pytest.mark.parametrize(
+    ("change", "needles"),
+    [
+        ({"methods": ["denoise/nope"]}, ["tasks[0].methods[0]", "unknown method 'denoise/nope'", "denoise/median"]),
+        ({"degradations": ["gaussian?sigma=-5"]}, ["tasks[0].degradations[0]", "sigma"]),
+        ({"degradations": ["saltpepper?density=1.5"]}, ["density"]),
+        ({"degradations": ["gaussian?sigma=25&colour=1"]}, ["unknown parameter 'colour'", "sigma"]),
+        ({"degradations": ["blur?radius=2"]}, ["unknown degradation 'blur'", "gaussian", "saltpepper"]),
+        ({"datasets": ["nowhere:x"]}, ["tasks[0].datasets[0]", "folder"]),
+        ({"task": "deblur"}, ["unknown task 'deblur'", "denoise"]),
+        ({"metrics": ["lpips"]}, ["tasks[0].metrics[0]", "unknown metric 'lpips'", "psnr_y"]),
+    ],
+)
+def test_invalid_suites_name_the_key_and_the_choices(change, needles):
+    with pytest.raises(UserError) as err:
+        resolve(parse_suite(_suite(**change), origin="my.yaml"), origin="my.yaml")
+    message = str(err.value)
+    assert message.startswith("my.yaml")
+    for needle in needles:
+        assert needle in message
+
+
+def test_schema_errors_name_the_key(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\ntasks:\n  - task: denoise\n    datasets: [bundled:photos]\n    degradation: [gaussian]\n")
+    with pytest.raises(UserError) as err:
+        read_suite(path)
+    assert "unknown key 'tasks.0.degradation'" in str(err.value) and "degradations" in str(err.value)
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(UserError, match="malformed YAML"):
+        read_suite(path)
+
+
+def test_narrow_keeps_methods_of_their_own_task():
+    suite = parse_suite(_suite(methods=["denoise/median", "denoise/box"]))
+    narrowed = narrow(suite, methods=["denoise/box"], degradations=["saltpepper?density=0.2"])
+    assert narrowed.tasks[0].methods == ["denoise/box"]
+    assert narrowed.tasks[0].degradations == ["saltpepper?density=0.2"]
+    with pytest.raises(UserError, match="not in suite"):
+        narrow(suite, tasks=["superres"])
+
+
+def test_registry_rejects_duplicates_and_lists_choices():
+    reg: Registry = Registry("widget")
+
+    class A:
+        name = "a"
+
+    class B:
+        name = "a"
+
+    reg.register()(A)
+    reg.register()(A)  # registering the same object again is harmless
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register()(B)
+    with pytest.raises(UserError, match="valid choices: a"):
+        reg.get("b")
+
+
+def test_plugin_method_by_module_and_class(tmp_path, image_folder, monkeypatch):
+    """A third-party method given as module:Class runs without touching the harness."""
+    (tmp_path / "myplugin.py").write_text(
+        textwrap.dedent(
+            """
+            from harness.interfaces import Method
+
+            class Darken(Method):
+                name = "darken"
+                task = "denoise"
+                version = "7"
+
+                def restore_one(self, item):
+                    return item.image * 0.5
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from harness.pipeline import RunOptions, run_suite
+
+    summary = run_suite(RunOptions(tasks=("denoise",), datasets=(f"folder:{image_folder}",),
+                                   degradations=("gaussian?sigma=0",), methods=("myplugin:Darken", "denoise/identity"),
+                                   out=tmp_path / "run", executor="local", tracking=False))  # fmt: skip
+    frame = summary.results
+    assert set(frame["method"]) == {"denoise/darken", "denoise/identity"}
+    psnr = frame[frame.metric == "psnr"].groupby("method")["value"].mean()
+    assert psnr["denoise/identity"] == float("inf") or psnr["denoise/identity"] > 60
+    assert psnr["denoise/darken"] < 15
+    assert (frame.loc[frame.method == "denoise/darken", "method_version"] == "7").all()
+
+
+def test_cli_bad_usage_exits_2_with_a_message(tmp_path):
+    result = cli("run", "--task", "denoise", "--method", "denoise/nope", "--out", str(tmp_path / "r"))
+    assert result.returncode == 2
+    assert "unknown method 'denoise/nope'" in result.stderr and "Traceback" not in result.stderr
+    result = cli("run", "--degradation", "gaussian?sigma=-1", "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and "sigma" in result.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: [")
+    result = cli("run", str(bad))
+    assert result.returncode == 2 and "malformed YAML" in result.stderr
+    result = cli("list", "widgets")
+    assert result.returncode == 2 and "tasks, methods" in result.stderr
+
+
+def test_cli_list():
+    methods = cli("list", "methods")
+    assert methods.returncode == 0
+    for name in ("denoise/median", "denoise/nlmeans", "denoise/bm3d", "denoise/wavelet"):
+        assert name in methods.stdout
+    assert "classical" in methods.stdout and "cpus=1" in methods.stdout
+    assert "gaussian" in cli("list", "degradations").stdout
+    assert "psnr_y" in cli("list", "metrics").stdout
+    assert "folder:" in cli("list", "datasets").stdout
+    assert "denoise" in cli("list", "tasks").stdout
+
+
+@pytest.mark.ray
+def test_cli_run_end_to_end_on_a_folder(image_folder, tmp_path):
+    """The issue's acceptance command, on Ray and in-process, then `report`."""
+    args = ["run", "--task", "denoise", "--dataset", f"folder:{image_folder}", "--degradation", "gaussian?sigma=25",
+            "--method", "denoise/median", "--method", "denoise/nlmeans", "--num-cpus", "2",
+            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]  # fmt: skip
+    ray_run = cli(*args, "--out", str(tmp_path / "ray"), cwd=tmp_path)
+    assert ray_run.returncode == 0, ray_run.stderr
+    assert "denoise/nlmeans" in ray_run.stdout and "MLflow:" in ray_run.stdout
+    local = cli(*args, "--out", str(tmp_path / "local"), "--executor", "local", "--no-cache", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    a = pd.read_parquet(tmp_path / "ray" / "results.parquet").set_index(["unit_id", "metric"])["value"].sort_index()
+    b = pd.read_parquet(tmp_path / "local" / "results.parquet").set_index(["unit_id", "metric"])["value"].sort_index()
+    pd.testing.assert_series_equal(a, b, check_exact=True)
+    rep = cli("report", str(tmp_path / "ray"))
+    assert rep.returncode == 0, rep.stderr
+    board = pd.read_csv(tmp_path / "ray" / "report" / "leaderboard.csv")
+    assert list(board.sort_values("rank")["method"]) == ["denoise/nlmeans", "denoise/median"]
+    assert "## denoise" in (tmp_path / "ray" / "report" / "LEADERBOARD.md").read_text()
