@@ -113,9 +113,6 @@ def main() -> None:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted: results so far are stored; rerun with --resume --out RUN_DIR to complete", file=sys.stderr)
-        sys.exit(130)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,3 +27,9 @@ def choices(names: Iterable[str]) -> str:
     """Format valid choices for an error message."""
     names = sorted(names)
     return ", ".join(names) if names else "(none registered)"
+
+
+class Interrupted(UserError):
+    """The user stopped a run (Ctrl-C); what was finished is stored."""
+
+    exit_code = 130

@@ -115,9 +115,13 @@ class RayExecutor:
                 batch = pending.pop(ref)
                 try:
                     yield ray.get(ref)
-                except Exception as exc:  # the task failed after its retries
-                    log.warning("a batch of %d units failed on Ray: %s", len(batch), exc)
-                    yield _failed_batch(batch, f"Ray task failed after {self.max_retries} retries: {type(exc).__name__}: {exc}")
+                except Exception as exc:  # the task failed after its retries (e.g. its worker died)
+                    if len(batch) > 1:  # find the culprit: each unit on its own
+                        log.warning("a batch of %d units failed on Ray (%s); retrying unit by unit", len(batch), exc)
+                        queue.extend([u] for u in batch)
+                        continue
+                    reason = f"Ray task failed after {self.max_retries} retries: {type(exc).__name__}: {exc}"
+                    yield _failed_batch(batch, reason.splitlines()[0])
 
     def close(self) -> None:
         if self._started_here and self._ray.is_initialized():

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError, choices
+from harness.errors import Interrupted, UserError, choices
 from harness.spec import ResolvedSuite, Suite, narrow, parse_suite, read_suite, resolve
 from harness.units import UnitResult, WorkUnit, unit_id
 
@@ -181,6 +181,11 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
                     summary.computed += sum(r.status == "ok" for r in results)
             finally:
                 executor.close()
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: {finished} of {len(units)} units are stored in {run_dir.path}",
+            hint=f"complete the run with the same options plus --resume --out {run_dir.path}",
+        ) from None
     finally:
         cache.close()
     summary.results = run_dir.compact(keep_units=by_id.keys())

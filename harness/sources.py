@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness.errors import UserError
 from harness.interfaces import ImageRef, Params, Source
@@ -340,6 +340,12 @@ class HFParams(Params):
     split: str = "test"
     column: str | None = None
     limit: int | None = Field(None, ge=1)
+
+    @field_validator("target")
+    @classmethod
+    def _absolute_local_dir(cls, target: str) -> str:
+        """A local ``save_to_disk`` folder is kept absolute: workers may run elsewhere."""
+        return os.path.abspath(target) if os.path.isdir(target) else target
 
 
 _HF_CACHE: dict[tuple[str, str, str | None], tuple[Any, str]] = {}

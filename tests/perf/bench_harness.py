@@ -1,0 +1,104 @@
+"""Harness benchmarks: overhead over a bare loop, CLI cold start, default run end to end.
+
+Run: ``python tests/perf/bench_harness.py [--skip-default-run]``. Prints figures and the
+targets from the issue; it is a benchmark, not a test (timings depend on the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATASET = "bundled:photos"
+DEGRADATIONS = ("gaussian?sigma=25", "saltpepper?density=0.1")
+METHODS = ("denoise/median", "denoise/nlmeans", "denoise/tv", "denoise/wavelet", "denoise/bilateral")
+METRICS = ("psnr", "ssim", "psnr_y", "ssim_y")
+
+
+def bare_loop() -> float:
+    """The same loads, degradations, restorations and metrics with no harness around them."""
+    from harness import metrics
+    from harness.registry import build_degradation, build_method
+    from harness.sources import build_source
+    from harness.units import degradation_rng
+
+    start = time.perf_counter()
+    source = build_source(DATASET)
+    degradations = [build_degradation(d) for d in DEGRADATIONS]
+    methods = [build_method(m) for m in METHODS]
+    for image in source.list_images():
+        clean = source.load(image)
+        for deg in degradations:
+            degraded = deg.apply(clean, degradation_rng(0, image, deg.identity()))
+            for method in methods:
+                out = metrics.quantize_8bit(method.restore_one(degraded))
+                metrics.psnr(out, clean), metrics.ssim(out, clean)
+                metrics.psnr(out, clean, y_channel=True), metrics.ssim(out, clean, y_channel=True)
+    return time.perf_counter() - start
+
+
+def harness_run(out: Path) -> float:
+    from harness.pipeline import RunOptions, run_suite
+
+    start = time.perf_counter()
+    run_suite(RunOptions(tasks=("denoise",), datasets=(DATASET,), degradations=DEGRADATIONS, methods=METHODS,
+                         out=out, executor="ray", tracking=False, use_cache=False))  # fmt: skip
+    return time.perf_counter() - start
+
+
+def cold_start(repeats: int = 7) -> float:
+    exe = shutil.which("restorebench") or "restorebench"
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([exe, "--help"], check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def default_run() -> float:
+    exe = shutil.which("restorebench") or "restorebench"
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "RESTOREBENCH_CACHE": str(Path(tmp) / "cache.sqlite"), "MLFLOW_DISABLE_TELEMETRY": "true"}
+        start = time.perf_counter()
+        subprocess.run([exe, "run"], check=True, capture_output=True, cwd=tmp, env=env)
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--skip-default-run", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+    import ray
+
+    bare_loop()  # warm imports and caches in this process, as the harness worker warms up too
+    bare = min(bare_loop() for _ in range(2))
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        harness_run(Path(tmp) / "warm")  # worker process start-up and imports: Ray start-up, excluded
+        runs = [harness_run(Path(tmp) / f"run{i}") for i in range(2)]
+    ray.shutdown()
+    ratio = min(runs) / bare
+    units = 5 * len(DEGRADATIONS) * len(METHODS)
+    print(f"harness overhead: {units} units, bare loop {bare:.2f} s, harness on Ray (1 worker) {min(runs):.2f} s, "
+          f"ratio {ratio:.3f} (target <= 1.10)")  # fmt: skip
+    print(f"restorebench --help cold start: {cold_start():.3f} s (target <= 0.3 s)")
+    if not args.skip_default_run:
+        print(f"restorebench run (default suite, {os.cpu_count()} cores, cold cache): {default_run():.1f} s "
+              "(target <= 180 s)")  # fmt: skip
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

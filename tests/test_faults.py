@@ -1,0 +1,118 @@
+"""Faults: a worker that dies, a plugin found by entry point, an interrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pytest
+
+PLUGIN = textwrap.dedent(
+    """
+    import os
+    import time
+
+    from harness.interfaces import Method
+
+
+    class CrashOnGray(Method):
+        '''Kills its worker process on gray images: a segfaulting extension, say.'''
+
+        name = "crash_on_gray"
+        task = "denoise"
+
+        def restore_one(self, item):
+            if item.image.shape[2] == 1:
+                os._exit(1)
+            return item.image
+
+
+    class Slow(Method):
+        name = "slow"
+        task = "denoise"
+
+        def restore_one(self, item):
+            time.sleep(0.4)
+            return item.image
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def plugin_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("plugins")
+    (folder / "faulty_plugins.py").write_text(PLUGIN)
+    return folder
+
+
+@pytest.mark.ray
+def test_a_dying_worker_fails_only_its_unit(plugin_dir, image_folder, tmp_path, monkeypatch):
+    import ray
+
+    from harness.pipeline import RunOptions, run_suite
+
+    monkeypatch.syspath_prepend(str(plugin_dir))
+    path = os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})  # fmt: skip
+    try:
+        summary = run_suite(RunOptions(
+            tasks=("denoise",), datasets=(f"folder:{image_folder}",), degradations=("gaussian?sigma=25",),
+            methods=("faulty_plugins:CrashOnGray", "denoise/median"), out=tmp_path / "run", executor="ray",
+            tracking=False,
+        ))  # fmt: skip
+    finally:
+        ray.shutdown()
+    units = summary.results.drop_duplicates("unit_id").set_index(["image", "method"])["status"]
+    assert units[("b_camera.png", "denoise/crash_on_gray")] == "failed"
+    assert (units.drop(("b_camera.png", "denoise/crash_on_gray")) == "ok").all()
+    error = summary.results.query("image == 'b_camera.png' and method == 'denoise/crash_on_gray'")["error"].iloc[0]
+    assert "b_camera.png" in error and "Ray task failed" in error
+
+
+def test_entry_point_plugins_are_registered(plugin_dir, monkeypatch):
+    """A package that declares `restorebench.methods` entry points is picked up."""
+    dist = plugin_dir / "faulty_plugins-0.1.dist-info"
+    dist.mkdir(exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: faulty-plugins\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[restorebench.methods]\ndenoise/slow = faulty_plugins:Slow\n")
+    monkeypatch.syspath_prepend(str(plugin_dir))
+    from harness import registry
+
+    registry.load_builtins()
+    registry._load_entry_points()
+    assert registry.METHODS.get("denoise/slow").__name__ == "Slow"
+    assert registry.build_method("denoise/slow").ref == "denoise/slow"
+
+
+def test_an_interrupted_run_keeps_its_results_and_resumes(plugin_dir, image_folder, tmp_path):
+    """SIGINT mid-run: exit 130, finished batches are on disk, --resume computes only the rest."""
+    for i in range(8):  # 11 images x 1 unit each, 0.4 s per unit
+        (image_folder / f"z{i}.png").write_bytes((image_folder / "a_astronaut.png").read_bytes())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")]),
+           "MLFLOW_DISABLE_TELEMETRY": "true"}  # fmt: skip
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "harness.cli", "run", "--task", "denoise", "--dataset", f"folder:{image_folder}",
+            "--degradation", "gaussian?sigma=25", "--method", "faulty_plugins:Slow", "--executor", "local",
+            "--no-tracking", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list((out / "shards").glob("part-*.parquet"))) < 2:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "--resume" in stderr
+    saved = pd.concat([pd.read_parquet(p) for p in (out / "shards").glob("part-*.parquet")])
+    done = saved["unit_id"].nunique()
+    assert 2 <= done < 11
+    resumed = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{11 - done} computed" in resumed.stdout and f"{done} resumed" in resumed.stdout
+    final = pd.read_parquet(out / "results.parquet")
+    assert final["unit_id"].nunique() == 11 and (final["status"] == "ok").all()
