@@ -98,6 +98,7 @@ class Degraded:
     params: Mapping[str, Any] = field(default_factory=dict)  # its true parameters (sigma, ...)
     crop_border: int = 0  # border the metrics leave out (e.g. the scale in super-resolution)
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. masks, raw data
+    reference: np.ndarray | None = None  # the target when it is not the clean image (e.g. modcropped HR)
 
 
 # ---------------------------------------------------------------- components

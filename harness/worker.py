@@ -73,7 +73,7 @@ def _warm_up(method: Method, item: Degraded) -> None:
     """One untimed call on a small crop so imports and caches don't count as runtime."""
     if getattr(method, "_warmed_up", True):
         return
-    crop = Degraded(item.image[:32, :32], item.degradation, item.params, 0, dict(item.extras))
+    crop = Degraded(item.image[:32, :32], item.degradation, item.params, extras=dict(item.extras))
     try:
         method.restore([crop])
     except Exception:  # a method may need full-size inputs; the timed call will tell
@@ -95,6 +95,8 @@ def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResul
     """Restore and score one unit whose clean and degraded images are already at hand."""
     from harness.scoring import score
 
+    if degraded.reference is not None:
+        clean = degraded.reference
     method = _method(unit.method)
     _warm_up(method, degraded)
     start = time.perf_counter()

@@ -1,0 +1,302 @@
+"""restorebench's checkpoint format: weights only, never pickled code.
+
+A checkpoint is a ``.safetensors`` file: the tensors of a ``state_dict`` plus one header
+metadata key, ``"restorebench"``, holding a JSON object that says what the weights are
+(``architecture`` and its constructor ``config``, the training recipe and data with their
+SHA-256, steps, validation metrics reached, library versions).
+
+:func:`load_checkpoint` also reads the plain PyTorch state dicts that most projects
+release (``.pth``, ``.pt``, ``.ckpt``, ``.bin``) with ``torch.load(weights_only=True)``,
+which rebuilds tensors and containers but never imports or runs a class from the file.
+A file that holds a whole pickled model is refused with a pointer to
+``restorebench convert``, which reads it with :func:`tasks.nn.official.read_pickled_model`.
+
+torch and safetensors are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "CHECKPOINT_EXTENSIONS",
+    "METADATA_KEY",
+    "PickledCheckpointError",
+    "WRAPPER_KEYS",
+    "checkpoint_hash",
+    "file_sha256",
+    "load_checkpoint",
+    "save_checkpoint",
+    "select_state_dict",
+    "strip_module_prefix",
+]
+
+METADATA_KEY = "restorebench"
+"""The safetensors header metadata key that holds restorebench's JSON metadata."""
+
+TORCH_EXTENSIONS = (".pth", ".pt", ".ckpt", ".bin")
+CHECKPOINT_EXTENSIONS = (".safetensors", *TORCH_EXTENSIONS)
+"""File extensions :func:`load_checkpoint` accepts."""
+
+WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "generator")
+"""Keys under which training code commonly nests a state dict, most preferred first.
+
+BasicSR saves ``{"params": ..., "params_ema": ...}`` (the EMA weights are the ones to
+evaluate), Lightning ``{"state_dict": ...}``, others ``{"model": ...}``, ``{"net": ...}``
+or a GAN's ``{"generator": ...}``.
+"""
+
+_CONVERT_HINT = "restorebench convert FILE --method TASK/NAME --out FILE.safetensors"
+
+
+class PickledCheckpointError(UserError):
+    """A PyTorch file holds pickled Python objects (e.g. a whole model), not just tensors."""
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    state_dict: Mapping[str, torch.Tensor],
+    metadata: Mapping[str, Any],
+) -> Path:
+    """Write ``state_dict`` and ``metadata`` to a ``.safetensors`` file, atomically.
+
+    Tensors are detached, moved to the CPU and made contiguous (tensors that share
+    memory are copied apart, as safetensors requires). ``metadata`` must hold
+    ``"architecture"`` (a str) and may hold ``"config"`` (a dict of constructor keyword
+    arguments); everything else is free-form JSON. The file is written under a temporary
+    name in the same folder and renamed into place, so a reader never sees half a file.
+
+    Example
+    -------
+    >>> import torch
+    >>> p = save_checkpoint("/tmp/w.safetensors", {"conv.weight": torch.zeros(4, 1, 3, 3)},
+    ...                     {"architecture": "dncnn", "config": {"depth": 17}})
+    >>> load_checkpoint(p)[1]["architecture"]
+    'dncnn'
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise UserError(f"checkpoint path {path} must end in .safetensors; rename it.")
+    header = {METADATA_KEY: _metadata_json(metadata)}
+    tensors: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for name, tensor in state_dict.items():
+        if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
+            raise UserError(
+                f"state_dict entry {name!r} is a {type(tensor).__name__}; a checkpoint "
+                "holds tensors under string names only (pass model.state_dict())."
+            )
+        t = tensor.detach().to("cpu").contiguous()
+        storage = t.untyped_storage()
+        if storage.data_ptr() in seen or storage.nbytes() != t.nbytes:
+            t = t.clone()
+        seen.add(t.untyped_storage().data_ptr())
+        tensors[name] = t
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=header)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a weights-only checkpoint: ``(state_dict, metadata)`` with CPU tensors.
+
+    * ``.safetensors``: the tensors and the parsed ``"restorebench"`` metadata
+      (``{}`` when the file has none).
+    * ``.pth`` / ``.pt`` / ``.ckpt`` / ``.bin``: ``torch.load(weights_only=True)``;
+      metadata is ``{}``. The payload is either a plain state dict (every value a
+      tensor) or a dict holding one under a key of :data:`WRAPPER_KEYS`; when several
+      wrapper keys hold a state dict the first in that order wins (``params_ema`` over
+      ``params`` over ``state_dict`` over ``model`` over ``net`` over ``generator``).
+      A leading ``"module."`` (left by ``DataParallel``) is stripped from every key.
+
+    A file holding pickled Python objects raises :class:`PickledCheckpointError`:
+    nothing is ever unpickled here; ``restorebench convert`` reads such files safely.
+
+    Example
+    -------
+    >>> state, meta = load_checkpoint("weights/dncnn_25.pth")  # doctest: +SKIP
+    """
+    path = _existing(path, CHECKPOINT_EXTENSIONS)
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        return _load_safetensors(path)
+    return _load_torch(path), {}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB chunks.
+
+    >>> file_sha256("/dev/null")
+    'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+    """
+    path = Path(path)
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}; check the path.") from exc
+    return digest.hexdigest()
+
+
+def checkpoint_hash(path: str | os.PathLike[str]) -> str:
+    """The identity of a checkpoint in unit ids: the SHA-256 of the file.
+
+    >>> checkpoint_hash("/dev/null")[:8]
+    'e3b0c442'
+    """
+    return file_sha256(path)
+
+
+def select_state_dict(obj: Any, is_state_dict: Any, *, source: Path) -> Any:
+    """Pick the state dict from a loaded payload (see :func:`load_checkpoint` for the rule).
+
+    ``is_state_dict(value)`` says whether a value is usable as is; shared with
+    :mod:`tasks.nn.official`, whose payloads also include whole-model stubs.
+    """
+    if isinstance(obj, Mapping):
+        for key in WRAPPER_KEYS:
+            if key in obj and is_state_dict(obj[key]):
+                return obj[key]
+    if is_state_dict(obj):
+        return obj
+    if isinstance(obj, Mapping):
+        keys = ", ".join(repr(k) for k in list(obj)[:12])
+        raise UserError(
+            f"{source} holds a dict with keys {keys} but no state dict (a dict of tensors) "
+            f"at the top level or under any of {', '.join(WRAPPER_KEYS)}; "
+            "save model.state_dict() instead."
+        )
+    raise UserError(
+        f"{source} holds a {type(obj).__name__}, not a state dict; "
+        "save model.state_dict() instead."
+    )
+
+
+def strip_module_prefix(state: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop the ``"module."`` prefix that ``DataParallel`` puts before every key."""
+    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state.items()}
+
+
+def _existing(path: str | os.PathLike[str], accepted: tuple[str, ...]) -> Path:
+    path = Path(path)
+    if path.suffix.lower() == ".mat":
+        raise UserError(
+            f"{path} is a MATLAB .mat file, which is not loaded directly; convert it "
+            f"first with `{_CONVERT_HINT}`."
+        )
+    if path.suffix.lower() not in accepted:
+        raise UserError(
+            f"{path} has an unknown extension {path.suffix!r}; "
+            f"accepted: {', '.join(accepted)}."
+        )
+    if not path.is_file():
+        raise UserError(
+            f"checkpoint {path} does not exist; check the path "
+            f"(accepted extensions: {', '.join(accepted)})."
+        )
+    return path
+
+
+def _metadata_json(metadata: Mapping[str, Any]) -> str:
+    if not isinstance(metadata, Mapping):
+        raise UserError(f"checkpoint metadata must be a dict, got {type(metadata).__name__}.")
+    if not isinstance(metadata.get("architecture"), str):
+        raise UserError(
+            "checkpoint metadata needs 'architecture': the registered name of the "
+            "network (a str); add it."
+        )
+    if not isinstance(metadata.get("config", {}), dict):
+        raise UserError(
+            "checkpoint metadata 'config' must be a dict of the architecture's "
+            "constructor keyword arguments."
+        )
+    try:
+        return json.dumps(dict(metadata), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise UserError(
+            f"checkpoint metadata is not plain JSON ({exc}); use str, numbers, bools, "
+            "None, lists and dicts only (convert paths and arrays first)."
+        ) from exc
+
+
+def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(
+            f"{path} is not a readable .safetensors file ({exc}); re-download or re-save it."
+        ) from exc
+    raw = header.get(METADATA_KEY)
+    if raw is None:
+        return tensors, {}
+    try:
+        metadata = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{path}: the {METADATA_KEY!r} metadata is not valid JSON ({exc}); "
+            "re-save the checkpoint with save_checkpoint."
+        ) from exc
+    if not isinstance(metadata, dict):
+        raise UserError(f"{path}: the {METADATA_KEY!r} metadata is not a JSON object.")
+    return tensors, metadata
+
+
+def _load_torch(path: Path) -> dict[str, torch.Tensor]:
+    import pickle
+
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise _pickled(path) from exc
+    except RuntimeError as exc:
+        if "weights_only" in str(exc):
+            raise _pickled(path) from exc
+        raise UserError(f"{path} is not a readable PyTorch file ({exc}).") from exc
+    except (EOFError, OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable PyTorch file ({exc}).") from exc
+
+    def is_state_dict(value: Any) -> bool:
+        return (
+            isinstance(value, Mapping)
+            and len(value) > 0
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+        )
+
+    return strip_module_prefix(select_state_dict(obj, is_state_dict, source=path))
+
+
+def _pickled(path: Path) -> PickledCheckpointError:
+    return PickledCheckpointError(
+        f"{path} holds pickled Python objects (e.g. a whole model saved with "
+        "torch.save(model)), not just tensors; restorebench never unpickles objects "
+        f"when loading weights. Convert it safely with `{_CONVERT_HINT}`."
+    )

@@ -1,0 +1,24 @@
+"""The super-resolution task: MATLAB bicubic downscaling x2/x3/x4, classical upscalers.
+
+Importing this package registers the task, its degradation (``bicubic``) and its
+methods (``superres/nearest``, ``superres/bilinear``, ``superres/bicubic``,
+``superres/lanczos``). The MATLAB-compatible resizer is
+:func:`tasks.superres.imresize.imresize`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.interfaces import Task
+from harness.registry import TASKS
+from tasks.superres import baselines, degradations, imresize  # noqa: F401  (registers components)
+
+TASK = Task(
+    name="superres",
+    description="upscale images shrunk x2/x3/x4 with MATLAB bicubic imresize (LR rounded to uint8); "
+    "scored on Y with a border of scale pixels cropped",
+    metrics=("psnr_y", "ssim_y", "psnr", "ssim"),
+    suite=str(Path(__file__).with_name("suite.yaml")),
+)
+TASKS.add("superres", TASK)
