@@ -156,6 +156,14 @@ class Method(Component):
         base = super().ref
         return f"{self.task}/{base}" if self.task else base
 
+    def required_resources(self) -> Resources:
+        """What a worker must reserve for this instance (parameters may raise it)."""
+        return self.resources
+
+    def device_name(self) -> str:
+        """Where ``restore`` runs, for the results table (e.g. ``cpu``, ``cuda:NVIDIA H100``)."""
+        return "cpu"
+
     def setup(self) -> None:
         """Load weights or warm caches; called once per worker before ``restore``."""
 

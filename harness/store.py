@@ -26,7 +26,7 @@ from harness.units import UnitResult, WorkUnit
 COLUMNS = [
     "run_id", "unit_id", "task", "dataset", "image", "image_hash", "degradation", "method",
     "method_kind", "method_version", "non_blind", "metric", "metric_version", "value", "runtime_s",
-    "megapixels", "device", "status", "error", "cached",
+    "megapixels", "device", "node", "status", "error", "cached",
 ]  # fmt: skip
 
 
@@ -64,6 +64,7 @@ def rows_for(
         "runtime_s": result.runtime_s,
         "megapixels": result.megapixels,
         "device": result.device,
+        "node": result.node,
         "status": result.status,
         "error": result.error,
         "cached": result.cached,

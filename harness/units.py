@@ -87,3 +87,4 @@ class UnitResult:
     error: str = ""
     sample: dict[str, np.ndarray] | None = None
     cached: bool = False
+    node: str = ""  # the Ray node that computed it (empty in-process)

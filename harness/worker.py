@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ def _method(ref: str) -> Method:
 
     method = build_method(ref)
     method.setup()
+    set_thread_limit(_threads)  # setup may have imported torch
     method._warmed_up = False  # type: ignore[attr-defined]
     return method
 
@@ -49,24 +51,29 @@ def _load(image) -> np.ndarray:
     return get_source(image.dataset).load(image)
 
 
+_threads = os.cpu_count() or 1
+
+
 def set_thread_limit(num_threads: int) -> None:
     """Keep libraries inside this worker's CPU allocation (Ray reuses worker processes)."""
-    num_threads = max(1, int(num_threads))
+    global _threads
+    num_threads = _threads = max(1, int(num_threads))
     try:
         import cv2
 
         cv2.setNumThreads(num_threads)
     except ImportError:  # pragma: no cover - opencv is a dependency
         pass
-    if "torch" in __import__("sys").modules:
+    if "torch" in sys.modules:
         import torch
 
         torch.set_num_threads(num_threads)
 
 
-def device_name() -> str:
-    """A short description of where restore ran (CPU model or GPU name)."""
-    return f"cpu:{platform.machine()}:{os.cpu_count()}"
+def device_name(method: Method | None = None) -> str:
+    """Where restore ran: the method's device (e.g. a GPU's name), or this CPU."""
+    name = method.device_name() if method is not None else "cpu"
+    return name if name != "cpu" else f"cpu:{platform.machine()}:{os.cpu_count()}"
 
 
 def _warm_up(method: Method, item: Degraded) -> None:
@@ -113,7 +120,7 @@ def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResul
         metrics=values,
         runtime_s=runtime,
         megapixels=clean.shape[0] * clean.shape[1] / 1e6,
-        device=device_name(),
+        device=device_name(method),
         sample=sample,
     )
 

@@ -81,6 +81,9 @@ def main() -> None:
 
     import ray
 
+    from harness.worker import set_thread_limit
+
+    set_thread_limit(1)  # the same thread budget as the one Ray worker (1 CPU)
     bare_loop()  # warm imports and caches in this process, as the harness worker warms up too
     bare = min(bare_loop() for _ in range(2))
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
