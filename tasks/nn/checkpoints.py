@@ -275,14 +275,12 @@ def _load_torch(path: Path) -> dict[str, torch.Tensor]:
 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise _pickled(path) from exc
-    except RuntimeError as exc:
-        if "weights_only" in str(exc):
+    except (pickle.UnpicklingError, RuntimeError) as exc:
+        if any(marker in str(exc).lower() for marker in _PICKLED_MARKERS):
             raise _pickled(path) from exc
-        raise UserError(f"{path} is not a readable PyTorch file ({exc}).") from exc
-    except (EOFError, OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable PyTorch file ({exc}).") from exc
+        raise _unreadable(path, exc) from exc
+    except Exception as exc:  # torch.load raises anything (IndexError, KeyError, ...) on garbage
+        raise _unreadable(path, exc) from exc
 
     def is_state_dict(value: Any) -> bool:
         return (
@@ -292,6 +290,22 @@ def _load_torch(path: Path) -> dict[str, torch.Tensor]:
         )
 
     return strip_module_prefix(select_state_dict(obj, is_state_dict, source=path))
+
+
+# How torch.load(weights_only=True) says that a file names classes it will not import
+# (torch 2.0-2.3: "Unsupported class ...", since 2.4: "Unsupported global: GLOBAL ...").
+_PICKLED_MARKERS = ("unsupported global", "unsupported class", "allowed global", "can only build")
+
+
+def _unreadable(path: Path, exc: BaseException) -> UserError:
+    text = " ".join(str(exc).split())
+    if "WeightsUnpickler error:" in text:  # torch's long preamble, then the actual reason
+        text = text.split("WeightsUnpickler error:", 1)[1].split(" Check the", 1)[0].strip()
+    reason = text[:200] or type(exc).__name__
+    return UserError(
+        f"{path} is not a readable PyTorch file ({reason}); it is truncated, corrupt or "
+        "not a torch.save() file. Re-download it."
+    )
 
 
 def _pickled(path: Path) -> PickledCheckpointError:

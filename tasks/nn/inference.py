@@ -1,0 +1,205 @@
+"""Neural methods: checkpoint resolution, device, batching and tiling in one adapter.
+
+A task's neural method subclasses :class:`NeuralMethod` and says only what is special
+about it: how to build its network from a checkpoint's ``config``, which checkpoint
+fits an input, and how an input becomes a tensor and back (:meth:`prepare` /
+:meth:`finish`). Everything else (weights-only loading, CUDA when present, batching of
+equal-sized inputs, tiling with overlap for large images) lives here once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from harness.errors import UserError
+from harness.interfaces import Degraded, Method, Params, Resources
+
+
+class NeuralParams(Params):
+    """Options every neural method takes."""
+
+    checkpoint: str | None = None  # a checkpoint file; None = the committed default
+    tile: int = Field(0, ge=0)  # tile side in pixels of the network input; 0 = whole image
+    tile_overlap: int = Field(16, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_gpus: float = Field(0.0, ge=0)  # what a Ray worker reserves (fractions allowed)
+    num_cpus: float = Field(1.0, gt=0)
+
+
+@lru_cache(maxsize=64)
+def _file_hash(path: str, mtime: float, size: int) -> str:
+    from tasks.nn.checkpoints import file_sha256
+
+    return file_sha256(path)
+
+
+def checkpoint_sha256(path: str | Path) -> str:
+    """SHA-256 of a checkpoint file (cached while the file is unchanged)."""
+    st = os.stat(path)
+    return _file_hash(str(path), st.st_mtime, st.st_size)
+
+
+class NeuralMethod(Method):
+    """Base of the neural methods: one network per checkpoint, loaded once per worker."""
+
+    kind = "neural"
+    Params: ClassVar[type[Params]] = NeuralParams
+    architecture: ClassVar[str] = ""
+    checkpoint_dir: ClassVar[Path | None] = None  # where the committed checkpoints live
+
+    def __init__(self, params: Params | None = None) -> None:
+        super().__init__(params)
+        self._nets: dict[str, Any] = {}
+        self._device: Any = None
+
+    # ------------------------------------------------------------ to override
+
+    def build_network(self, config: dict[str, Any]) -> Any:
+        """The torch module for a checkpoint's ``config``."""
+        raise NotImplementedError
+
+    def default_checkpoints(self) -> list[Path]:
+        """Every committed checkpoint this method may use (hashed into unit ids)."""
+        raise NotImplementedError
+
+    def checkpoint_for(self, item: Degraded) -> Path:
+        """The checkpoint that fits this input (default: the only one)."""
+        return self.checkpoints()[0]
+
+    def prepare(self, item: Degraded) -> tuple[np.ndarray, Any]:
+        """Network input (C, H, W float32) and whatever :meth:`finish` needs."""
+        return np.ascontiguousarray(item.image.transpose(2, 0, 1)), None
+
+    def finish(self, output: np.ndarray, context: Any, item: Degraded) -> np.ndarray:
+        """The restored image (H, W, C) from the network output (C, H, W)."""
+        return output.transpose(1, 2, 0)
+
+    scale: ClassVar[int] = 1  # network output size / input size
+
+    # ------------------------------------------------------------ the adapter
+
+    def checkpoints(self) -> list[Path]:
+        """The checkpoint given as a parameter, or the committed defaults."""
+        if self.params.checkpoint:
+            path = Path(self.params.checkpoint).expanduser()
+            if not path.is_file():
+                raise UserError(f"checkpoint {path} of {self.qualified_name} does not exist")
+            return [path]
+        paths = self.default_checkpoints()
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise UserError(
+                f"{self.qualified_name}: committed checkpoint {missing[0]} is missing",
+                hint=f"train it with `restorebench train {self.qualified_name}` or pass ?checkpoint=PATH",
+            )
+        return paths
+
+    def identity(self) -> dict[str, Any]:
+        ident = super().identity()
+        ident["checkpoints"] = sorted(checkpoint_sha256(p) for p in self.checkpoints())
+        return ident
+
+    def required_resources(self) -> Resources:
+        return Resources(num_cpus=self.params.num_cpus, num_gpus=self.params.num_gpus)
+
+    def parameter_count(self) -> int | None:
+        net = self._network(self.checkpoints()[0])
+        return int(sum(p.numel() for p in net.parameters()))
+
+    def setup(self) -> None:
+        import torch
+
+        want = self.params.device
+        if want == "cuda" and not torch.cuda.is_available():
+            raise UserError(f"{self.qualified_name}: device=cuda asked for, but no CUDA device is visible")
+        self._device = torch.device("cuda" if want == "cuda" or (want == "auto" and torch.cuda.is_available()) else "cpu")
+        self.checkpoints()  # fail early on a missing file
+
+    def device_name(self) -> str:
+        import torch
+
+        if self._device is not None and self._device.type == "cuda":
+            return f"cuda:{torch.cuda.get_device_name(self._device)}"
+        return "cpu"
+
+    def _network(self, path: Path) -> Any:
+        key = str(path)
+        if key not in self._nets:
+            from tasks.nn.checkpoints import load_checkpoint
+
+            state, meta = load_checkpoint(path)
+            net = self.build_network(meta.get("config", {}))
+            try:
+                net.load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                raise UserError(
+                    f"{path} does not fit {self.qualified_name}: {str(exc).splitlines()[0]}",
+                    hint=f"official weights go through `restorebench convert {path} --method {self.qualified_name}` first",
+                ) from None
+            net.eval()
+            if self._device is None:
+                self.setup()
+            self._nets[key] = net.to(self._device)
+        return self._nets[key]
+
+    def restore(self, batch: Sequence[Degraded]) -> list[np.ndarray]:
+        """Run equal-sized inputs that use the same checkpoint as one batch."""
+        import torch
+
+        prepared = [self.prepare(item) for item in batch]
+        outputs: list[np.ndarray | None] = [None] * len(batch)
+        groups: dict[tuple, list[int]] = {}
+        for i, (item, (x, _)) in enumerate(zip(batch, prepared)):
+            groups.setdefault((str(self.checkpoint_for(item)), x.shape), []).append(i)
+        with torch.inference_mode():
+            for (path, _), idx in groups.items():
+                net = self._network(Path(path))
+                x = torch.from_numpy(np.stack([prepared[i][0] for i in idx])).to(self._device)
+                y = tiled_forward(net, x, tile=self.params.tile, overlap=self.params.tile_overlap, scale=self.scale)
+                y = y.float().cpu().numpy()
+                for j, i in enumerate(idx):
+                    outputs[i] = self.finish(y[j], prepared[i][1], batch[i])
+        return [np.asarray(o, dtype=np.float32) for o in outputs]
+
+
+def tiled_forward(net: Any, x: Any, *, tile: int, overlap: int, scale: int = 1) -> Any:
+    """``net(x)``, or over overlapping tiles averaged where they overlap (large images).
+
+    ``tile`` is the side of an input tile; 0 (or an image no larger than a tile) runs the
+    whole image at once. Each output pixel is the mean of the tiles that cover it.
+    """
+    import torch
+
+    n, _, h, w = x.shape
+    if tile <= 0 or (h <= tile and w <= tile):
+        return net(x)
+    if overlap >= tile:
+        raise UserError(f"tile_overlap ({overlap}) must be smaller than tile ({tile})")
+    stride = tile - overlap
+    tops = _starts(h, tile, stride)
+    lefts = _starts(w, tile, stride)
+    out = weight = None
+    for top in tops:
+        for left in lefts:
+            patch = net(x[:, :, top : top + tile, left : left + tile])
+            if out is None:
+                out = patch.new_zeros((n, patch.shape[1], h * scale, w * scale))
+                weight = patch.new_zeros((1, 1, h * scale, w * scale))
+            t, l = top * scale, left * scale
+            out[:, :, t : t + patch.shape[2], l : l + patch.shape[3]] += patch
+            weight[:, :, t : t + patch.shape[2], l : l + patch.shape[3]] += 1
+    return out / weight
+
+
+def _starts(size: int, tile: int, stride: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    starts = list(range(0, size - tile, stride))
+    return starts + [size - tile]
