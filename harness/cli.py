@@ -95,6 +95,41 @@ def log_cmd(
     typer.echo(f"logged to {uri} as MLflow run {run_id}")
 
 
+@app.command()
+def train(
+    method: Annotated[str, typer.Argument(help="TASK/METHOD[?params], e.g. 'superres/srcnn?scale=3'")],
+    data: Annotated[list[str], typer.Option("--data", help="Training datasets, e.g. folder:DIR [default: the recipe's]")] = [],
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Optimisation steps [default: the recipe's]")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Checkpoint file [default: the committed one]")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    tracking_uri: TrackingUri = None,
+    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow")] = False,
+) -> None:
+    """Train a neural method's checkpoint with its recipe."""
+    from harness.train import train_method
+
+    summary = train_method(method, data=data, steps=steps, out=out, seed=seed, tracking_uri=tracking_uri,
+                           tracking=not no_tracking)  # fmt: skip
+    metrics = summary.metadata["metrics"]
+    typer.echo(f"wrote {summary.checkpoint}: {summary.metadata['steps']} steps in {summary.metadata['seconds']} s, "
+               f"validation PSNR {metrics['val_psnr']:.2f} dB (input {metrics['val_psnr_input']:.2f} dB)")  # fmt: skip
+    if summary.mlflow_run_id:
+        typer.echo(f"MLflow run {summary.mlflow_run_id} (experiment restorebench-training)")
+
+
+@app.command()
+def convert(
+    weights: Annotated[Path, typer.Argument(help="Released weights: .pth/.pt state dict or pickled model, .mat, .safetensors")],
+    method: Annotated[str, typer.Option("--method", help="TASK/NAME[?params] whose architecture they belong to")],
+    out: Annotated[Path, typer.Option("--out", help="The .safetensors checkpoint to write")],
+) -> None:
+    """Convert released weights into a weights-only .safetensors checkpoint."""
+    from harness.weights import convert_weights
+
+    meta = convert_weights(weights, method, out)
+    typer.echo(f"wrote {out} ({meta['architecture']}, from {meta['converted_from']['format']})")
+
+
 @app.command("list")
 def list_cmd(
     what: Annotated[str, typer.Argument(help="tasks, methods, degradations, metrics or datasets")],

@@ -45,7 +45,7 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         raise ConnectionError(f"MLflow server {uri} does not answer: {getattr(exc, 'reason', exc)}") from None
 
 
-def _experiment_id(client: Any, uri: str, name: str) -> str:
+def experiment_id(client: Any, uri: str, name: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
@@ -64,7 +64,7 @@ def log_run(run_dir: Any, results: Any, spec: dict[str, Any], *, uri: str, extra
 
     check_reachable(uri)
     client = MlflowClient(tracking_uri=uri)
-    exp_id = _experiment_id(client, uri, EXPERIMENT)
+    exp_id = experiment_id(client, uri, EXPERIMENT)
     now = int(time.time() * 1000)
     info = run_dir.info()
     parent = client.create_run(exp_id, run_name=f"{spec['name']}-{info['run_id'][:8]}", tags={"restorebench.run_id": info["run_id"]})

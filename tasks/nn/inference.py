@@ -83,6 +83,19 @@ class NeuralMethod(Method):
 
     scale: ClassVar[int] = 1  # network output size / input size
 
+    def recipe(self) -> Any:
+        """The :class:`tasks.nn.training.Recipe` that trains this variant's checkpoint."""
+        raise UserError(f"{self.qualified_name} has no training recipe")
+
+    def training_output(self) -> Path:
+        """Where ``restorebench train`` writes by default: this variant's committed checkpoint."""
+        return self.default_checkpoints()[0]
+
+    def convert_official(self, weights: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Map released weights (:class:`tasks.nn.official.OfficialWeights`) onto this
+        architecture: returns a torch state dict and the network ``config``."""
+        raise UserError(f"{self.qualified_name} has no mapping for released weights")
+
     # ------------------------------------------------------------ the adapter
 
     def checkpoints(self) -> list[Path]:

@@ -1,0 +1,39 @@
+"""``restorebench convert``: released weights (any supported format) -> our checkpoint format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+
+def convert_weights(source: str | Path, method_ref: str, out: str | Path) -> dict[str, Any]:
+    """Read ``source`` safely, map it onto the method's architecture, check it loads, save it.
+
+    Returns the metadata written with the checkpoint.
+    """
+    from harness.registry import build_method
+    from tasks.nn.checkpoints import file_sha256, save_checkpoint
+    from tasks.nn.official import read_official
+
+    method = build_method(method_ref)
+    from tasks.nn.inference import NeuralMethod
+
+    if not isinstance(method, NeuralMethod):
+        raise UserError(f"{method.qualified_name} has no official-weights mapping (only neural methods do)")
+    weights = read_official(source)
+    state, config = method.convert_official(weights)
+    network = method.build_network(config)
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise UserError(f"{source} does not fit {method.qualified_name}: {str(exc).splitlines()[0]}") from None
+    metadata = {
+        "architecture": getattr(method, "architecture", method.name),
+        "config": config,
+        "method": method.build_ref,
+        "converted_from": {"path": str(source), "sha256": file_sha256(source), "format": weights.source_format},
+    }
+    save_checkpoint(out, state, metadata)
+    return metadata

@@ -1,0 +1,180 @@
+"""Training recipes as code: seeded patch sampling, optimisation and validation.
+
+A neural method describes how its checkpoint is trained with a :class:`Recipe`; the
+harness's ``restorebench train`` gathers the images, calls :func:`fit` and writes the
+checkpoint with its metadata. Nothing here knows about MLflow: progress goes to the
+``log`` callback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PairFn = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one checkpoint is trained.
+
+    ``make_pair(clean_patch, rng)`` turns a clean HWC float32 patch (already converted
+    to ``channels``) into the network's (input, target), both CHW float32; every random
+    draw comes from ``rng``.
+    """
+
+    architecture: str
+    config: dict[str, Any]
+    make_pair: PairFn
+    patch_size: int
+    batch_size: int
+    steps: int
+    lr: float
+    channels: Literal["rgb", "gray", "y"] = "rgb"
+    loss: Literal["mse", "l1"] = "mse"
+    lr_milestones: tuple[float, ...] = (0.6, 0.85)  # fractions of steps where lr drops x0.1
+    weight_decay: float = 0.0
+    val_every: int = 500
+    val_patches: int = 64
+    val_fraction: float = 0.05
+    augment: bool = True
+    default_data: tuple[str, ...] = ("bundled:photos-train", "synthetic:deadleaves?n=64&size=256&seed=7")
+    notes: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        """The recipe as JSON-able metadata (the pair function by its qualified name)."""
+        data = {k: v for k, v in asdict(self).items() if k != "make_pair"}
+        data["make_pair"] = f"{self.make_pair.__module__}.{self.make_pair.__qualname__}"
+        return data
+
+
+@dataclass
+class FitResult:
+    state_dict: dict[str, Any]
+    steps: int
+    val_psnr: float
+    val_psnr_input: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def to_channels(image: np.ndarray, channels: str) -> np.ndarray:
+    """An HWC [0, 1] image as the recipe's channels: rgb (gray repeated), gray, or BT.601 Y in [0, 1]."""
+    if channels == "rgb":
+        return image if image.shape[2] == 3 else np.repeat(image, 3, axis=2)
+    if image.shape[2] == 1:
+        return image
+    if channels == "gray":
+        return (image @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+    y = (16.0 + image @ np.array([65.481, 128.553, 24.966], dtype=np.float32)) / 255.0
+    return y[..., None].astype(np.float32)
+
+
+def split_train_val(keys: Sequence[str], fraction: float) -> tuple[list[int], list[int]]:
+    """Deterministic split by SHA-256 of each image's key (stable when images are added)."""
+    scores = [int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF for k in keys]
+    val = [i for i, s in enumerate(scores) if s < fraction]
+    if not val and len(keys) > 1:
+        val = [int(np.argmin(scores))]
+    train = [i for i in range(len(keys)) if i not in set(val)]
+    return train, val
+
+
+def _crop(image: np.ndarray, size: int, rng: np.random.Generator, augment: bool) -> np.ndarray:
+    h, w = image.shape[:2]
+    top, left = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+    patch = image[top : top + size, left : left + size]
+    if augment:
+        patch = np.rot90(patch, k=int(rng.integers(4)))
+        if rng.integers(2):
+            patch = patch[:, ::-1]
+    return np.ascontiguousarray(patch)
+
+
+def _batch(images: Sequence[np.ndarray], recipe: Recipe, rng: np.random.Generator, n: int, augment: bool):
+    xs, ys = [], []
+    for _ in range(n):
+        image = images[int(rng.integers(len(images)))]
+        x, y = recipe.make_pair(_crop(image, recipe.patch_size, rng, augment), rng)
+        xs.append(x)
+        ys.append(y)
+    return np.stack(xs), np.stack(ys)
+
+
+def _psnr(a: Any, b: Any) -> float:
+    mse = float(((a.clamp(0, 1) - b) ** 2).mean())
+    return 10 * np.log10(1.0 / max(mse, 1e-12))
+
+
+def fit(
+    recipe: Recipe,
+    network: Any,
+    images: Sequence[np.ndarray],
+    keys: Sequence[str],
+    *,
+    steps: int | None = None,
+    seed: int = 0,
+    log_fn: Callable[[int, dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Train ``network`` on patches of ``images`` (HWC float32 in [0, 1]) by ``recipe``."""
+    import torch
+
+    steps = recipe.steps if steps is None else steps
+    usable = [i for i, img in enumerate(images) if min(img.shape[:2]) >= recipe.patch_size]
+    if len(usable) < 2:
+        from harness.errors import UserError
+
+        raise UserError(f"training needs at least 2 images of at least {recipe.patch_size}x{recipe.patch_size} px")
+    prepared = [to_channels(images[i], recipe.channels) for i in usable]
+    train_idx, val_idx = split_train_val([keys[i] for i in usable], recipe.val_fraction)
+    train = [prepared[i] for i in train_idx]
+    val = [prepared[i] for i in val_idx]
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    val_x, val_y = _batch(val, recipe, np.random.default_rng(seed + 1), recipe.val_patches, augment=False)
+    val_x, val_y = torch.from_numpy(val_x), torch.from_numpy(val_y)
+    optimiser = torch.optim.Adam(network.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    milestones = sorted({max(1, int(m * steps)) for m in recipe.lr_milestones})
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones, gamma=0.1)
+    loss_fn = torch.nn.MSELoss() if recipe.loss == "mse" else torch.nn.L1Loss()
+    history: list[dict[str, float]] = []
+    input_psnr = _psnr(val_x if val_x.shape == val_y.shape else val_y, val_y)
+
+    def validate() -> float:
+        network.eval()
+        with torch.inference_mode():
+            out = torch.cat([network(val_x[i : i + 16]) for i in range(0, len(val_x), 16)])
+        network.train()
+        return _psnr(out, val_y)
+
+    started = time.perf_counter()
+    network.train()
+    running, count = 0.0, 0
+    for step in range(1, steps + 1):
+        x, y = _batch(train, recipe, rng, recipe.batch_size, recipe.augment)
+        loss = loss_fn(network(torch.from_numpy(x)), torch.from_numpy(y))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        running, count = running + float(loss), count + 1
+        if step % recipe.val_every == 0 or step == steps:
+            record = {"loss": running / count, "val_psnr": validate(),
+                      "lr": optimiser.param_groups[0]["lr"], "seconds": time.perf_counter() - started}  # fmt: skip
+            running, count = 0.0, 0
+            history.append({"step": step, **record})
+            log.info("step %d: %s", step, record)
+            if log_fn:
+                log_fn(step, record)
+    network.eval()
+    state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    final = history[-1]["val_psnr"] if history else validate()
+    return FitResult(state, steps, final, input_psnr, history, time.perf_counter() - started)
