@@ -31,6 +31,9 @@ class Component:
     version: ClassVar[str] = "1"
     Params: ClassVar[type[Params]] = Params
     kind_label: ClassVar[str] = "component"
+    # Parameters that say where or how fast to run, not what to compute: left out of
+    # the reference shown in results and of the identity hashed into unit ids.
+    execution_params: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, params: Params | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -47,11 +50,15 @@ class Component:
     @property
     def ref(self) -> str:
         """The canonical reference: name plus the parameters that differ from defaults."""
-        return canonical(self.name, self.params.model_dump(mode="json"), param_defaults(self.Params))
+        return canonical(self.name, self._result_params(), param_defaults(self.Params))
+
+    def _result_params(self) -> dict[str, Any]:
+        values = self.params.model_dump(mode="json")
+        return {k: v for k, v in values.items() if k not in self.execution_params}
 
     def identity(self) -> dict[str, Any]:
         """Everything that determines this component's output (hashed into unit ids)."""
-        return {"name": self.name, "version": self.version, "params": self.params.model_dump(mode="json")}
+        return {"name": self.name, "version": self.version, "params": self._result_params()}
 
 
 def param_defaults(model: type[BaseModel]) -> dict[str, Any]:

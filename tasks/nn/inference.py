@@ -51,12 +51,14 @@ class NeuralMethod(Method):
 
     kind = "neural"
     Params: ClassVar[type[Params]] = NeuralParams
+    execution_params: ClassVar[frozenset[str]] = frozenset({"device", "num_gpus", "num_cpus"})
     architecture: ClassVar[str] = ""
     checkpoint_dir: ClassVar[Path | None] = None  # where the committed checkpoints live
 
     def __init__(self, params: Params | None = None) -> None:
         super().__init__(params)
         self._nets: dict[str, Any] = {}
+        self._channels: dict[str, int | None] = {}  # input channels each network expects
         self._device: Any = None
 
     # ------------------------------------------------------------ to override
@@ -149,6 +151,7 @@ class NeuralMethod(Method):
 
             state, meta = load_checkpoint(path)
             net = self.build_network(meta.get("config", {}))
+            self._channels[key] = meta.get("config", {}).get("channels")
             try:
                 net.load_state_dict(state, strict=True)
             except RuntimeError as exc:
@@ -175,44 +178,62 @@ class NeuralMethod(Method):
             for (path, _), idx in groups.items():
                 net = self._network(Path(path))
                 x = torch.from_numpy(np.stack([prepared[i][0] for i in idx])).to(self._device)
+                x, restore_channels = _match_channels(x, self._channels.get(path))
                 y = tiled_forward(net, x, tile=self.params.tile, overlap=self.params.tile_overlap, scale=self.scale)
-                y = y.float().cpu().numpy()
+                y = restore_channels(y).float().cpu().numpy()
                 for j, i in enumerate(idx):
                     outputs[i] = self.finish(y[j], prepared[i][1], batch[i])
         return [np.asarray(o, dtype=np.float32) for o in outputs]
 
 
+def _match_channels(x: Any, expected: int | None) -> tuple[Any, Any]:
+    """Fit a batch to a network's channels, and the function that undoes it on the output.
+
+    Gray through a colour network: the channel repeated three times, the output averaged.
+    Colour through a gray network: each channel on its own (folded into the batch).
+    """
+    n, c, h, w = x.shape
+    if expected is None or expected == c:
+        return x, lambda y: y
+    if c == 1 and expected == 3:
+        return x.expand(n, 3, h, w).contiguous(), lambda y: y.mean(dim=1, keepdim=True)
+    if expected == 1:
+        return x.reshape(n * c, 1, h, w), lambda y: y.reshape(n, c, *y.shape[2:])
+    raise UserError(f"a {c}-channel input cannot go through a network trained on {expected} channels")
+
+
 def tiled_forward(net: Any, x: Any, *, tile: int, overlap: int, scale: int = 1) -> Any:
-    """``net(x)``, or over overlapping tiles averaged where they overlap (large images).
+    """``net(x)``, or tile by tile for large images.
 
     ``tile`` is the side of an input tile; 0 (or an image no larger than a tile) runs the
-    whole image at once. Each output pixel is the mean of the tiles that cover it.
+    whole image at once. Neighbouring tiles overlap by ``overlap`` pixels and each keeps
+    only its inner part (half the overlap is dropped on every inner side), so the result
+    equals the whole-image forward wherever the network's receptive-field radius is at
+    most ``overlap // 2``.
     """
-    import torch
+    import torch  # noqa: F401  (tensors come in)
 
     n, _, h, w = x.shape
     if tile <= 0 or (h <= tile and w <= tile):
         return net(x)
     if overlap >= tile:
         raise UserError(f"tile_overlap ({overlap}) must be smaller than tile ({tile})")
-    stride = tile - overlap
-    tops = _starts(h, tile, stride)
-    lefts = _starts(w, tile, stride)
-    out = weight = None
-    for top in tops:
-        for left in lefts:
+    out = None
+    for top, t0, t1 in _spans(h, tile, overlap):
+        for left, l0, l1 in _spans(w, tile, overlap):
             patch = net(x[:, :, top : top + tile, left : left + tile])
             if out is None:
                 out = patch.new_zeros((n, patch.shape[1], h * scale, w * scale))
-                weight = patch.new_zeros((1, 1, h * scale, w * scale))
-            t, l = top * scale, left * scale
-            out[:, :, t : t + patch.shape[2], l : l + patch.shape[3]] += patch
-            weight[:, :, t : t + patch.shape[2], l : l + patch.shape[3]] += 1
-    return out / weight
+            out[:, :, (top + t0) * scale : (top + t1) * scale, (left + l0) * scale : (left + l1) * scale] = patch[
+                :, :, t0 * scale : t1 * scale, l0 * scale : l1 * scale
+            ]
+    return out
 
 
-def _starts(size: int, tile: int, stride: int) -> list[int]:
+def _spans(size: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
+    """(start, keep_from, keep_to) per tile along one axis; the kept parts cover 0..size."""
     if size <= tile:
-        return [0]
-    starts = list(range(0, size - tile, stride))
-    return starts + [size - tile]
+        return [(0, 0, size)]
+    starts = list(range(0, size - tile, tile - overlap)) + [size - tile]
+    lo, hi = overlap // 2, overlap - overlap // 2
+    return [(s, 0 if s == 0 else lo, tile if s + tile == size else tile - hi) for s in starts]

@@ -1,0 +1,160 @@
+"""The neural-method framework: tiling, weights loaded once per actor, GPU scheduling on Ray."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from tasks.nn.inference import tiled_forward
+
+PLUGIN = textwrap.dedent(
+    """
+    import os
+    from pathlib import Path
+
+    import torch
+
+    from tasks.nn.inference import NeuralMethod
+
+
+    class Blur(torch.nn.Module):
+        def __init__(self, channels=3):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False)
+
+        def forward(self, x):
+            return self.conv(x)
+
+
+    class TinyNet(NeuralMethod):
+        '''A 3x3 blur as a neural method; counts its weight loads in a log file.'''
+
+        name = "tinynet"
+        task = "denoise"
+        architecture = "blur"
+
+        def default_checkpoints(self):
+            return [Path(os.environ["TINYNET_CHECKPOINT"])]
+
+        def build_network(self, config):
+            with open(os.environ["TINYNET_LOG"], "a") as log:
+                log.write(f"{os.getpid()}\\n")
+            return Blur(**config)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def tinynet(tmp_path_factory):
+    from tasks.nn.checkpoints import save_checkpoint
+
+    folder = tmp_path_factory.mktemp("tinynet")
+    (folder / "tinynet_plugin.py").write_text(PLUGIN)
+    weight = torch.full((3, 1, 3, 3), 1 / 9)
+    save_checkpoint(folder / "blur.safetensors", {"conv.weight": weight}, {"architecture": "blur", "config": {"channels": 3}})
+    os.environ["TINYNET_CHECKPOINT"] = str(folder / "blur.safetensors")
+    os.environ["TINYNET_LOG"] = str(folder / "loads.log")
+    return folder
+
+
+def test_tiled_forward_equals_whole_image_forward():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 3, padding=1))
+    x = torch.rand(2, 3, 70, 53)
+    with torch.inference_mode():
+        whole = net(x)
+        tiled = tiled_forward(net, x, tile=32, overlap=8)
+        pointwise = torch.nn.Conv2d(3, 3, 1)
+        exact = tiled_forward(pointwise, x, tile=16, overlap=4)
+        expected_exact = pointwise(x)
+        too_little = tiled_forward(net, x, tile=32, overlap=2)
+    assert tiled.shape == whole.shape
+    # The receptive-field radius (2 px) fits in half the overlap: identical everywhere.
+    assert torch.allclose(tiled, whole, atol=1e-6)
+    assert not torch.allclose(too_little, whole, atol=1e-3)  # too little overlap
+    assert torch.allclose(exact, expected_exact, atol=1e-6)
+
+
+def test_upscaling_tiles_land_at_scaled_positions():
+    class Up(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+
+    x = torch.rand(1, 1, 40, 40)
+    with torch.inference_mode():
+        assert torch.equal(tiled_forward(Up(), x, tile=16, overlap=4, scale=2), Up()(x))
+
+
+@pytest.mark.ray
+def test_neural_actor_loads_weights_once_and_lands_on_the_gpu_node(tinynet, image_folder, tmp_path, monkeypatch):
+    """num_gpus=1 is honoured: the actor runs on the (fake-)GPU node of a simulated cluster."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from harness.pipeline import RunOptions, run_suite
+
+    monkeypatch.syspath_prepend(str(tinynet))
+    path = os.pathsep.join([str(tinynet), os.environ.get("PYTHONPATH", "")])
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    gpu_node = cluster.add_node(num_cpus=1, num_gpus=1)
+    ray.init(address=cluster.address, runtime_env={"env_vars": {"PYTHONPATH": path}}, log_to_driver=False)
+    try:
+        for i in range(6):  # enough units for several batches
+            (image_folder / f"x{i}.png").write_bytes((image_folder / "a_astronaut.png").read_bytes())
+        (tinynet / "loads.log").write_text("")
+        summary = run_suite(RunOptions(
+            tasks=("denoise",), datasets=(f"folder:{image_folder}",), degradations=("gaussian?sigma=25",),
+            methods=("tinynet_plugin:TinyNet?num_gpus=1", "denoise/box"), out=tmp_path / "run", executor="ray",
+            tracking=False,
+        ))  # fmt: skip
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    units = summary.results.drop_duplicates("unit_id")
+    neural = units[units["method"] == "denoise/tinynet"]
+    assert len(neural) == 9 and (neural["status"] == "ok").all(), neural[["image", "error"]].values.tolist()
+    assert set(neural["node"]) == {gpu_node.node_id}
+    assert len(set(units.loc[units["method"] == "denoise/box", "node"])) >= 1
+    loads = (tinynet / "loads.log").read_text().split()
+    assert len(loads) == 1  # one actor, weights loaded once for all its batches
+
+
+def test_neural_method_needing_a_gpu_fails_clearly_without_one(tinynet, image_folder, tmp_path, monkeypatch, ray_runtime):
+    from harness.pipeline import RunOptions, run_suite
+
+    monkeypatch.syspath_prepend(str(tinynet))
+    summary = run_suite(RunOptions(
+        tasks=("denoise",), datasets=(f"folder:{image_folder}",), degradations=("gaussian?sigma=25",),
+        methods=("tinynet_plugin:TinyNet?num_gpus=1",), out=tmp_path / "run", executor="ray", tracking=False,
+    ))  # fmt: skip
+    units = summary.results.drop_duplicates("unit_id")
+    assert (units["status"] == "failed").all()
+    assert units["error"].str.contains("needs 1 GPU").all()
+
+
+def test_neural_plugin_through_the_local_executor_matches_a_bare_forward(tinynet, image_folder, tmp_path, monkeypatch):
+    import cv2
+
+    from harness.pipeline import RunOptions, run_suite
+    from harness.registry import build_method
+    from harness.sources import build_source
+
+    monkeypatch.syspath_prepend(str(tinynet))
+    summary = run_suite(RunOptions(
+        tasks=("denoise",), datasets=(f"folder:{image_folder}",), degradations=("gaussian?sigma=0",),
+        methods=("tinynet_plugin:TinyNet",), out=tmp_path / "run", executor="local", tracking=False,
+    ))  # fmt: skip
+    method = build_method("tinynet_plugin:TinyNet")
+    assert method.parameter_count() == 27
+    source = build_source(f"folder:{image_folder}")
+    image = next(i for i in source.list_images() if i.key == "a_astronaut.png")
+    clean = source.load(image)
+    expected = cv2.blur(clean, (3, 3), borderType=cv2.BORDER_CONSTANT)  # zero padding, as the conv
+    q = np.round(np.clip(expected, 0, 1) * 255) / 255
+    psnr = 10 * np.log10(1 / np.mean((q.astype(np.float64) - clean) ** 2))
+    got = summary.results.query("image == 'a_astronaut.png' and metric == 'psnr'")["value"].item()
+    assert got == pytest.approx(psnr, abs=1e-3)
