@@ -64,7 +64,9 @@ def _rows(what: str) -> list[tuple[str, ...]]:
         rows = []
         for name, cls in registry.METHODS.items():
             res = f"cpus={cls.resources.num_cpus:g} gpus={cls.resources.num_gpus:g}"
-            rows.append((name, cls.kind, res, "non-blind" if cls.uses_true_level else "blind", cls.description))
+            level = cls.uses_true_level
+            blind = "by parameter" if isinstance(level, property) else ("non-blind" if level else "blind")
+            rows.append((name, cls.kind, res, blind, cls.description))
         return rows
     if what == "degradations":
         return [(n, c.task, _params(c.Params, param_defaults)) for n, c in registry.DEGRADATIONS.items()]

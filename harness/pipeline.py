@@ -94,7 +94,7 @@ def expand(resolved: ResolvedSuite) -> tuple[list[WorkUnit], dict[str, dict[str,
         for m in block.methods:
             labels[m.build_ref] = {
                 "method": {"method": m.ref, "method_kind": m.kind, "method_version": m.version,
-                           "non_blind": m.uses_true_level},
+                           "non_blind": bool(m.uses_true_level), "method_params": _parameter_count(m)},
                 "metric_versions": versions,
             }
         for source in block.sources:
@@ -118,6 +118,16 @@ def expand(resolved: ResolvedSuite) -> tuple[list[WorkUnit], dict[str, dict[str,
     if len(unique) < len(units):
         log.warning("%d duplicate units (the same image listed twice) run once", len(units) - len(unique))
     return list(unique.values()), labels
+
+
+def _parameter_count(method: Any) -> float:
+    """Learned parameters of a neural method (NaN for classical ones or when unknown)."""
+    try:
+        count = method.parameter_count()
+    except Exception as exc:  # a missing checkpoint shows up as failed units, not here
+        log.debug("no parameter count for %s: %s", method.ref, exc)
+        return float("nan")
+    return float("nan") if count is None else float(count)
 
 
 def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSummary:

@@ -30,6 +30,7 @@ def leaderboard(results: Any, *, rank_by: str = "psnr") -> Any:
     info = units.groupby(keys).agg(
         kind=("method_kind", "first"),
         non_blind=("non_blind", "first"),
+        params=("method_params", "first"),
         images=("image", "nunique"),
         failed=("status", lambda s: int((s != "ok").sum())),
     )
@@ -52,7 +53,8 @@ def leaderboard(results: Any, *, rank_by: str = "psnr") -> Any:
         table["rank"] = group.rank(ascending=False, method="min").fillna(len(table)).astype(int)
         table["gap_db"] = table[rank_col] - group.transform("max")
     table = table.sort_values(keys[:3] + ["rank", "method"]).reset_index(drop=True)
-    return table[keys + ["rank", "kind", "non_blind"] + metric_cols + ["gap_db", "runtime_ms", "runtime_ms_per_mp", "images", "failed"]]
+    columns = ["rank", "kind", "non_blind", "params"] + metric_cols + ["gap_db", "runtime_ms", "runtime_ms_per_mp", "images", "failed"]
+    return table[keys + columns]
 
 
 def _fmt(value: Any, column: str) -> str:
@@ -61,6 +63,8 @@ def _fmt(value: Any, column: str) -> str:
     if isinstance(value, float):
         if value != value:  # NaN
             return "-"
+        if column == "params":
+            return f"{value:,.0f}"
         if column.startswith("ssim"):
             return f"{value:.4f}"
         if column.startswith("runtime"):

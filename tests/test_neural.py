@@ -119,8 +119,8 @@ def test_neural_actor_loads_weights_once_and_lands_on_the_gpu_node(tinynet, imag
     assert len(neural) == 9 and (neural["status"] == "ok").all(), neural[["image", "error"]].values.tolist()
     assert set(neural["node"]) == {gpu_node.node_id}
     assert len(set(units.loc[units["method"] == "denoise/box", "node"])) >= 1
-    loads = (tinynet / "loads.log").read_text().split()
-    assert len(loads) == 1  # one actor, weights loaded once for all its batches
+    loads = [pid for pid in (tinynet / "loads.log").read_text().split() if pid != str(os.getpid())]
+    assert len(loads) == 1  # one actor, weights loaded once for all its batches (the driver counts parameters)
 
 
 def test_neural_method_needing_a_gpu_fails_clearly_without_one(tinynet, image_folder, tmp_path, monkeypatch, ray_runtime):

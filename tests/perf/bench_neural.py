@@ -1,0 +1,98 @@
+"""Neural inference through the harness (a Ray actor) against a bare PyTorch loop.
+
+Run: ``python tests/perf/bench_neural.py [--method denoise/dncnn] [--degradation 'gaussian?sigma=25']``.
+Both sides load, degrade, run the network and score the same images with the same
+thread budget; the target is a ratio of at most 1.10. Prints the device used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def bare_loop(method_ref: str, dataset: str, degradation: str) -> float:
+    """load -> degrade -> prepare -> net(x) -> finish -> metrics, with no harness around it."""
+    import torch
+
+    from harness import metrics
+    from harness.registry import build_degradation, build_method
+    from harness.sources import build_source
+    from harness.units import degradation_rng
+    from tasks.nn.checkpoints import load_checkpoint
+
+    start = time.perf_counter()
+    method = build_method(method_ref)
+    method.setup()
+    nets = {}
+    source = build_source(dataset)
+    deg = build_degradation(degradation)
+    with torch.inference_mode():
+        for image in source.list_images():
+            clean = source.load(image)
+            item = deg.apply(clean, degradation_rng(0, image, deg.identity()))
+            path = method.checkpoint_for(item)
+            if path not in nets:
+                state, meta = load_checkpoint(path)
+                net = method.build_network(meta.get("config", {}))
+                net.load_state_dict(state)
+                nets[path] = (net.eval(), meta.get("config", {}).get("channels"))
+            net, channels = nets[path]
+            x, context = method.prepare(item)
+            x = torch.from_numpy(x)[None]
+            if channels == 3 and x.shape[1] == 1:
+                y = net(x.expand(1, 3, *x.shape[2:])).mean(dim=1, keepdim=True)
+            elif channels == 1 and x.shape[1] == 3:
+                y = net(x.reshape(3, 1, *x.shape[2:])).reshape(1, 3, *x.shape[2:])
+            else:
+                y = net(x)
+            out = metrics.quantize_8bit(method.finish(y[0].numpy(), context, item))
+            ref = item.reference if item.reference is not None else clean
+            metrics.psnr(out, ref), metrics.ssim(out, ref)
+            metrics.psnr(out, ref, y_channel=True), metrics.ssim(out, ref, y_channel=True)
+    return time.perf_counter() - start
+
+
+def harness_run(method_ref: str, dataset: str, degradation: str, task: str, out: Path) -> float:
+    from harness.pipeline import RunOptions, run_suite
+
+    start = time.perf_counter()
+    run_suite(RunOptions(tasks=(task,), datasets=(dataset,), degradations=(degradation,), methods=(method_ref,),
+                         out=out, executor="ray", tracking=False, use_cache=False))  # fmt: skip
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--method", default="denoise/dncnn")
+    parser.add_argument("--degradation", default="gaussian?sigma=25")
+    parser.add_argument("--dataset", default="bundled:photos")
+    parser.add_argument("--cpus", type=int, default=2)
+    args = parser.parse_args()
+    import ray
+    import torch
+
+    from harness.worker import set_thread_limit
+
+    task = args.method.split("/")[0]
+    set_thread_limit(args.cpus)
+    bare_loop(args.method, args.dataset, args.degradation)  # warm-up: imports, first-call costs
+    bare = min(bare_loop(args.method, args.dataset, args.degradation) for _ in range(2))
+    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ref = f"{args.method}?num_cpus={args.cpus}"
+    with tempfile.TemporaryDirectory() as tmp:
+        harness_run(ref, args.dataset, args.degradation, task, Path(tmp) / "warm")  # actor start-up excluded below
+        runs = [harness_run(ref, args.dataset, args.degradation, task, Path(tmp) / f"r{i}") for i in range(2)]
+    ray.shutdown()
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({args.cpus} threads)"
+    print(f"{args.method} on {args.dataset} / {args.degradation}, device {device}: bare PyTorch loop {bare:.2f} s, "
+          f"harness via Ray actor {min(runs):.2f} s, ratio {min(runs) / bare:.3f} (target <= 1.10)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
