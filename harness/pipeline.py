@@ -94,7 +94,8 @@ def expand(resolved: ResolvedSuite) -> tuple[list[WorkUnit], dict[str, dict[str,
         for m in block.methods:
             labels[m.build_ref] = {
                 "method": {"method": m.ref, "method_kind": m.kind, "method_version": m.version,
-                           "non_blind": bool(m.uses_true_level), "method_params": _parameter_count(m)},
+                           "non_blind": bool(m.uses_true_level), "method_params": _parameter_count(m),
+                           "method_checkpoint": ",".join(m.identity().get("checkpoints", []))},
                 "metric_versions": versions,
             }
         for source in block.sources:

@@ -25,7 +25,7 @@ from harness.units import UnitResult, WorkUnit
 
 COLUMNS = [
     "run_id", "unit_id", "task", "dataset", "image", "image_hash", "degradation", "method",
-    "method_kind", "method_version", "non_blind", "method_params", "metric", "metric_version", "value", "runtime_s",
+    "method_kind", "method_version", "method_checkpoint", "non_blind", "method_params", "metric", "metric_version", "value", "runtime_s",
     "megapixels", "device", "node", "status", "error", "cached",
 ]  # fmt: skip
 

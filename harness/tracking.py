@@ -52,6 +52,17 @@ def experiment_id(client: Any, uri: str, name: str) -> str:
     return client.create_experiment(name, artifact_location=_artifact_root(uri))
 
 
+def git_commit() -> str:
+    """The commit of the working directory's git checkout, or '' outside one."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
 def _finite(value: float) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
@@ -59,7 +70,7 @@ def _finite(value: float) -> bool:
 def log_run(run_dir: Any, results: Any, spec: dict[str, Any], *, uri: str, extra: dict[str, Any] | None = None) -> str:
     """Log one run directory's results; returns the parent MLflow run id."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
     check_reachable(uri)
@@ -67,7 +78,12 @@ def log_run(run_dir: Any, results: Any, spec: dict[str, Any], *, uri: str, extra
     exp_id = experiment_id(client, uri, EXPERIMENT)
     now = int(time.time() * 1000)
     info = run_dir.info()
-    parent = client.create_run(exp_id, run_name=f"{spec['name']}-{info['run_id'][:8]}", tags={"restorebench.run_id": info["run_id"]})
+    commit = git_commit()
+    parent = client.create_run(
+        exp_id,
+        run_name=f"{spec['name']}-{info['run_id'][:8]}",
+        tags={"restorebench.run_id": info["run_id"], "git_commit": commit},
+    )
     pid = parent.info.run_id
     ok = results[results["status"] == "ok"]
     units = results.drop_duplicates("unit_id")
@@ -82,33 +98,44 @@ def log_run(run_dir: Any, results: Any, spec: dict[str, Any], *, uri: str, extra
 
     with tempfile.TemporaryDirectory() as tmp:
         for key, group in results.groupby(GROUP, sort=True):
-            task, dataset, degradation, method = key
-            good = ok[(ok[GROUP] == list(key)).all(axis=1)]
-            first = group.iloc[0]
-            tags = {"mlflow.parentRunId": pid, **dict(zip(GROUP, key)), "method_kind": first["method_kind"]}
-            child = client.create_run(exp_id, run_name=f"{task}/{dataset}/{degradation}/{method}", tags=tags)
-            cid = child.info.run_id
-            metrics = [Metric("failed_images", int(group.loc[group["status"] != "ok", "unit_id"].nunique()), now, 0)]
-            for metric, values in good.groupby("metric")["value"]:
-                metrics += [Metric(f"{metric}_mean", float(values.mean()), now, 0), Metric(f"{metric}_median", float(values.median()), now, 0)]
-            per_unit = good.drop_duplicates("unit_id")
-            if len(per_unit):
-                runtime = per_unit["runtime_s"]
-                metrics += [
-                    Metric("runtime_s_mean", float(runtime.mean()), now, 0),
-                    Metric("runtime_s_per_mp", float(runtime.sum() / per_unit["megapixels"].sum()), now, 0),
-                ]
-            metrics = [m for m in metrics if _finite(m.value)]
-            p = {"task": task, "dataset": dataset, "degradation": degradation, "method": method,
-                 "method_version": first["method_version"], "images": group["image"].nunique()}  # fmt: skip
-            client.log_batch(cid, metrics=metrics, params=[Param(k, str(v)) for k, v in p.items()],
-                             tags=[RunTag("device", str(first["device"]))])  # fmt: skip
-            _log_child_artifacts(client, cid, group, Path(run_dir.path), Path(tmp), key)
-            client.set_terminated(cid)
+            _log_child(client, exp_id, pid, key, group, ok, commit, Path(run_dir.path), Path(tmp))
+        from harness.report import write_report
+
+        for path in write_report(results, Path(tmp) / "leaderboard", ["md", "csv"]):
+            client.log_artifact(pid, str(path), "leaderboard")
     client.set_terminated(pid)
     info["mlflow"] = {"tracking_uri": uri, "parent_run_id": pid}
     run_dir.write_info(info)
     return pid
+
+
+def _log_child(client: Any, exp_id: str, pid: str, key: tuple, group: Any, ok: Any, commit: str, root: Path, tmp: Path) -> None:
+    """One child run: tags, aggregate metrics, params, per-image table, sample grid."""
+    from mlflow.entities import Metric, Param
+
+    task, dataset, degradation, method = key
+    now = int(time.time() * 1000)
+    good = ok[(ok[GROUP] == list(key)).all(axis=1)]
+    first = group.iloc[0]
+    tags = {"mlflow.parentRunId": pid, **dict(zip(GROUP, key)), "method_kind": first["method_kind"],
+            "method_version": str(first["method_version"]), "checkpoint_sha256": str(first.get("method_checkpoint") or ""),
+            "git_commit": commit, "device": str(first["device"])}  # fmt: skip
+    cid = client.create_run(exp_id, run_name=f"{task}/{dataset}/{degradation}/{method}", tags=tags).info.run_id
+    metrics = [Metric("failed_images", int(group.loc[group["status"] != "ok", "unit_id"].nunique()), now, 0)]
+    for metric, values in good.groupby("metric")["value"]:
+        metrics += [Metric(f"{metric}_mean", float(values.mean()), now, 0), Metric(f"{metric}_median", float(values.median()), now, 0)]
+    per_unit = good.drop_duplicates("unit_id")
+    if len(per_unit):
+        runtime = per_unit["runtime_s"]
+        metrics += [
+            Metric("runtime_s_mean", float(runtime.mean()), now, 0),
+            Metric("runtime_s_per_mp", float(runtime.sum() / per_unit["megapixels"].sum()), now, 0),
+        ]
+    params = {"task": task, "dataset": dataset, "degradation": degradation, "method": method,
+              "method_version": first["method_version"], "images": group["image"].nunique()}  # fmt: skip
+    client.log_batch(cid, metrics=[m for m in metrics if _finite(m.value)], params=[Param(k, str(v)) for k, v in params.items()])
+    _log_child_artifacts(client, cid, group, root, tmp, key)
+    client.set_terminated(cid)
 
 
 def _log_child_artifacts(client: Any, run_id: str, group: Any, root: Path, tmp: Path, key: tuple) -> None:

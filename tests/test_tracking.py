@@ -44,10 +44,14 @@ def test_parent_and_child_runs_carry_the_results(logged_run):
             assert metrics[f"{name}_median"] == pytest.approx(np.median(values), rel=1e-12)
         assert metrics["runtime_s_mean"] > 0
         assert child.data.params["images"] == "3"
+        assert tags["task"] == "denoise" and tags["method_version"] == "1" and tags["device"].startswith("cpu")
+        assert "git_commit" in tags and "checkpoint_sha256" in tags
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"per_image.csv", "sample_grid.png"} <= artifacts
     parent_artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"spec.yaml", "results.parquet"} <= parent_artifacts
+    assert {"spec.yaml", "results.parquet", "leaderboard"} <= parent_artifacts
+    board = {a.path for a in client.list_artifacts(parent.info.run_id, "leaderboard")}
+    assert {"leaderboard/LEADERBOARD.md", "leaderboard/leaderboard.csv"} <= board
 
 
 def test_unreachable_mlflow_keeps_the_results(image_folder, tmp_path):
