@@ -135,6 +135,12 @@ class Degradation(Component):
         """Degrade ``image``; every random draw comes from ``rng``."""
         raise NotImplementedError
 
+    def degrade(self, source: Source, image: ImageRef, clean: np.ndarray, rng: np.random.Generator) -> Degraded:
+        """What the worker calls. Most degradations only need the clean pixels; one that
+        reads real degraded data from its dataset (e.g. a raw short exposure beside the
+        long one) overrides this and asks ``source`` for it."""
+        return self.apply(clean, rng)
+
 
 @dataclass(frozen=True)
 class Resources:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.interfaces import Degraded, Method
+from harness.interfaces import Degraded, ImageRef, Method, Source
 from harness.units import UnitResult, WorkUnit, degradation_rng
 
 log = logging.getLogger(__name__)
@@ -45,10 +45,10 @@ def _method(ref: str) -> Method:
     return method
 
 
-def _load(image) -> np.ndarray:
+def _source(image: ImageRef) -> Source:
     from harness.sources import get_source
 
-    return get_source(image.dataset).load(image)
+    return get_source(image.dataset)
 
 
 _threads = os.cpu_count() or 1
@@ -141,7 +141,7 @@ def run_batch(units: Sequence[WorkUnit], num_threads: int = 1) -> list[UnitResul
             key = unit.image.content_hash + unit.image.locator
             if key not in images:
                 try:
-                    images[key] = _load(unit.image)
+                    images[key] = _source(unit.image).load(unit.image)
                 except Exception as exc:  # recorded per unit, the batch goes on
                     images[key] = exc
             clean = images[key]
@@ -151,7 +151,7 @@ def run_batch(units: Sequence[WorkUnit], num_threads: int = 1) -> list[UnitResul
             if dkey not in inputs:
                 degradation = _degradation(unit.degradation, unit.task)
                 rng = degradation_rng(unit.seed, unit.image, degradation.identity())
-                inputs[dkey] = degradation.apply(clean, rng)
+                inputs[dkey] = degradation.degrade(_source(unit.image), unit.image, clean, rng)
             results.append(run_unit(unit, clean, inputs[dkey]))
         except Exception as exc:
             log.debug("unit %s failed", unit.unit_id, exc_info=True)
