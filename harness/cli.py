@@ -64,7 +64,7 @@ def run(
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory or results .parquet")],
-    format: Annotated[str, typer.Option("--format", help="Comma-separated: md,csv")] = "md,csv",
+    format: Annotated[str, typer.Option("--format", help="Comma-separated: md,csv,html (html: self-contained index.html + figures/)")] = "md,csv,html",
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder [default: RUN_DIR/report]")] = None,
 ) -> None:
     """Write the leaderboard of a run as Markdown and CSV."""
@@ -93,6 +93,29 @@ def log_cmd(
     uri = tracking.resolve_uri(tracking_uri)
     run_id = tracking.log_run(RunDir(run_dir), results, spec, uri=uri)
     typer.echo(f"logged to {uri} as MLflow run {run_id}")
+
+
+@app.command()
+def compare(
+    base: Annotated[str, typer.Argument(help="BASE: a run directory, results .parquet or MLflow run id")],
+    cand: Annotated[str, typer.Argument(help="CAND: a run directory, results .parquet or MLflow run id")],
+    metric: Annotated[list[str], typer.Option("--metric", help="Metrics to compare (repeat or comma-separate)")] = ["psnr"],
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Smallest delta that counts, in the metric's units (dB for PSNR)")] = 0.05,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of Markdown")] = False,
+    markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Also write the Markdown to this file")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling")] = 0,
+    resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap resamples")] = 2000,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Compare CAND's per-image results with BASE's; exit 1 when a method got significantly worse."""
+    from harness.compare import compare_refs
+
+    result = compare_refs(base, cand, tracking_uri=tracking_uri, metrics=metric, tolerance=tolerance, resamples=resamples, seed=seed)
+    if markdown:
+        markdown.write_text(result.to_markdown())
+    typer.echo(result.to_json() if json_out else result.to_markdown())
+    if result.regressions:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -1,0 +1,327 @@
+"""The regression gate: pair two runs' per-image scores and decide whether a method got worse.
+
+Units are paired by (task, dataset, image, degradation, method, metric), never by unit
+id: the method's version, code or checkpoint is exactly what may differ between BASE and
+CAND. Only rows that are ``ok`` on both sides and scored under the same metric version
+are compared; everything else is listed as a mismatch, never silently dropped.
+
+For each (task, dataset, degradation, method, metric) the mean delta (CAND - BASE) over
+paired images gets a 95 % percentile bootstrap CI (images resampled with replacement,
+``np.random.default_rng(seed)``, the same seed for every row so a row's CI does not
+depend on the others). With one image the CI is that image's delta. Verdicts, for a
+higher-is-better metric (mirrored for lower-is-better ones): ``worse`` when
+delta < -tolerance and the CI's upper bound < 0; ``better`` when delta > +tolerance and
+the CI's lower bound > 0; ``same`` otherwise. The tolerance is in the metric's own units
+(dB for PSNR); its default, 0.05 dB, is below what anyone reads off a leaderboard.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from harness.errors import UserError, choices
+
+if TYPE_CHECKING:
+    from pandas import DataFrame
+
+DEFAULT_TOLERANCE = 0.05
+BLOCK = ["task", "dataset", "degradation"]
+GROUP = [*BLOCK, "method", "metric"]
+PAIR = [*BLOCK, "image", "method", "metric"]
+SYMBOLS = {"better": "✅ better", "same": "➖ same", "worse": "❌ worse"}
+_RUN_ID = re.compile(r"^(?:runs:/)?([0-9a-f]{32})/?$")
+
+
+def paired_bootstrap_ci(deltas: np.ndarray, *, resamples: int, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of paired deltas.
+
+    One ``(resamples, n)`` index matrix is drawn from ``np.random.default_rng(seed)``;
+    the bounds are clipped to ``[min, max]`` of the deltas (where every resampled mean
+    lies), so a constant array gives exactly ``(d, d)``. One delta gives ``(d, d)``.
+
+    Example
+    -------
+    >>> paired_bootstrap_ci(np.array([0.5, 0.5]), resamples=100, seed=0)
+    (0.5, 0.5)
+    """
+    d = np.asarray(deltas, dtype=np.float64).ravel()
+    if d.size == 0 or not np.isfinite(d).all():
+        raise ValueError("deltas must be a non-empty array of finite numbers")
+    if resamples < 1 or not 0 < level < 1:
+        raise ValueError(f"need resamples >= 1 and 0 < level < 1, got {resamples} and {level}")
+    if d.size == 1:
+        return float(d[0]), float(d[0])
+    index = np.random.default_rng(seed).integers(0, d.size, size=(resamples, d.size))
+    means = d[index].mean(axis=1)
+    alpha = (1 - level) / 2
+    low, high = np.clip(np.quantile(means, [alpha, 1 - alpha]), d.min(), d.max())
+    return float(low), float(high)
+
+
+@dataclass
+class Comparison:
+    """Per-method deltas of CAND against BASE, the mismatches, and the verdict.
+
+    ``rows``: one row per (task, dataset, degradation, method, metric) with ``n``,
+    ``base``, ``cand`` (means), ``delta``, ``ci_low``, ``ci_high``, ``verdict``, the
+    method versions and the failed units of each side.
+    """
+
+    rows: DataFrame
+    mismatches: list[str]
+    regressions: int
+    metrics: tuple[str, ...] = ("psnr",)
+    tolerance: float = DEFAULT_TOLERANCE
+    resamples: int = 2000
+    seed: int = 0
+    labels: tuple[str, str] = ("BASE", "CAND")
+
+    def summary(self) -> dict[str, int]:
+        counts = self.rows["verdict"].value_counts()
+        return {v: int(counts.get(v, 0)) for v in ("worse", "same", "better")}
+
+    def to_markdown(self) -> str:
+        """A CI comment: verdict title, the table of deltas, then the mismatches."""
+        from harness.report import markdown_table
+
+        s = self.summary()
+        head = f"❌ {self.regressions} regression(s)" if self.regressions else "✅ no regression"
+        lines = [
+            f"## restorebench compare: {head} ({s['worse']} worse, {s['same']} same, {s['better']} better)",
+            "",
+            f"BASE `{self.labels[0]}` vs CAND `{self.labels[1]}`; metrics {', '.join(self.metrics)}; "
+            f"tolerance {self.tolerance:g} (metric units, dB for PSNR); delta = CAND - BASE, mean over paired "
+            f"images; 95 % paired bootstrap CI ({self.resamples} resamples, seed {self.seed}).",
+            "",
+            markdown_table(_display(self.rows), ["task", "dataset", "degradation", "method", "metric", "n",
+                                                  "base", "cand", "delta", "95 % CI", "verdict"]),  # fmt: skip
+            "",
+            "### Mismatches",
+            "",
+        ]
+        lines += [f"- ⚠️ {m}" for m in self.mismatches] or ["None: every result was paired."]
+        return "\n".join(lines) + "\n"
+
+    def to_json(self) -> str:
+        """The rows, mismatches and ``regressions`` count as a JSON document."""
+        doc = {
+            "base": self.labels[0], "cand": self.labels[1], "metrics": list(self.metrics),
+            "tolerance": self.tolerance, "resamples": self.resamples, "seed": self.seed, "level": 0.95,
+            "regressions": self.regressions, "summary": self.summary(),
+            "rows": json.loads(self.rows.to_json(orient="records")), "mismatches": self.mismatches,
+        }  # fmt: skip
+        return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def compare(
+    base: DataFrame,
+    cand: DataFrame,
+    *,
+    metrics: Sequence[str] = ("psnr",),
+    tolerance: float = DEFAULT_TOLERANCE,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> Comparison:
+    """Compare CAND's per-image results with BASE's (two results tables).
+
+    Raises :class:`UserError` when a metric is unknown or nothing can be paired.
+
+    Example
+    -------
+    >>> from harness.store import read_results
+    >>> result = compare(read_results("runs/main"), read_results("runs/pr"), metrics=["psnr", "ssim"])
+    >>> result.regressions  # rows whose verdict is "worse"
+    0
+    """
+    import pandas as pd
+
+    from harness.registry import METRICS
+
+    names = tuple(dict.fromkeys(m.strip() for text in metrics for m in text.split(",") if m.strip()))
+    for name in names:
+        if name not in METRICS:
+            raise UserError(f"unknown metric {name!r} for compare; valid choices: {choices(METRICS.names())}")
+    if not names or tolerance < 0 or resamples < 1:
+        raise UserError("compare needs at least one metric, --tolerance >= 0 and --resamples >= 1")
+    sides = [_check(frame, label) for frame, label in ((base, "BASE"), (cand, "CAND"))]
+    sides = [f[f["metric"].isin(names)] for f in sides]
+    oks = [f[(f["status"] == "ok") & f["value"].notna()].drop_duplicates(PAIR, keep="last") for f in sides]
+    cols = [*PAIR, "value", "metric_version", "method_version"]
+    merged = oks[0][cols].merge(oks[1][cols], on=PAIR, how="outer", suffixes=("_base", "_cand"), indicator=True)
+    both = merged[merged["_merge"] == "both"]
+    same_protocol = both["metric_version_base"] == both["metric_version_cand"]
+    mismatches = _failures(sides) + _protocol(both[~same_protocol])
+    for flag, other, label, other_label in (("left_only", 1, "BASE", "CAND"), ("right_only", 0, "CAND", "BASE")):
+        mismatches += _one_sided(merged[merged["_merge"] == flag], sides[other], label, other_label)
+    paired = both[same_protocol]
+    if paired.empty:
+        detail = "; ".join(mismatches[:5]) or "one side has no ok rows for these metrics"
+        raise UserError(f"nothing to compare: no result is ok on both sides under the same protocol ({detail})",
+                        hint=f"check that BASE and CAND ran the same task, dataset, degradation and method for {', '.join(names)}")  # fmt: skip
+    rows = [_row(key, g, METRICS.get(key[-1]).higher_is_better, tolerance, resamples, seed)
+            for key, g in paired.groupby(GROUP, sort=True)]  # fmt: skip
+    table = pd.DataFrame(rows)
+    fails = [_failed_units(f).rename(c) for f, c in ((sides[0], "base_failed"), (sides[1], "cand_failed"))]
+    table = table.join(pd.concat(fails, axis=1), on=GROUP[:4]).fillna({"base_failed": 0, "cand_failed": 0})
+    table[["base_failed", "cand_failed"]] = table[["base_failed", "cand_failed"]].astype(int)
+    regressions = int((table["verdict"] == "worse").sum())
+    return Comparison(table, mismatches, regressions, names, float(tolerance), int(resamples), int(seed))
+
+
+def load_side(ref: str, tracking_uri: str | None) -> DataFrame:
+    """A results table from a run directory, a results ``.parquet`` or an MLflow run id.
+
+    A run id (32 hex digits, optionally ``runs:/<id>``) names a parent run of
+    ``restorebench run``; its ``results.parquet`` artifact is downloaded from
+    ``harness.tracking.resolve_uri(tracking_uri)``.
+
+    Example
+    -------
+    >>> base = load_side("runs/main", None)
+    >>> cand = load_side("runs:/0123456789abcdef0123456789abcdef", "sqlite:///mlflow.db")
+    """
+    from harness.store import read_results
+
+    path = Path(ref)
+    if path.exists():
+        return read_results(path)
+    match = _RUN_ID.match(ref.strip())
+    if match is None:
+        raise UserError(f"{ref}: not a run directory, a results .parquet file or an MLflow run id (32 hex digits)")
+    return _download(match.group(1), tracking_uri)
+
+
+def compare_refs(base: str, cand: str, *, tracking_uri: str | None = None, **options) -> Comparison:
+    """:func:`load_side` both references, then :func:`compare` them (what the CLI calls)."""
+    result = compare(load_side(base, tracking_uri), load_side(cand, tracking_uri), **options)
+    result.labels = (base, cand)
+    return result
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _download(run_id: str, tracking_uri: str | None) -> DataFrame:
+    import os
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep CI logs clean
+    import mlflow.artifacts
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
+
+    from harness import tracking
+
+    uri = tracking.resolve_uri(tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            tracking.check_reachable(uri)
+            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="results.parquet", dst_path=tmp,
+                                                        tracking_uri=uri)  # fmt: skip
+        except (MlflowException, OSError) as exc:  # ConnectionError is an OSError
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"cannot read results.parquet of MLflow run {run_id} at {uri}: {first}",
+                            hint="give the parent run id printed by `restorebench run`, and --tracking-uri "
+                                 "if the run was logged elsewhere") from None  # fmt: skip
+        return pd.read_parquet(local)
+
+
+def _check(frame: DataFrame, label: str) -> DataFrame:
+    missing = [c for c in (*PAIR, "value", "status", "metric_version", "method_version", "unit_id") if c not in frame.columns]
+    if missing:
+        raise UserError(f"{label} is not a restorebench results table (missing columns: {', '.join(missing)})")
+    return frame
+
+
+def _row(key: tuple, g: DataFrame, higher_is_better: bool, tolerance: float, resamples: int, seed: int) -> dict:
+    base, cand = g["value_base"].to_numpy(float), g["value_cand"].to_numpy(float)
+    deltas = cand - base
+    delta = float(deltas.mean())
+    low, high = paired_bootstrap_ci(deltas, resamples=resamples, seed=seed)
+    sign = 1.0 if higher_is_better else -1.0  # improvement = sign * delta
+    gain, gain_low, gain_high = sign * delta, min(sign * low, sign * high), max(sign * low, sign * high)
+    verdict = "worse" if gain < -tolerance and gain_high < 0 else "better" if gain > tolerance and gain_low > 0 else "same"
+    versions = [", ".join(sorted(map(str, g[c].unique()))) for c in ("method_version_base", "method_version_cand")]
+    return {**dict(zip(GROUP, key)), "n": len(g), "base": float(base.mean()), "cand": float(cand.mean()),
+            "delta": delta, "ci_low": low, "ci_high": high, "verdict": verdict,
+            "higher_is_better": higher_is_better, "base_version": versions[0], "cand_version": versions[1]}  # fmt: skip
+
+
+def _failed_units(frame: DataFrame):
+    bad = frame[frame["status"] != "ok"]
+    return bad.groupby(GROUP[:4])["unit_id"].nunique()
+
+
+def _failures(sides: list[DataFrame]) -> list[str]:
+    out = []
+    for frame, label in zip(sides, ("BASE", "CAND")):
+        total = frame.groupby(GROUP[:4])["unit_id"].nunique()
+        for key, count in _failed_units(frame).items():
+            out.append(f"{label}: {_where(key)}: {count} of {total[key]} unit(s) failed (not compared)")
+    return out
+
+
+def _protocol(rows: DataFrame) -> list[str]:
+    keys = [*GROUP, "metric_version_base", "metric_version_cand"]
+    return [f"{_where(k[:4])}: metric `{k[4]}` version {k[5]} in BASE vs {k[6]} in CAND: {len(g)} image(s) "
+            "not compared (different protocols)" for k, g in rows.groupby(keys, sort=True)]  # fmt: skip
+
+
+def _one_sided(rows: DataFrame, other: DataFrame, label: str, other_label: str) -> list[str]:
+    """Rows of one side without a partner, said at the coarsest level that explains them."""
+    found: dict[str, list[str]] = {}
+    for metric, by_metric in rows.groupby("metric", sort=True):
+        there = other[other["metric"] == metric]
+        if there.empty:
+            found.setdefault(f"metric `{metric}` only in {label}", [])
+            continue
+        blocks, methods = set(map(tuple, there[BLOCK].to_numpy())), set(map(tuple, there[GROUP[:4]].to_numpy()))
+        images = set(map(tuple, there[[*GROUP[:4], "image"]].to_numpy()))
+        for key, g in by_metric.groupby(GROUP[:4], sort=True):
+            if key[:3] not in blocks:
+                text = f"{' · '.join(key[:3])}: only in {label}"
+            elif key not in methods:
+                text = f"{_where(key)}: method only in {label}"
+            else:
+                names = sorted(g["image"].unique())
+                failed = [n for n in names if (*key, n) in images]
+                lost = [n for n in names if (*key, n) not in images]
+                parts = ([f"{len(lost)} image(s) only in {label}: {_names(lost)}"] if lost else []) + (
+                    [f"{len(failed)} image(s) failed in {other_label}: {_names(failed)}"] if failed else [])
+                text = f"{_where(key)}: " + "; ".join(parts)
+            found.setdefault(text, []).append(metric)
+    return [f"{text} [{', '.join(dict.fromkeys(ms))}]" if ms else text for text, ms in found.items()]
+
+
+def _where(key: tuple) -> str:
+    task, dataset, degradation, method = key
+    return f"{method} on {dataset} · {degradation}"
+
+
+def _names(names: list[str], limit: int = 8) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _display(rows: DataFrame) -> DataFrame:
+    """The table's cells as text: 4 decimals for scores in [0, 1] (SSIM), else 2 (dB)."""
+    out = rows.copy()
+    digits = np.where(rows[["base", "cand"]].abs().max(axis=1) <= 1.5, 4, 2)
+    fmt = [lambda v, d=d: f"{v:.{d}f}" for d in digits]
+    sfmt = [lambda v, d=d: f"{v:+.{d + 1}f}" for d in digits]
+    out["base"] = [f(v) for f, v in zip(fmt, rows["base"])]
+    out["cand"] = [f(v) for f, v in zip(fmt, rows["cand"])]
+    out["delta"] = [f(v) for f, v in zip(sfmt, rows["delta"])]
+    out["95 % CI"] = [f"[{f(lo)}, {f(hi)}]" for f, lo, hi in zip(sfmt, rows["ci_low"], rows["ci_high"])]
+    out["verdict"] = rows["verdict"].map(SYMBOLS)
+    changed = rows["base_version"] != rows["cand_version"]
+    out["method"] = np.where(changed, rows["method"] + " (v" + rows["base_version"] + " → v" + rows["cand_version"] + ")",
+                             rows["method"])  # fmt: skip
+    return out
