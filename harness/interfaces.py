@@ -31,9 +31,11 @@ class Component:
     version: ClassVar[str] = "1"
     Params: ClassVar[type[Params]] = Params
     kind_label: ClassVar[str] = "component"
-    # Parameters that say where or how fast to run, not what to compute: left out of
-    # the reference shown in results and of the identity hashed into unit ids.
-    execution_params: ClassVar[frozenset[str]] = frozenset()
+    # Parameters left out of the reference shown in results and of the identity hashed
+    # into unit ids: where or how fast to run, and a checkpoint's path (the content hash
+    # of the checkpoint goes into the identity instead, and the method keeps its name,
+    # so `compare` pairs a model with its retrained self).
+    unlabelled_params: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, params: Params | None = None) -> None:
         self.params = params if params is not None else self.Params()
@@ -54,7 +56,7 @@ class Component:
 
     def _result_params(self) -> dict[str, Any]:
         values = self.params.model_dump(mode="json")
-        return {k: v for k, v in values.items() if k not in self.execution_params}
+        return {k: v for k, v in values.items() if k not in self.unlabelled_params}
 
     def identity(self) -> dict[str, Any]:
         """Everything that determines this component's output (hashed into unit ids)."""

@@ -158,3 +158,22 @@ def test_neural_plugin_through_the_local_executor_matches_a_bare_forward(tinynet
     psnr = 10 * np.log10(1 / np.mean((q.astype(np.float64) - clean) ** 2))
     got = summary.results.query("image == 'a_astronaut.png' and metric == 'psnr'")["value"].item()
     assert got == pytest.approx(psnr, abs=1e-3)
+
+
+def test_checkpoint_path_is_not_part_of_the_label_but_its_content_is_in_the_id(tinynet, tmp_path, monkeypatch):
+    import shutil
+
+    from harness.registry import build_method
+    from tasks.nn.checkpoints import save_checkpoint
+
+    monkeypatch.syspath_prepend(str(tinynet))
+    copy = tmp_path / "copy.safetensors"
+    shutil.copy(tinynet / "blur.safetensors", copy)
+    other = tmp_path / "other.safetensors"
+    save_checkpoint(other, {"conv.weight": torch.full((3, 1, 3, 3), 0.1)}, {"architecture": "blur", "config": {"channels": 3}})
+    default = build_method("tinynet_plugin:TinyNet")
+    same = build_method(f"tinynet_plugin:TinyNet?checkpoint={copy}")
+    changed = build_method(f"tinynet_plugin:TinyNet?checkpoint={other}&num_gpus=0.5")
+    assert default.ref == same.ref == changed.ref == "denoise/tinynet"
+    assert default.identity() == same.identity() != changed.identity()
+    assert changed.required_resources().num_gpus == 0.5

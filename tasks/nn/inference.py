@@ -51,7 +51,7 @@ class NeuralMethod(Method):
 
     kind = "neural"
     Params: ClassVar[type[Params]] = NeuralParams
-    execution_params: ClassVar[frozenset[str]] = frozenset({"device", "num_gpus", "num_cpus"})
+    unlabelled_params: ClassVar[frozenset[str]] = frozenset({"device", "num_gpus", "num_cpus", "checkpoint"})
     architecture: ClassVar[str] = ""
     checkpoint_dir: ClassVar[Path | None] = None  # where the committed checkpoints live
 
