@@ -73,7 +73,8 @@ def report(
 
     results = read_results(run_dir)
     target = out or (run_dir / "report" if run_dir.is_dir() else run_dir.parent / "report")
-    for path in write_report(results, target, [f.strip() for f in format.split(",") if f.strip()]):
+    formats = [f.strip() for f in format.split(",") if f.strip()]
+    for path in write_report(results, target, formats, run_dir=run_dir if run_dir.is_dir() else None):
         typer.echo(f"wrote {path}")
 
 

@@ -1,7 +1,8 @@
 """Leaderboards from a results table: per task, dataset and degradation, methods ranked.
 
 Every number in a table comes from one protocol: rows are grouped by metric version
-too, and a table never mixes them.
+too, and a table never mixes them. Formats: Markdown, CSV, and a self-contained HTML
+page with plots and before/after grids (``harness.html_report``).
 """
 
 from __future__ import annotations
@@ -12,12 +13,23 @@ from typing import Any
 
 from harness.errors import UserError
 
-FORMATS = ("md", "csv")
+FORMATS = ("md", "csv", "html")
 METRIC_ORDER = ["psnr", "ssim", "psnr_y", "ssim_y"]
 
 
-def leaderboard(results: Any, *, rank_by: str = "psnr") -> Any:
-    """One row per (task, dataset, degradation, method): mean metrics, runtime, rank, gap."""
+def rank_metric(task: str) -> str:
+    """The metric a task's leaderboard is ranked by: its first default metric (psnr if unknown)."""
+    from harness.registry import TASKS
+
+    return TASKS.get(task).metrics[0] if task in TASKS else "psnr"
+
+
+def leaderboard(results: Any, *, rank_by: str | None = None) -> Any:
+    """One row per (task, dataset, degradation, method): mean metrics, runtime, rank, gap.
+
+    Methods are ranked by ``rank_by``, by default each task's first metric (``psnr_y``
+    for super-resolution); ``gap_db`` is the distance to the best in that metric.
+    """
     import pandas as pd
 
     if results.empty:
@@ -44,14 +56,10 @@ def leaderboard(results: Any, *, rank_by: str = "psnr") -> Any:
     metric_cols = [m for m in METRIC_ORDER if m in table.columns] + sorted(
         c for c in means.columns if c not in METRIC_ORDER
     )
-    rank_col = rank_by if rank_by in table.columns else (metric_cols[0] if metric_cols else None)
-    if rank_col is None:
-        table["rank"] = 0
-        table["gap_db"] = float("nan")
-    else:
-        group = table.groupby(keys[:3])[rank_col]
-        table["rank"] = group.rank(ascending=False, method="min").fillna(len(table)).astype(int)
-        table["gap_db"] = table[rank_col] - group.transform("max")
+    ranking = table.apply(lambda row: row.get(rank_by or rank_metric(row["task"]), float("nan")), axis=1)
+    group = ranking.groupby([table[k] for k in keys[:3]])
+    table["rank"] = group.rank(ascending=False, method="min").fillna(len(table)).astype(int)
+    table["gap_db"] = ranking - group.transform("max")
     table = table.sort_values(keys[:3] + ["rank", "method"]).reset_index(drop=True)
     columns = ["rank", "kind", "non_blind", "params"] + metric_cols + ["gap_db", "runtime_ms", "runtime_ms_per_mp", "images", "failed"]
     return table[keys + columns]
@@ -73,6 +81,11 @@ def _fmt(value: Any, column: str) -> str:
     return str(value)
 
 
+def format_cell(value: Any, column: str) -> str:
+    """A leaderboard cell as the Markdown and HTML tables show it (``-`` for NaN)."""
+    return _fmt(value, column)
+
+
 def markdown_table(frame: Any, columns: Sequence[str]) -> str:
     """A GitHub-flavoured Markdown table (no extra dependency)."""
     head = "| " + " | ".join(columns) + " |"
@@ -90,14 +103,21 @@ def to_markdown(board: Any, *, title: str = "Leaderboard") -> str:
     for (task, dataset, degradation), table in board.groupby(["task", "dataset", "degradation"], sort=True):
         parts += [f"## {task} · {dataset} · {degradation}", "", markdown_table(table, shown), ""]
     parts.append(
-        "Means over images; PSNR in dB on 8-bit outputs; `gap_db`: PSNR behind the best method; "
+        "Means over images; PSNR in dB on 8-bit outputs; `gap_db`: behind the best method in the ranking metric (the task's first, e.g. psnr_y for superres); "
         "`non_blind`: the method was given the true noise level; runtime: `restore` only, after a warm-up."
     )
     return "\n".join(parts) + "\n"
 
 
-def write_report(results: Any, out: str | Path, formats: Sequence[str] = FORMATS) -> list[Path]:
-    """Write the leaderboard files to ``out``; returns their paths."""
+def write_report(
+    results: Any, out: str | Path, formats: Sequence[str] = FORMATS, *, run_dir: str | Path | None = None
+) -> list[Path]:
+    """Write the leaderboard files to ``out``; returns their paths.
+
+    ``html`` writes ``index.html`` (self-contained) and ``figures/``; its before/after
+    grids read ``run_dir/samples`` (default: ``out``'s parent or ``out`` itself, whichever
+    holds a ``samples/`` folder, as with the default ``RUN_DIR/report``).
+    """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise UserError(f"unknown report format(s) {', '.join(unknown)}; valid choices: {', '.join(FORMATS)}")
@@ -113,4 +133,13 @@ def write_report(results: Any, out: str | Path, formats: Sequence[str] = FORMATS
         path = out / "leaderboard.csv"
         board.to_csv(path, index=False, float_format="%.6g")
         written.append(path)
+    if "html" in formats:
+        from harness.html_report import write_html
+
+        written.extend(write_html(results, board, out, run_dir=Path(run_dir) if run_dir else _find_run_dir(out)))
     return written
+
+
+def _find_run_dir(out: Path) -> Path | None:
+    """The run directory next to a report folder: the first of ``out.parent``, ``out`` with ``samples/``."""
+    return next((d for d in (out.parent, out) if (d / "samples").is_dir()), None)

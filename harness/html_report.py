@@ -1,0 +1,216 @@
+"""The leaderboard as one self-contained HTML page: ranked tables, plots, before/after grids, filters.
+
+The page references nothing outside itself: the CSS is inline and every image is a
+base64 ``data:`` URI (the same PNGs are also written to ``figures/``). A tiny inline
+script counts the images that decoded and writes the counts to ``<body>`` as
+``data-images-loaded`` and ``data-images-total`` (read by the browser test; a quick
+check for humans too).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness.figures import level_figure, png_bytes, runtime_figure, sample_figure
+from harness.filters_page import filters_section
+from harness.report import format_cell
+from harness.samples import sample_dir, slug
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+log = logging.getLogger(__name__)
+
+GROUP = ["task", "dataset", "degradation"]
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2125;
+       margin: 0 auto; max-width: 1240px; padding: 16px 24px 48px; background: #fff; }
+h1 { font-size: 26px; margin: 8px 0 4px; } h2 { border-bottom: 2px solid #d0d7de; padding-bottom: 4px; margin-top: 40px; }
+h3 { margin: 24px 0 8px; font-size: 16px; } h4 { margin: 16px 0 6px; font-size: 14px; color: #444; }
+nav a { margin-right: 14px; } .meta { color: #57606a; }
+table.leaderboard { border-collapse: collapse; font-size: 12.5px; margin: 4px 0 12px; }
+table.leaderboard th, table.leaderboard td { border: 1px solid #d0d7de; padding: 3px 7px; white-space: nowrap; }
+table.leaderboard th { background: #f3f5f7; position: sticky; top: 0; }
+table.leaderboard tr:nth-child(even) td { background: #fafbfc; }
+table.leaderboard tr.rank-1 td { background: #eaf6ec; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.badge { display: inline-block; font-size: 10.5px; font-weight: 600; border-radius: 8px; padding: 0 6px; margin-left: 5px; }
+.badge.neural { background: #ddeaff; color: #0b4fb3; } .badge.nonblind { background: #fff1d6; color: #8a5300; }
+figure { margin: 8px 0 18px; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #57606a; font-size: 12.5px; } .missing { color: #8c959f; font-style: italic; }
+.scroll { overflow-x: auto; }
+"""
+SCRIPT = """
+window.addEventListener("load", function () {
+  var images = document.images, loaded = 0;
+  for (var i = 0; i < images.length; i++) {
+    if (images[i].complete && images[i].naturalWidth > 0) loaded++;
+  }
+  document.body.dataset.imagesLoaded = String(loaded);
+  document.body.dataset.imagesTotal = String(images.length);
+});
+"""
+FOOTNOTE = (
+    "Means over images; PSNR in dB on 8-bit outputs; <code>gap_db</code>: PSNR behind the best method; "
+    "<code>non_blind</code>: the method was given the true noise level; runtime: <code>restore</code> only, "
+    "after a warm-up."
+)
+
+
+def data_uri(png: bytes) -> str:
+    """``data:image/png;base64,...`` for PNG bytes."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+class FigureWriter:
+    """Writes figures to a folder as PNG and returns their embedded ``<figure>`` markup."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def embed(self, name: str, fig: Figure, caption: str) -> str:
+        """Save ``fig`` as ``<folder>/<name>.png`` and return a ``<figure>`` with it inline."""
+        data = png_bytes(fig)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / f"{slug(name)}.png").write_bytes(data)
+        return (
+            f'<figure><img src="{data_uri(data)}" alt="{escape(caption)}">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>"
+        )
+
+    def embed_or_note(self, name: str, fig: Figure | None, caption: str, note: str = "no data") -> str:
+        return self.embed(name, fig, caption) if fig is not None else f'<p class="missing">{escape(note)}</p>'
+
+
+def write_html(results: pd.DataFrame, board: pd.DataFrame, out: Path, *, run_dir: Path | None = None) -> list[Path]:
+    """Write ``index.html`` (self-contained) and ``figures/*.png`` to ``out``; returns both paths.
+
+    ``run_dir`` is the run directory whose ``samples/`` feed the before/after grids;
+    without it (or without samples) the grids read "no sample".
+    """
+    writer = FigureWriter(out / "figures")
+    samples = run_dir / "samples" if run_dir is not None and (run_dir / "samples").is_dir() else None
+    tasks = sorted(board["task"].unique()) if not board.empty else []
+    parts = [_header(results, board, tasks)]
+    if not tasks:
+        parts.append('<p class="missing">No results.</p>')
+    for task in tasks:
+        parts.append(_task_section(task, board[board["task"] == task], results, writer, samples))
+    parts.append(filters_section(writer.embed))
+    path = out / "index.html"
+    path.write_text(_document("restorebench leaderboard", "\n".join(parts)), encoding="utf-8")
+    log.info("wrote %s with figures in %s", path, writer.folder)
+    return [path, writer.folder]
+
+
+def _document(title: str, body: str) -> str:
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{escape(title)}</title>\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<style>{CSS}</style>\n</head>\n'
+        f"<body>\n{body}\n<script>{SCRIPT}</script>\n</body>\n</html>\n"
+    )
+
+
+def _header(results: pd.DataFrame, board: pd.DataFrame, tasks: list[str]) -> str:
+    runs = sorted(results["run_id"].dropna().unique()) if "run_id" in results else []
+    units = results.drop_duplicates("unit_id") if "unit_id" in results and not results.empty else results.iloc[:0]
+    failed = int((units["status"] != "ok").sum()) if "status" in units else 0
+    links = "".join(f'<a href="#task-{slug(t)}">{escape(t)}</a>' for t in tasks) + '<a href="#filters">filters</a>'
+    return (
+        "<header><h1>restorebench leaderboard</h1>"
+        f'<p class="meta">run {escape(", ".join(runs) or "-")} · {len(units)} units · {failed} failed · '
+        f"{len(board)} leaderboard rows</p><nav>{links}</nav>"
+        f'<p class="meta">{FOOTNOTE} <span class="badge neural">neural</span> a learned model; '
+        '<span class="badge nonblind">non-blind</span> given the true degradation level.</p></header>'
+    )
+
+
+def primary_metric(results: pd.DataFrame, task: str) -> str | None:
+    """The task's first metric (the order the run scored them in, e.g. ``psnr_y`` for superres)."""
+    metrics = results.loc[results["task"] == task, "metric"].dropna()
+    return str(metrics.iloc[0]) if len(metrics) else None
+
+
+def _task_section(task: str, board: pd.DataFrame, results: pd.DataFrame, writer: FigureWriter, samples: Path | None) -> str:
+    metric = primary_metric(results, task) or "psnr"
+    parts = [f'<section id="task-{slug(task)}">', f"<h2>{escape(task)}</h2>",
+             f'<p class="meta">Plots and sample labels use <code>{escape(metric)}</code>, the task\'s first metric.</p>']  # fmt: skip
+    groups = list(board.groupby(["dataset", "degradation"], sort=True))
+    for (dataset, degradation), table in groups:
+        parts += [f"<h3>{escape(dataset)} · {escape(degradation)}</h3>", table_html(table, task, dataset, degradation)]
+    parts += [
+        "<h3>Quality against runtime</h3>",
+        writer.embed_or_note(f"{task}-runtime", runtime_figure(board, metric),
+                             f"{task}: mean {metric} against runtime per megapixel (log), one point per method and degradation"),
+        "<h3>Quality against degradation level</h3>",
+        writer.embed_or_note(f"{task}-levels", level_figure(board, metric),
+                             f"{task}: mean {metric} against the degradation level, one line per method",
+                             "no degradation with a known level"),
+        "<h3>Before / after</h3>",
+    ]  # fmt: skip
+    for (dataset, degradation), table in groups:
+        parts.append(f"<h4>{escape(dataset)} · {escape(degradation)}</h4>")
+        parts.append(_samples_html(task, dataset, degradation, list(table["method"]), results, metric, writer, samples))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def table_html(table: pd.DataFrame, task: str, dataset: str, degradation: str) -> str:
+    """One ranked table, with the Markdown leaderboard's columns; neural and non-blind rows marked."""
+    columns = [c for c in table.columns if c not in GROUP]
+    numeric = {c for c in columns if table[c].dtype.kind in "fi"}
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    rows = []
+    for _, row in table.iterrows():
+        neural, non_blind = row.get("kind") == "neural", _truthy(row.get("non_blind"))
+        classes = [f"rank-{row['rank']}"] + (["neural"] if neural else []) + (["nonblind"] if non_blind else [])
+        cells = []
+        for c in columns:
+            text = escape(format_cell(row[c], c))
+            if c == "method":
+                text += ('<span class="badge neural">neural</span>' if neural else "") + (
+                    '<span class="badge nonblind">non-blind</span>' if non_blind else ""
+                )
+            cells.append(f'<td class="num">{text}</td>' if c in numeric else f"<td>{text}</td>")
+        rows.append(f'<tr class="{" ".join(classes)}" data-method="{escape(str(row["method"]))}">{"".join(cells)}</tr>')
+    attrs = f'data-task="{escape(task)}" data-dataset="{escape(dataset)}" data-degradation="{escape(degradation)}"'
+    return (
+        f'<div class="scroll"><table class="leaderboard" {attrs}><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
+
+
+def _truthy(value: Any) -> bool:
+    if value is None or (isinstance(value, float) and value != value):
+        return False
+    return bool(value) and str(value).lower() not in ("false", "0", "no")
+
+
+def _samples_html(task: str, dataset: str, degradation: str, methods: list[str], results: pd.DataFrame,
+                  metric: str, writer: FigureWriter, samples: Path | None) -> str:  # fmt: skip
+    folder = sample_dir(samples, task, dataset, degradation) if samples is not None else None
+    if folder is None or not folder.is_dir():
+        return '<p class="missing">no sample</p>'
+    image_file = folder / "image.txt"
+    image = image_file.read_text().strip() if image_file.exists() else None
+    scores = _image_scores(results, task, dataset, degradation, image, metric)
+    fig = sample_figure(folder, methods, scores, metric)
+    caption = f"{dataset} · {degradation} · image {image or '?'}: centre crops (red box: the patch magnified below)"
+    return writer.embed_or_note(f"{task}-{dataset}-{degradation}-samples", fig, caption, "no sample")
+
+
+def _image_scores(results: pd.DataFrame, task: str, dataset: str, degradation: str, image: str | None,
+                  metric: str) -> dict[str, float]:  # fmt: skip
+    """Each method's ``metric`` on the sampled image (missing methods are left out)."""
+    if image is None:
+        return {}
+    rows = results[(results["task"] == task) & (results["dataset"] == dataset) & (results["degradation"] == degradation)
+                   & (results["image"] == image) & (results["metric"] == metric) & (results["status"] == "ok")]  # fmt: skip
+    return {str(m): float(v) for m, v in zip(rows["method"], rows["value"]) if v is not None and np.isfinite(v)}

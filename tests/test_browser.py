@@ -1,0 +1,96 @@
+"""The HTML report in a real headless browser (Debian's chromium): it renders and every image loads.
+
+Without chromium the tests skip, except under CI (``CI`` set), where ``.ci/run`` installs
+it and a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_report import run_and_report
+
+FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture
+def chromium() -> str:
+    path = "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else shutil.which("chromium")
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail("chromium is missing under CI: .ci/run installs it with apt-get install chromium")
+    pytest.skip("chromium is not installed (apt-get install chromium); the browser test needs it")
+
+
+@pytest.fixture
+def page(image_folder, tmp_path) -> Path:
+    _, out = run_and_report(image_folder, tmp_path / "run", formats=("html",))
+    return out / "index.html"
+
+
+def _chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [binary, *FLAGS, f"--user-data-dir={profile}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_screenshot_is_rendered(chromium, page, tmp_path):
+    from PIL import Image
+
+    shot = tmp_path / "report.png"
+    done = _chromium(chromium, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2000",
+                     "--hide-scrollbars", page.resolve().as_uri())  # fmt: skip
+    assert shot.exists(), done.stderr[-2000:]
+    with Image.open(shot) as im:
+        assert im.width == 1280
+        pixels = np.asarray(im.convert("L"), dtype=np.float64)
+    assert pixels.std() > 20, "the screenshot looks blank"
+
+
+class _BodyAttrs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body: dict[str, str | None] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "body":
+            self.body = dict(attrs)
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+def test_every_image_loads_in_the_browser(chromium, page, tmp_path):
+    handler = functools.partial(_Quiet, directory=str(page.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{page.name}"
+        done = _chromium(chromium, tmp_path / "profile", "--virtual-time-budget=10000", "--dump-dom", url)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert done.returncode == 0, done.stderr[-2000:]
+    parser = _BodyAttrs()
+    parser.feed(done.stdout)
+    loaded, total = parser.body.get("data-images-loaded"), parser.body.get("data-images-total")
+    assert total is not None, f"the page's image counter did not run: {parser.body}"
+    assert int(total) > 0
+    assert loaded == total

@@ -1,0 +1,202 @@
+"""The report: Markdown, CSV and the self-contained HTML page of a real small run; the figures' maths."""
+
+from __future__ import annotations
+
+import base64
+import io
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.figures import Level, degradation_level
+from harness.pipeline import RunOptions, run_suite
+from harness.report import leaderboard, to_markdown, write_report
+
+METHODS = ("denoise/identity", "denoise/median", "denoise/box")
+DEGRADATIONS = ("gaussian?sigma=25", "saltpepper?density=0.1")
+
+
+class PageParser(HTMLParser):
+    """Collects the leaderboard tables (their attributes and row methods), images and body attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[dict[str, str | None]] = []
+        self.rows: list[list[str]] = []
+        self.images: list[dict[str, str | None]] = []
+        self.body: dict[str, str | None] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "table" and "leaderboard" in (a.get("class") or ""):
+            self.tables.append(a)
+            self.rows.append([])
+        elif tag == "tr" and "data-method" in a:
+            self.rows[-1].append(a["data-method"])
+        elif tag == "img":
+            self.images.append(a)
+        elif tag == "body":
+            self.body = a
+
+
+def parse_page(path: Path) -> PageParser:
+    parser = PageParser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    parser.close()
+    return parser
+
+
+def run_and_report(folder: Path, out: Path, formats=("md", "csv", "html")) -> tuple[pd.DataFrame, Path]:
+    """A real run (3 images x 2 degradations x 3 methods, in-process) and its report folder."""
+    options = RunOptions(tasks=("denoise",), datasets=(f"folder:{folder}",), degradations=DEGRADATIONS,
+                         methods=METHODS, out=out, executor="local", tracking=False)  # fmt: skip
+    results = run_suite(options).results
+    write_report(results, out / "report", list(formats))
+    return results, out / "report"
+
+
+@pytest.fixture
+def report(image_folder, tmp_path) -> tuple[pd.DataFrame, Path]:
+    return run_and_report(image_folder, tmp_path / "run")
+
+
+def test_html_page_is_self_contained_and_ranked_like_the_csv(report):
+    results, out = report
+    page = out / "index.html"
+    text = page.read_text(encoding="utf-8")
+    parsed = parse_page(page)
+    board = pd.read_csv(out / "leaderboard.csv")
+    groups = list(board.groupby(["task", "dataset", "degradation"], sort=False))
+    assert len(groups) == len(DEGRADATIONS)
+    assert len(parsed.tables) == len(groups)
+    for table, methods in zip(parsed.tables, parsed.rows):
+        expected = board[(board["task"] == table["data-task"]) & (board["dataset"] == table["data-dataset"])
+                         & (board["degradation"] == table["data-degradation"])]  # fmt: skip
+        assert methods == list(expected.sort_values("rank", kind="stable")["method"]) == list(expected["method"])
+    assert "http://" not in text and "https://" not in text
+    assert "no sample" not in text  # every group has its crops
+    # runtime + level plots, one sample grid per degradation, three filters figures
+    assert len(parsed.images) == 2 + len(DEGRADATIONS) + 3
+    for img in parsed.images:
+        src = img["src"] or ""
+        assert src.startswith("data:image/png;base64,"), src[:60]
+        data = base64.b64decode(src.split(",", 1)[1], validate=True)
+        _assert_png(data)
+    figures = sorted((out / "figures").glob("*.png"))
+    assert len(figures) == len(parsed.images)
+    for path in figures:
+        _assert_png(path.read_bytes())
+
+
+def _assert_png(data: bytes) -> None:
+    from PIL import Image
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(io.BytesIO(data)) as im:
+        im.verify()
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.format == "PNG" and im.width > 0 and im.height > 0
+
+
+def test_markdown_and_csv_are_unchanged_by_html(report):
+    results, out = report
+    board = leaderboard(results)
+    assert (out / "LEADERBOARD.md").read_text() == to_markdown(board)
+    assert (out / "leaderboard.csv").read_text() == board.to_csv(index=False, float_format="%.6g")
+
+
+def test_missing_samples_and_metrics_do_not_break_the_page(report, tmp_path):
+    results, out = report
+    samples = out.parent / "samples"
+    crop = next(samples.rglob("method-denoise_median.png"))
+    crop.unlink()
+    gone = next(p for p in samples.rglob("*") if p.is_dir() and "saltpepper" in p.name)
+    for path in gone.iterdir():
+        path.unlink()
+    gone.rmdir()
+    partial = results[~((results["metric"] == "psnr") & (results["method"] == "denoise/box"))]
+    written = write_report(partial, tmp_path / "again", ["html"], run_dir=out.parent)
+    text = written[0].read_text(encoding="utf-8")
+    parsed = parse_page(written[0])
+    assert text.count("no sample") == 1  # the saltpepper group; the missing crop is drawn as a panel
+    assert len(parsed.tables) == len(DEGRADATIONS)
+    # without a run directory every grid reads "no sample"
+    bare = write_report(results, tmp_path / "bare", ["html"])
+    assert bare[0].read_text(encoding="utf-8").count("no sample") == len(DEGRADATIONS)
+
+
+def test_html_marks_neural_and_non_blind_methods():
+    from harness.html_report import table_html
+
+    frame = pd.DataFrame({"task": "denoise", "dataset": "d", "degradation": "g", "method": ["denoise/dncnn", "denoise/box"],
+                          "rank": [1, 2], "kind": ["neural", "classical"], "non_blind": [False, True],
+                          "psnr": [30.0, float("nan")]})  # fmt: skip
+    html = table_html(frame, "denoise", "d", "g")
+    assert 'class="rank-1 neural" data-method="denoise/dncnn"' in html
+    assert 'class="rank-2 nonblind" data-method="denoise/box"' in html
+    assert "<td class=\"num\">-</td>" in html  # a missing metric
+
+
+def test_empty_results_still_write_a_page(tmp_path):
+    from harness.store import COLUMNS
+
+    written = write_report(pd.DataFrame(columns=COLUMNS), tmp_path, ["html"])
+    assert "No results." in written[0].read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("gaussian?sigma=25", Level("gaussian", "sigma", 25.0)),
+        ("saltpepper?density=0.1", Level("saltpepper", "density", 0.1)),
+        ("bicubic?scale=3", Level("bicubic", "scale", 3.0)),
+        ("lowlight?ratio=100", Level("lowlight", "ratio", 100.0)),
+        ("gaussian?clip=true&sigma=50", Level("gaussian?clip=true", "sigma", 50.0)),
+        ("gray", None),
+        ("blur?radius=2", None),
+    ],
+)
+def test_degradation_level(ref, expected):
+    assert degradation_level(ref) == expected
+
+
+def test_degradation_level_of_a_bin():
+    level = degradation_level("mask?ratio=0.1-0.2")
+    assert (level.family, level.key, level.bin) == ("mask", "ratio", (0.1, 0.2))
+    assert level.value == pytest.approx(0.15)
+
+
+def test_hybrid_image_is_lowpass_plus_highpass():
+    from scipy.ndimage import gaussian_filter
+
+    from harness import filters_page as fp
+
+    a, b = fp.hybrid_pair()
+    assert a.shape == b.shape == fp.HYBRID_SIZE
+    got = fp.hybrid_image(a, b, sigma_low=fp.SIGMA_LOW, sigma_high=fp.SIGMA_HIGH)
+    expected = gaussian_filter(a, fp.SIGMA_LOW) + (b - gaussian_filter(b, fp.SIGMA_HIGH))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    assert np.abs(got - a).max() > 0.1 and np.abs(got - b).max() > 0.1
+
+
+def test_laplacian_pyramid_reconstructs_the_image():
+    from harness import filters_page as fp
+
+    img = fp.photo("camera.png")[:301, :257]  # odd sides on purpose
+    lap = fp.laplacian_pyramid(img, 5)
+    assert [band.shape for band in lap] == [(301, 257), (151, 129), (76, 65), (38, 33), (19, 17)]
+    np.testing.assert_allclose(fp.reconstruct(lap), img, rtol=0, atol=1e-6)
+    gauss = fp.gaussian_pyramid(img, 5)
+    np.testing.assert_array_equal(lap[-1], gauss[-1])
+
+
+def test_baseline_kernels_are_normalised_low_pass_filters():
+    from harness import filters_page as fp
+
+    for name, kernel in fp.baseline_kernels().items():
+        assert kernel.sum() == pytest.approx(1.0), name
+        response = fp.frequency_response(kernel)
+        assert response.max() == pytest.approx(1.0) and response[32, 32] == pytest.approx(1.0), name
