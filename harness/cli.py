@@ -44,6 +44,7 @@ def run(
     resume: Annotated[bool, typer.Option("--resume", help="Complete an interrupted run directory")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute units found in the results cache")] = False,
     fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 when any unit failed")] = False,
+    report_dir: Annotated[Optional[Path], typer.Option("--report", help="Also write the leaderboard (md, csv, html) here")] = None,
 ) -> None:
     """Run a suite and print its leaderboard."""
     from harness.console import print_run_summary, progress_bar
@@ -57,6 +58,11 @@ def run(
     with progress_bar() as progress:
         summary = run_suite(options, progress=progress)
     print_run_summary(summary)
+    if report_dir is not None:
+        from harness.report import FORMATS, write_report
+
+        for path in write_report(summary.results, report_dir, FORMATS, run_dir=summary.run_dir):
+            typer.echo(f"wrote {path}")
     if fail_on_error and summary.failed:
         raise typer.Exit(1)
 
