@@ -160,6 +160,7 @@ class Method(Component):
     kind: ClassVar[Literal["classical", "neural"]] = "classical"
     resources: ClassVar[Resources] = Resources()
     uses_true_level: ClassVar[bool] = False  # non-blind: reads Degraded.params
+    warm_up: ClassVar[bool] = True  # one untimed call on a small crop before timing
     description: ClassVar[str] = ""
 
     @property

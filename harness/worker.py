@@ -78,7 +78,7 @@ def device_name(method: Method | None = None) -> str:
 
 def _warm_up(method: Method, item: Degraded) -> None:
     """One untimed call on a small crop so imports and caches don't count as runtime."""
-    if getattr(method, "_warmed_up", True):
+    if getattr(method, "_warmed_up", True) or not method.warm_up:
         return
     crop = Degraded(item.image[:32, :32], item.degradation, item.params, extras=dict(item.extras))
     try:
@@ -90,6 +90,15 @@ def _warm_up(method: Method, item: Degraded) -> None:
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
     return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _displayable(img: np.ndarray) -> np.ndarray:
+    """An input that is not an image (e.g. 4 packed raw channels, a dark exposure) made
+    viewable: its first three channels, brightened when it is very dark."""
+    if img.ndim == 3 and img.shape[2] not in (1, 3):
+        img = img[..., :3]
+    top = float(np.percentile(img, 99)) if img.size else 1.0
+    return img / top if 0 < top < 0.25 else img
 
 
 def _centre_crop(img: np.ndarray, size: int = SAMPLE_CROP) -> np.ndarray:
@@ -113,7 +122,8 @@ def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResul
     values = score(restored, clean, degraded, unit.metrics, quantize=unit.quantize)
     sample = None
     if unit.keep_sample:
-        sample = {"clean": _centre_crop(clean), "degraded": _centre_crop(degraded.image), "restored": _centre_crop(restored)}
+        sample = {"clean": _centre_crop(clean), "degraded": _centre_crop(_displayable(degraded.image)),
+                  "restored": _centre_crop(restored)}  # fmt: skip
     return UnitResult(
         unit_id=unit.unit_id,
         status="ok",

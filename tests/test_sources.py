@@ -205,7 +205,7 @@ def test_folder_errors(tmp_path: Path):
 
 
 def test_reference_errors():
-    with pytest.raises(UserError, match="unknown dataset source 'nope'; valid choices: bundled, folder, hf, synthetic"):
+    with pytest.raises(UserError, match="unknown dataset source 'nope'; valid choices: bundled, folder, hf, sid, synthetic"):
         build_source("nope:x")
     with pytest.raises(UserError, match="has no scheme") as exc:
         build_source("photos")

@@ -1,0 +1,27 @@
+"""The low-light task: SID-style raw short exposures and underexposed sRGB images.
+
+Importing this package registers the task, the ``sid:`` dataset source, the degradations
+(``lowlight`` synthetic raw pairs, ``sid`` real SID pairs, ``underexpose`` sRGB) and the
+classical methods (``lowlight/camera``, ``camera_histeq``, ``camera_gamma``,
+``camera_nlmeans``, ``camera_bm3d``; ``lowlight/gamma`` and ``lowlight/histeq`` for sRGB).
+Raw I/O (rawpy, DNG writing) is in :mod:`tasks.lowlight.raw`, the synthetic pairs in
+:mod:`tasks.lowlight.synthetic`. References: Chen et al., "Learning to See in the Dark",
+CVPR 2018; Brooks et al., "Unprocessing Images for Learned Raw Denoising", CVPR 2019.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.interfaces import Task
+from harness.registry import TASKS
+from tasks.lowlight import baselines, degradations, sources  # noqa: F401  (registers components)
+
+TASK = Task(
+    name="lowlight",
+    description="restore raw short exposures (synthetic SID-style pairs or real SID list files) "
+    "and underexposed sRGB images; scored against the rendered long exposure / the clean image",
+    metrics=("psnr", "ssim"),
+    suite=str(Path(__file__).with_name("suite.yaml")),
+)
+TASKS.add("lowlight", TASK)

@@ -1,0 +1,157 @@
+"""Low-light degradations: synthetic SID-style raw pairs, real SID pairs, sRGB underexposure.
+
+- ``lowlight?ratio=R&iso=I`` -- the clean sRGB image is unprocessed into a 14-bit RGGB
+  raw (Brooks et al., "Unprocessing Images for Learned Raw Denoising", CVPR 2019), exposed
+  ``R`` times shorter with Poisson-Gaussian noise and written as DNG
+  (:mod:`tasks.lowlight.synthetic`); the input is the packed short exposure, the reference
+  the rendered long exposure, as in SID (Chen et al., "Learning to See in the Dark",
+  CVPR 2018).
+- ``sid`` -- the real short exposure of a ``sid:`` dataset's pair.
+- ``underexpose?ratio=R&noise=S`` -- an 8-bit sRGB image made ``R`` times darker in linear
+  light (for DeepUPE-style methods that work on sRGB).
+
+Raw inputs (``lowlight``, ``sid``) share one layout: ``Degraded.image`` is the packed
+short exposure ``(H/2, W/2, 4)`` float32 (R, G, B, G2, black-subtracted, divided by
+``white - black``, *not* amplified); ``params = {"ratio": R}``; ``reference`` is the
+rendered long exposure ``(H, W, 3)``; ``extras`` hold ``raw_file`` (the short exposure's
+raw bytes), ``black_level``, ``white_level``, ``cfa`` (e.g. ``"RGGB"``) and ``wb``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from harness.interfaces import Degradation, Degraded, ImageRef, Params, Source
+from harness.registry import DEGRADATIONS
+from tasks.lowlight.raw import RawImage, pack_bayer, read_raw, render
+from tasks.lowlight.synthetic import linear_to_srgb, make_pair, srgb_to_linear
+
+__all__ = ["LowLight", "Sid", "Underexpose", "RAW_DEGRADATIONS", "raw_extras"]
+
+RAW_DEGRADATIONS = ("lowlight", "sid")  # degradations whose input is a packed raw
+
+
+def _rgb_even(image: np.ndarray) -> np.ndarray:
+    """Float HxWx3, top-left crop to even sides (gray is repeated over three channels)."""
+    image = np.asarray(image)
+    if not np.issubdtype(image.dtype, np.floating) or image.ndim not in (2, 3):
+        raise ValueError(f"expected a float HxW or HxWxC image in [0, 1], got {image.dtype} {image.shape}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    h, w = image.shape[0] - image.shape[0] % 2, image.shape[1] - image.shape[1] % 2
+    if min(h, w) < 22:
+        raise ValueError(f"image of shape {image.shape} is too small for a raw file (LibRaw needs 22x22)")
+    return image[:h, :w, :3]
+
+
+def raw_extras(raw: RawImage, raw_file: bytes) -> dict[str, Any]:
+    """The ``extras`` of a raw input: the file and what a raw method needs to read it."""
+    return {"raw_file": raw_file, "black_level": raw.black_level, "white_level": raw.white_level,
+            "cfa": raw.cfa_name, "wb": raw.wb}
+
+
+class _LowLightParams(Params):
+    ratio: float = Field(gt=1, allow_inf_nan=False, description="exposure ratio long/short (SID: 100, 250, 300)")
+    iso: float | None = Field(None, gt=0, allow_inf_nan=False,
+                              description="ISO fixing the shot-noise gain; None: sampled (ISO 100-12000)")
+
+
+@DEGRADATIONS.register()
+class LowLight(Degradation):
+    """A synthetic SID pair: packed noisy short exposure in, rendered long exposure as reference.
+
+    The clean image is cropped to even sides (top-left kept; gray is made RGB), both
+    exposures go through DNG and rawpy (:func:`tasks.lowlight.synthetic.make_pair`), the
+    input is ``pack_bayer(short)`` and the reference ``render(long)``; LibRaw renders a
+    DNG at the mosaic's size, so the reference is ``H x W x 3``. ``extras`` also holds
+    ``noise`` (shot, read, iso). Deterministic for a given ``rng``.
+
+    Example
+    -------
+    >>> deg = LowLight(LowLight.Params(ratio=100))
+    >>> out = deg.apply(np.full((33, 48, 3), 0.5, np.float32), np.random.default_rng(0))
+    >>> out.image.shape, out.reference.shape, out.params
+    ((16, 24, 4), (32, 48, 3), {'ratio': 100.0})
+    """
+
+    name = "lowlight"
+    task = "lowlight"
+    version = "1"
+    Params = _LowLightParams
+
+    def apply(self, image: np.ndarray, rng: np.random.Generator) -> Degraded:
+        clean = _rgb_even(image)
+        pair = make_pair(clean, rng, ratio=self.params.ratio, iso=self.params.iso)
+        short = read_raw(pair.short_dng, name="synthetic short exposure")
+        extras = raw_extras(short, pair.short_dng)
+        extras["noise"] = {"shot": pair.noise.shot, "read": pair.noise.read, "iso": pair.noise.iso}  # type: ignore[union-attr]
+        return Degraded(image=pack_bayer(short), degradation=self.name, params={"ratio": float(self.params.ratio)},
+                        reference=render(pair.long_dng, name="synthetic long exposure"), extras=extras)
+
+
+@DEGRADATIONS.register()
+class Sid(Degradation):
+    """The real short exposure of a SID pair (needs a ``sid:`` dataset).
+
+    ``degrade`` asks the :class:`tasks.lowlight.sources.SidSource` for the pair's short raw
+    file and ratio ``min(long / short, 300)``; the reference is the rendered long exposure
+    (the source's image). Same ``Degraded`` layout as ``lowlight``; ``rng`` is unused.
+    """
+
+    name = "sid"
+    task = "lowlight"
+    version = "1"
+
+    def apply(self, image: np.ndarray, rng: np.random.Generator) -> Degraded:
+        raise ValueError("the 'sid' degradation reads real short exposures and needs a sid: dataset "
+                         "(e.g. sid:Sony_test_list.txt?root=DIR); for other images use 'lowlight?ratio=...'")
+
+    def degrade(self, source: Source, image: ImageRef, clean: np.ndarray, rng: np.random.Generator) -> Degraded:
+        from tasks.lowlight.sources import SidSource
+
+        if not isinstance(source, SidSource):
+            raise ValueError(f"the 'sid' degradation needs a sid: dataset, not {source.ref!r}; "
+                             "for other images use 'lowlight?ratio=...'")
+        pair = source.pair(image)
+        data = source.short_bytes(image)
+        short = source.load_short(image)
+        extras = raw_extras(short, data)
+        extras["iso"] = pair.iso
+        return Degraded(image=pack_bayer(short), degradation=self.name, params={"ratio": float(pair.ratio)},  # type: ignore[arg-type]
+                        reference=clean, extras=extras)
+
+
+class _UnderexposeParams(Params):
+    ratio: float = Field(gt=1, allow_inf_nan=False, description="how many times darker, in linear light")
+    noise: float = Field(0.0, ge=0, allow_inf_nan=False, description="Gaussian noise std, 0-255 units, added in sRGB")
+
+
+@DEGRADATIONS.register()
+class Underexpose(Degradation):
+    """An underexposed 8-bit sRGB image: ``srgb(linear(clean) / ratio) + noise``, rounded.
+
+    The clean image is linearised with the sRGB EOTF, divided by ``ratio``, re-encoded,
+    given optional Gaussian noise of std ``noise / 255`` (drawn only when ``noise > 0``),
+    clipped to [0, 1] and rounded to 8-bit levels. The reference is the clean image.
+    """
+
+    name = "underexpose"
+    task = "lowlight"
+    version = "1"
+    Params = _UnderexposeParams
+
+    def apply(self, image: np.ndarray, rng: np.random.Generator) -> Degraded:
+        image = np.asarray(image)
+        if not np.issubdtype(image.dtype, np.floating) or image.ndim not in (2, 3):
+            raise ValueError(f"expected a float HxW or HxWxC image in [0, 1], got {image.dtype} {image.shape}")
+        dark = linear_to_srgb(srgb_to_linear(image) / self.params.ratio)
+        if self.params.noise > 0:
+            dark = dark + rng.standard_normal(dark.shape) * (self.params.noise / 255.0)
+        out = np.round(np.clip(dark, 0.0, 1.0) * 255.0) / 255.0
+        return Degraded(image=out.astype(np.float32), degradation=self.name,
+                        params={"ratio": float(self.params.ratio), "noise": float(self.params.noise)})
