@@ -8,7 +8,6 @@ import pytest
 
 from harness.errors import UserError
 from harness.pipeline import RunOptions, run_suite
-from harness.units import WorkUnit
 
 pytestmark = pytest.mark.ray
 

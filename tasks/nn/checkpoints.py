@@ -137,7 +137,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     -------
     >>> state, meta = load_checkpoint("weights/dncnn_25.pth")  # doctest: +SKIP
     """
-    path = _existing(path, CHECKPOINT_EXTENSIONS)
+    path = existing_file(path, CHECKPOINT_EXTENSIONS)
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
         return _load_safetensors(path)
@@ -200,9 +200,10 @@ def strip_module_prefix(state: Mapping[str, Any]) -> dict[str, Any]:
     return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state.items()}
 
 
-def _existing(path: str | os.PathLike[str], accepted: tuple[str, ...]) -> Path:
+def existing_file(path: str | os.PathLike[str], accepted: tuple[str, ...]) -> Path:
+    """``path`` as a Path when it exists and has an accepted extension; else a UserError that says so."""
     path = Path(path)
-    if path.suffix.lower() == ".mat":
+    if path.suffix.lower() == ".mat" and ".mat" not in accepted:
         raise UserError(
             f"{path} is a MATLAB .mat file, which is not loaded directly; convert it "
             f"first with `{_CONVERT_HINT}`."
@@ -214,7 +215,7 @@ def _existing(path: str | os.PathLike[str], accepted: tuple[str, ...]) -> Path:
         )
     if not path.is_file():
         raise UserError(
-            f"checkpoint {path} does not exist; check the path "
+            f"{path} does not exist; check the path "
             f"(accepted extensions: {', '.join(accepted)})."
         )
     return path
