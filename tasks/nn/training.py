@@ -111,7 +111,7 @@ def _batch(images: Sequence[np.ndarray], recipe: Recipe, rng: np.random.Generato
 
 def _psnr(a: Any, b: Any) -> float:
     mse = float(((a.clamp(0, 1) - b) ** 2).mean())
-    return 10 * np.log10(1.0 / max(mse, 1e-12))
+    return float(10 * np.log10(1.0 / max(mse, 1e-12)))
 
 
 def fit(
@@ -165,7 +165,7 @@ def fit(
         loss.backward()
         optimiser.step()
         schedule.step()
-        running, count = running + float(loss), count + 1
+        running, count = running + loss.item(), count + 1
         if step % recipe.val_every == 0 or step == steps:
             record = {"loss": running / count, "val_psnr": validate(),
                       "lr": optimiser.param_groups[0]["lr"], "seconds": time.perf_counter() - started}  # fmt: skip
