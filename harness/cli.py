@@ -141,8 +141,9 @@ def train(
     summary = train_method(method, data=data, steps=steps, out=out, seed=seed, tracking_uri=tracking_uri,
                            tracking=not no_tracking)  # fmt: skip
     metrics = summary.metadata["metrics"]
+    given = metrics["val_psnr_input"]
     typer.echo(f"wrote {summary.checkpoint}: {summary.metadata['steps']} steps in {summary.metadata['seconds']} s, "
-               f"validation PSNR {metrics['val_psnr']:.2f} dB (input {metrics['val_psnr_input']:.2f} dB)")  # fmt: skip
+               f"validation PSNR {metrics['val_psnr']:.2f} dB" + (f" (input {given:.2f} dB)" if given is not None else ""))  # fmt: skip
     if summary.mlflow_run_id:
         typer.echo(f"MLflow run {summary.mlflow_run_id} (experiment restorebench-training)")
 

@@ -61,7 +61,7 @@ class FitResult:
     state_dict: dict[str, Any]
     steps: int
     val_psnr: float
-    val_psnr_input: float
+    val_psnr_input: float | None  # the input scored as it is (None when it is not an image of the target's shape)
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -146,7 +146,7 @@ def fit(
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones, gamma=0.1)
     loss_fn = torch.nn.MSELoss() if recipe.loss == "mse" else torch.nn.L1Loss()
     history: list[dict[str, float]] = []
-    input_psnr = _psnr(val_x if val_x.shape == val_y.shape else val_y, val_y)
+    input_psnr = _psnr(val_x, val_y) if val_x.shape == val_y.shape else None
 
     def validate() -> float:
         network.eval()
