@@ -2,7 +2,7 @@
 
 Importing this package registers the task, its degradation (``bicubic``) and its
 methods (``superres/nearest``, ``superres/bilinear``, ``superres/bicubic``,
-``superres/lanczos``). The MATLAB-compatible resizer is
+``superres/lanczos``, and the neural ``superres/srcnn``). The MATLAB-compatible resizer is
 :func:`tasks.superres.imresize.imresize`.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.interfaces import Task
 from harness.registry import TASKS
-from tasks.superres import baselines, degradations, imresize  # noqa: F401  (registers components)
+from tasks.superres import baselines, degradations, imresize, neural  # noqa: F401  (registers components)
 
 TASK = Task(
     name="superres",
