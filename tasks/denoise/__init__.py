@@ -1,7 +1,7 @@
 """The denoising task: Gaussian and salt-and-pepper noise, classical baselines.
 
 Importing this package registers the task, its degradations (``gaussian``,
-``saltpepper``) and its methods (``denoise/identity``, ``denoise/median``, ...).
+``saltpepper``) and its methods (``denoise/identity``, ``denoise/median``, ..., ``denoise/dncnn``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness.interfaces import Task
 from harness.registry import TASKS
-from tasks.denoise import baselines, degradations  # noqa: F401  (registers components)
+from tasks.denoise import baselines, degradations, neural  # noqa: F401  (registers components)
 
 TASK = Task(
     name="denoise",

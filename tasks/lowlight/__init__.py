@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.interfaces import Task
 from harness.registry import TASKS
-from tasks.lowlight import baselines, degradations, sources  # noqa: F401  (registers components)
+from tasks.lowlight import baselines, degradations, neural, sources  # noqa: F401  (registers components)
 
 TASK = Task(
     name="lowlight",

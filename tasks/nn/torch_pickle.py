@@ -213,7 +213,7 @@ def _unpickle(path: Path, stream: Any, persistent: Callable[[tuple[Any, ...]], A
     except UserError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError,
-            IndexError, struct.error, UnicodeDecodeError, RecursionError) as exc:
+            IndexError, struct.error, UnicodeDecodeError, RecursionError, OverflowError, MemoryError) as exc:
         raise UserError(
             f"{path}: cannot read the pickled model ({type(exc).__name__}: {exc}); the file is "
             "not a torch.save() file, is corrupt, or uses a construct this reader refuses."

@@ -1,0 +1,248 @@
+"""Neural low-light methods: ``lowlight/sid_unet`` (raw inputs) and ``lowlight/deepupe`` (sRGB inputs).
+
+``lowlight/sid_unet`` -- the U-Net of Chen et al., "Learning to See in the Dark", CVPR
+2018 (:class:`tasks.lowlight.models.SIDUNet`), on raw inputs (degradations ``lowlight``
+and ``sid``). As in SID's code the network input is the packed raw times the exposure
+ratio, clipped at 1 (``np.minimum(packed * ratio, 1.0)``; the method is told the ratio,
+``uses_true_level``); unlike SID's ``pack_raw`` the packed values are not clipped at 0
+below (``pack_bayer`` keeps the negative noise, which carries information in the
+shadows). The output is sRGB at twice the packed size (``scale = 2``), clipped to
+[0, 1]. ``?variant=light`` (default; committed ``checkpoints/sid_unet_light.safetensors``,
+base 16, depth 4) or ``?variant=full`` (SID's 32-64-128-256-512,
+``checkpoints/sid_unet_full.safetensors``: not committed; train it or convert released
+weights with ``restorebench convert``).
+
+``lowlight/deepupe`` -- a light DeepUPE (Wang et al., "Underexposed Photo Enhancement
+using Deep Illumination Estimation", CVPR 2019; :class:`tasks.lowlight.models.DeepUPELight`)
+on sRGB inputs (degradation ``underexpose``): ``F = I / S`` with the illumination ``S``
+predicted by the network; blind (it does not read the ratio). Committed
+``checkpoints/deepupe_light.safetensors``.
+
+Both recipes make their training pairs with the task's own degradations, patch by patch
+(:func:`sid_training_pair`, :func:`deepupe_training_pair`). The committed checkpoints
+were trained with ``--data folder:/work/shared/data/train/BSDS400`` (see the README).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from harness.errors import UserError
+from harness.interfaces import Degraded
+from harness.registry import METHODS
+from tasks.lowlight.degradations import RAW_DEGRADATIONS, LowLight, Underexpose
+from tasks.nn.inference import NeuralMethod, NeuralParams
+
+__all__ = ["SIDUNetMethod", "SIDUNetParams", "DeepUPEMethod", "sid_training_pair", "deepupe_training_pair",
+           "SID_VARIANTS", "SID_RATIOS", "DEEPUPE_RATIOS"]
+
+CHECKPOINT_DIR = Path(__file__).with_name("checkpoints")
+
+SID_VARIANTS: dict[str, dict[str, Any]] = {
+    "light": {"base": 16, "depth": 4, "in_channels": 4, "out_channels": 3, "block": 2, "up_bias": True},
+    "full": {"base": 32, "depth": 5, "in_channels": 4, "out_channels": 3, "block": 2, "up_bias": False},
+}
+SID_RATIOS = (100.0, 250.0, 300.0)  # the ratios of SID's Sony set (train_Sony.py)
+DEEPUPE_RATIOS = (3.0, 12.0)  # underexposure ratio, log-uniform per patch
+DEEPUPE_CONFIG = {"features": 32, "eps": 1e-3}
+
+
+def _require_raw(item: Degraded, method: str) -> np.ndarray:
+    image = np.asarray(item.image)
+    if item.degradation not in RAW_DEGRADATIONS or image.ndim != 3 or image.shape[2] != 4:
+        raise ValueError(f"{method} works on packed raw inputs (degradations {', '.join(RAW_DEGRADATIONS)}), got a "
+                         f"{item.degradation!r} input of shape {image.shape}; for sRGB inputs use lowlight/deepupe")
+    if "ratio" not in item.params:
+        raise ValueError(f"{method} needs the exposure ratio (params['ratio']) of its {item.degradation!r} input")
+    return image
+
+
+def _require_srgb(item: Degraded, method: str) -> np.ndarray:
+    image = np.asarray(item.image, np.float32)
+    if item.degradation in RAW_DEGRADATIONS or image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise ValueError(f"{method} works on sRGB inputs (e.g. degradation 'underexpose'), got a "
+                         f"{item.degradation!r} input of shape {image.shape}; for raw inputs use lowlight/sid_unet")
+    return image
+
+
+# ================================================================ SID U-Net
+
+
+class SIDUNetParams(NeuralParams):
+    """``variant``: ``light`` (the committed checkpoint) or ``full`` (SID's network)."""
+
+    variant: Literal["light", "full"] = "light"
+
+
+@METHODS.register()
+class SIDUNetMethod(NeuralMethod):
+    """SID's U-Net: packed raw x ratio (clipped at 1) -> sRGB at twice the packed size.
+
+    ``prepare``: ``min(packed * ratio, 1)`` as ``4 x h x w``; the network pads to a
+    multiple of ``2**(depth - 1)`` and crops back (inside ``forward``), so every size
+    works; ``finish``: ``3 x 2h x 2w`` -> ``2h x 2w x 3`` clipped to [0, 1]. Refuses sRGB
+    inputs with a ``ValueError`` naming ``lowlight/deepupe``.
+    """
+
+    task = "lowlight"
+    name = "sid_unet"
+    version = "1"
+    architecture: ClassVar[str] = "sid_unet"
+    description: ClassVar[str] = "SID U-Net (Chen et al. 2018) on the packed raw x ratio; light variant, BSDS400"
+    Params = SIDUNetParams
+    checkpoint_dir: ClassVar[Path | None] = CHECKPOINT_DIR
+    uses_true_level = True
+    scale: ClassVar[int] = 2
+
+    def build_network(self, config: dict[str, Any]) -> Any:
+        from tasks.lowlight.models import SIDUNet
+
+        try:
+            return SIDUNet(**{**SID_VARIANTS[self.params.variant], **config})
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{self.qualified_name}: checkpoint config {config} does not fit SIDUNet ({exc})") from None
+
+    def default_checkpoints(self) -> list[Path]:
+        return [(self.checkpoint_dir or CHECKPOINT_DIR) / f"sid_unet_{self.params.variant}.safetensors"]
+
+    def prepare(self, item: Degraded) -> tuple[np.ndarray, Any]:
+        packed = _require_raw(item, self.qualified_name)
+        x = np.minimum(packed.astype(np.float32) * np.float32(item.params["ratio"]), np.float32(1.0))
+        return np.ascontiguousarray(x.transpose(2, 0, 1)), None
+
+    def finish(self, output: np.ndarray, context: Any, item: Degraded) -> np.ndarray:
+        return np.clip(output.transpose(1, 2, 0), 0.0, 1.0)
+
+    def recipe(self) -> Any:
+        """SID's training on synthetic ``lowlight`` pairs, patch by patch, L1 loss.
+
+        Each clean patch (``patch_size`` full-resolution pixels, even offsets are not
+        needed: the patch itself is unprocessed into an RGGB raw) goes through the
+        ``lowlight`` degradation itself (:func:`sid_training_pair`): unprocessing, the
+        Poisson-Gaussian short exposure, DNG + rawpy for both exposures, and the rawpy
+        render of the long exposure as the target; ratio drawn from 100, 250, 300 per
+        patch. Batches of 6, Adam, lr 1e-3 (SID: batch 1 of 512x512 packed crops, lr 1e-4
+        for 2000 epochs, then 1e-5), x0.1 at 70% and 90% of the steps.
+        """
+        from tasks.nn.training import Recipe
+
+        config = dict(SID_VARIANTS[self.params.variant])
+        return Recipe(
+            architecture=self.architecture, config=config, make_pair=sid_training_pair, patch_size=96,
+            batch_size=6, steps=8000, lr=1e-3, channels="rgb", loss="l1", lr_milestones=(0.7, 0.9),
+            val_every=500, val_patches=32,
+            notes=(f"SID U-Net ({self.params.variant}: base {config['base']}, depth {config['depth']}); pairs made by "
+                   "the 'lowlight' degradation on each 96x96 clean patch (ratio from 100/250/300, noise level "
+                   "sampled as Brooks et al.), input min(packed * ratio, 1), target rawpy render of the long "
+                   "exposure; L1 as SID"),
+        )  # fmt: skip
+
+    def convert_official(self, weights: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """SID weights as a state dict: ours / PyTorch ports, or the TF checkpoint's names.
+
+        See :func:`tasks.lowlight.models.sid_from_official` for the mapping table.
+        """
+        from tasks.lowlight.models import sid_from_official
+
+        if weights.state_dict is None:
+            raise UserError(f"{self.qualified_name}: SID weights come as a state dict (.pth/.safetensors), "
+                            f"not {weights.source_format}")
+        return sid_from_official(weights.state_dict)
+
+
+def sid_training_pair(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(``min(packed * ratio, 1)`` 4 x P/2 x P/2, rendered long exposure 3 x P x P) of a P x P patch.
+
+    The ``lowlight`` degradation on the patch, ratio drawn uniformly from
+    :data:`SID_RATIOS` (then the degradation's draws: camera, gains, noise, Poisson,
+    Gaussian). rawpy renders a 128x128 DNG in about 4 ms here, so rendering each patch
+    is cheaper than a training step; near the patch border LibRaw's AHD sees less
+    context than in a whole-image render (a few pixels).
+    """
+    ratio = float(SID_RATIOS[int(rng.integers(len(SID_RATIOS)))])
+    degraded = LowLight(LowLight.Params(ratio=ratio)).apply(clean, rng)
+    x = np.minimum(degraded.image * np.float32(ratio), np.float32(1.0)).transpose(2, 0, 1)
+    y = degraded.reference.transpose(2, 0, 1)  # type: ignore[union-attr]
+    return np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.float32)
+
+
+# ================================================================ DeepUPE
+
+
+@METHODS.register()
+class DeepUPEMethod(NeuralMethod):
+    """A light DeepUPE: ``F = I / S``, the illumination ``S`` predicted from the sRGB input.
+
+    Blind; for ``underexpose`` inputs (any sRGB input; a gray one goes through as three
+    equal channels and the output channels are averaged). Refuses raw inputs with a
+    ``ValueError`` naming ``lowlight/sid_unet``.
+    """
+
+    task = "lowlight"
+    name = "deepupe"
+    version = "1"
+    architecture: ClassVar[str] = "deepupe_light"
+    description: ClassVar[str] = "DeepUPE-style illumination net, F = I / S (Wang et al. 2019), light variant, BSDS400"
+    checkpoint_dir: ClassVar[Path | None] = CHECKPOINT_DIR
+
+    def build_network(self, config: dict[str, Any]) -> Any:
+        from tasks.lowlight.models import DeepUPELight
+
+        try:
+            return DeepUPELight(**{**DEEPUPE_CONFIG, **config})
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{self.qualified_name}: checkpoint config {config} does not fit DeepUPELight ({exc})") from None
+
+    def default_checkpoints(self) -> list[Path]:
+        return [(self.checkpoint_dir or CHECKPOINT_DIR) / "deepupe_light.safetensors"]
+
+    def prepare(self, item: Degraded) -> tuple[np.ndarray, Any]:
+        image = _require_srgb(item, self.qualified_name)
+        channels = image.shape[2]
+        if channels == 1:
+            image = np.repeat(image, 3, axis=2)
+        return np.ascontiguousarray(image.transpose(2, 0, 1)), channels
+
+    def finish(self, output: np.ndarray, context: Any, item: Degraded) -> np.ndarray:
+        out = np.clip(output.transpose(1, 2, 0), 0.0, 1.0)
+        return out.mean(axis=2, keepdims=True) if context == 1 else out
+
+    def recipe(self) -> Any:
+        """The paper's composite loss on ``underexpose`` pairs of clean patches.
+
+        Input ``[I, target]`` (6 channels: the network reads only ``I``; the target rides
+        along for the colour term, see :class:`~tasks.lowlight.models.DeepUPELight`),
+        target the clean patch; ratio log-uniform in [3, 12], no noise (the degradation's
+        default). Loss: ``mse`` (reconstruction) + ``5e-4 * smoothness + 5e-3 * colour``
+        (:data:`tasks.lowlight.models.DEEPUPE_WEIGHTS`). Adam lr 1e-3.
+        """
+        from tasks.lowlight.models import DEEPUPE_WEIGHTS
+        from tasks.nn.training import Recipe
+
+        return Recipe(
+            architecture=self.architecture, config=dict(DEEPUPE_CONFIG), make_pair=deepupe_training_pair,
+            patch_size=96, batch_size=8, steps=3000, lr=1e-3, channels="rgb", loss="mse",
+            lr_milestones=(0.7, 0.9), val_every=500, val_patches=64,
+            notes=("DeepUPE-style, light (no VGG encoder, no bilateral grid); pairs made by the 'underexpose' "
+                   f"degradation, ratio log-uniform in [{DEEPUPE_RATIOS[0]:g}, {DEEPUPE_RATIOS[1]:g}], noise 0; loss "
+                   f"= mse(I/S, target) + {DEEPUPE_WEIGHTS['smoothness']:g} * smoothness(S; log I) + "
+                   f"{DEEPUPE_WEIGHTS['colour']:g} * colour angle, the last two added inside the network's "
+                   "training-mode forward (the input carries the target as channels 3-5)"),
+        )  # fmt: skip
+
+
+def deepupe_training_pair(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(``[I, target]`` 6 x P x P, target 3 x P x P): the ``underexpose`` degradation of a clean patch.
+
+    Ratio log-uniform in :data:`DEEPUPE_RATIOS`; the target rides along as channels 3-5
+    for the colour term of the loss (the network predicts ``S`` from channels 0-2 only).
+    """
+    lo, hi = np.log(DEEPUPE_RATIOS[0]), np.log(DEEPUPE_RATIOS[1])
+    ratio = float(np.exp(rng.uniform(lo, hi)))
+    dark = Underexpose(Underexpose.Params(ratio=ratio)).apply(clean, rng).image
+    target = np.ascontiguousarray(clean.transpose(2, 0, 1), np.float32)
+    x = np.concatenate([dark.transpose(2, 0, 1), target], axis=0)
+    return np.ascontiguousarray(x, np.float32), target
