@@ -52,9 +52,18 @@ from torch import nn
 
 from harness.errors import UserError
 
-__all__ = ["SIDUNet", "sid_unet_parameter_count", "sid_from_official", "tf_depth_to_space_permutation",
-           "DeepUPELight", "deepupe_loss_terms", "smoothness_loss", "colour_angle_loss", "add_auxiliary_loss",
-           "DEEPUPE_WEIGHTS"]
+__all__ = [
+    "DEEPUPE_WEIGHTS",
+    "DeepUPELight",
+    "SIDUNet",
+    "add_auxiliary_loss",
+    "colour_angle_loss",
+    "deepupe_loss_terms",
+    "sid_from_official",
+    "sid_unet_parameter_count",
+    "smoothness_loss",
+    "tf_depth_to_space_permutation",
+]
 
 LRELU_SLOPE = 0.2  # SID's lrelu: max(0.2 x, x)
 
@@ -170,8 +179,8 @@ _TORCH_KEY = re.compile(r"^(conv\d+_\d+|upv\d+|up\d+|conv\d+)\.(weight|bias)$")
 
 
 def _clean_key(key: str) -> str:
-    key = key[len("module."):] if key.startswith("module.") else key
-    return key[:-2] if key.endswith(":0") else key
+    key = key.removeprefix("module.")
+    return key.removesuffix(":0")
 
 
 def sid_from_official(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
