@@ -86,10 +86,19 @@ def new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def png_bytes(fig: Figure) -> bytes:
-    """The figure as PNG bytes, with no software/URL metadata in the file."""
+JPEG_QUALITY = 85
+
+
+def figure_bytes(fig: Figure, fmt: str = "png") -> bytes:
+    """The figure as PNG (plots: sharp lines, small files) or JPEG (photographs and noise,
+    which PNG stores at several times the size) bytes, with no software metadata."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
+    if fmt == "png":
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
+    elif fmt == "jpeg":
+        fig.savefig(buf, format="jpeg", dpi=DPI, facecolor="white", pil_kwargs={"quality": JPEG_QUALITY})
+    else:
+        raise ValueError(f"unknown figure format {fmt!r}; valid choices: png, jpeg")
     return buf.getvalue()
 
 

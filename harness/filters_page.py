@@ -36,7 +36,7 @@ PYRAMID_PHOTO = "coffee.png"
 LEVELS = 5
 BINOMIAL = np.array([1, 4, 6, 4, 1], dtype=np.float64) / 16
 
-Embed = Callable[[str, "Figure", str], str]
+Embed = Callable[..., str]  # embed(name, figure, caption, *, photo=False) -> markup
 
 
 def photo(name: str) -> np.ndarray:
@@ -196,7 +196,8 @@ def kernel_figure() -> Figure:
 
 
 def filters_section(embed: Embed) -> str:
-    """The section's HTML; ``embed(name, figure, caption)`` returns the markup of one figure."""
+    """The section's HTML; ``embed(name, figure, caption, photo=...)`` returns the markup of one figure
+    (``photo``: a photographic figure, stored as JPEG)."""
     intro = (
         "Linear filtering behind the classical baselines, on scikit-image's bundled photos. "
         "A hybrid image (Oliva, Torralba &amp; Schyns 2006) adds the low frequencies of one photo "
@@ -204,14 +205,15 @@ def filters_section(embed: Embed) -> str:
         "up close the high frequencies dominate, from afar (or small) only the low ones remain."
     )
     figures = [
-        ("filters-hybrid", hybrid_figure, f"Hybrid image: low-pass of {LOW_PHOTO} + high-pass of {HIGH_PHOTO}"),
-        ("filters-pyramids", pyramid_figure, f"Gaussian and Laplacian pyramids of {PYRAMID_PHOTO} (Burt & Adelson 1983)"),
-        ("filters-kernels", kernel_figure, "Kernels of the linear baselines and their frequency responses"),
+        ("filters-hybrid", hybrid_figure, f"Hybrid image: low-pass of {LOW_PHOTO} + high-pass of {HIGH_PHOTO}", True),
+        ("filters-pyramids", pyramid_figure, f"Gaussian and Laplacian pyramids of {PYRAMID_PHOTO} (Burt & Adelson 1983)",
+         True),
+        ("filters-kernels", kernel_figure, "Kernels of the linear baselines and their frequency responses", False),
     ]
     parts = ['<section id="filters">', "<h2>Filters</h2>", f"<p>{intro}</p>"]
-    for name, build, caption in figures:
+    for name, build, caption, photo in figures:
         try:
-            parts.append(embed(name, build(), caption))
+            parts.append(embed(name, build(), caption, photo=photo))
         except (OSError, ValueError) as exc:  # a missing bundled photo must not break the report
             log.warning("filters figure %s not built: %s", name, exc)
             parts.append(f'<p class="missing">{escape(name)}: not available ({escape(str(exc))})</p>')

@@ -1,7 +1,8 @@
 """The leaderboard as one self-contained HTML page: ranked tables, plots, before/after grids, filters.
 
 The page references nothing outside itself: the CSS is inline and every image is a
-base64 ``data:`` URI (the same PNGs are also written to ``figures/``). A tiny inline
+base64 ``data:`` URI (the same files are also written to ``figures/``: plots as PNG,
+photographic grids as JPEG). A tiny inline
 script counts the images that decoded and writes the counts to ``<body>`` as
 ``data-images-loaded`` and ``data-images-total`` (read by the browser test; a quick
 check for humans too).
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.figures import level_figure, png_bytes, runtime_figure, sample_figure
+from harness.figures import figure_bytes, level_figure, runtime_figure, sample_figure
 from harness.filters_page import filters_section
 from harness.report import format_cell
 from harness.samples import sample_dir, slug
@@ -64,33 +65,41 @@ FOOTNOTE = (
 )
 
 
-def data_uri(png: bytes) -> str:
-    """``data:image/png;base64,...`` for PNG bytes."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+SUFFIX = {"png": "png", "jpeg": "jpg"}
+
+
+def data_uri(data: bytes, fmt: str = "png") -> str:
+    """``data:image/<fmt>;base64,...`` for image bytes."""
+    return f"data:image/{fmt};base64," + base64.b64encode(data).decode("ascii")
 
 
 class FigureWriter:
-    """Writes figures to a folder as PNG and returns their embedded ``<figure>`` markup."""
+    """Writes figures to a folder and returns their embedded ``<figure>`` markup."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def embed(self, name: str, fig: Figure, caption: str) -> str:
-        """Save ``fig`` as ``<folder>/<name>.png`` and return a ``<figure>`` with it inline."""
-        data = png_bytes(fig)
+    def embed(self, name: str, fig: Figure, caption: str, *, photo: bool = False) -> str:
+        """Save ``fig`` as ``<folder>/<name>.png`` (``.jpg`` for a ``photo``) and return a
+        ``<figure>`` with it inline."""
+        fmt = "jpeg" if photo else "png"
+        data = figure_bytes(fig, fmt)
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / f"{slug(name)}.png").write_bytes(data)
+        (self.folder / f"{slug(name)}.{SUFFIX[fmt]}").write_bytes(data)
         return (
-            f'<figure><img src="{data_uri(data)}" alt="{escape(caption)}">'
+            f'<figure><img src="{data_uri(data, fmt)}" alt="{escape(caption)}">'
             f"<figcaption>{escape(caption)}</figcaption></figure>"
         )
 
-    def embed_or_note(self, name: str, fig: Figure | None, caption: str, note: str = "no data") -> str:
-        return self.embed(name, fig, caption) if fig is not None else f'<p class="missing">{escape(note)}</p>'
+    def embed_or_note(self, name: str, fig: Figure | None, caption: str, note: str = "no data", *,
+                      photo: bool = False) -> str:  # fmt: skip
+        if fig is None:
+            return f'<p class="missing">{escape(note)}</p>'
+        return self.embed(name, fig, caption, photo=photo)
 
 
 def write_html(results: pd.DataFrame, board: pd.DataFrame, out: Path, *, run_dir: Path | None = None) -> list[Path]:
-    """Write ``index.html`` (self-contained) and ``figures/*.png`` to ``out``; returns both paths.
+    """Write ``index.html`` (self-contained) and ``figures/`` to ``out``; returns both paths.
 
     ``run_dir`` is the run directory whose ``samples/`` feed the before/after grids;
     without it (or without samples) the grids read "no sample".
@@ -203,7 +212,7 @@ def _samples_html(task: str, dataset: str, degradation: str, methods: list[str],
     scores = _image_scores(results, task, dataset, degradation, image, metric)
     fig = sample_figure(folder, methods, scores, metric)
     caption = f"{dataset} · {degradation} · image {image or '?'}: centre crops (red box: the patch magnified below)"
-    return writer.embed_or_note(f"{task}-{dataset}-{degradation}-samples", fig, caption, "no sample")
+    return writer.embed_or_note(f"{task}-{dataset}-{degradation}-samples", fig, caption, "no sample", photo=True)
 
 
 def _image_scores(results: pd.DataFrame, task: str, dataset: str, degradation: str, image: str | None,

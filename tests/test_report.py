@@ -80,25 +80,34 @@ def test_html_page_is_self_contained_and_ranked_like_the_csv(report):
     assert "no sample" not in text  # every group has its crops
     # runtime + level plots, one sample grid per degradation, three filters figures
     assert len(parsed.images) == 2 + len(DEGRADATIONS) + 3
+    # plots are PNG; photographic figures (before/after grids, hybrid image, pyramids) JPEG
+    formats = []
     for img in parsed.images:
         src = img["src"] or ""
-        assert src.startswith("data:image/png;base64,"), src[:60]
-        data = base64.b64decode(src.split(",", 1)[1], validate=True)
-        _assert_png(data)
-    figures = sorted((out / "figures").glob("*.png"))
+        head, _, payload = src.partition(",")
+        fmt = {"data:image/png;base64": "PNG", "data:image/jpeg;base64": "JPEG"}.get(head)
+        assert fmt is not None, src[:60]
+        _assert_image(base64.b64decode(payload, validate=True), fmt)
+        formats.append(fmt)
+    assert formats.count("JPEG") == len(DEGRADATIONS) + 2
+    figures = {p.name: p for p in (out / "figures").iterdir()}
     assert len(figures) == len(parsed.images)
-    for path in figures:
-        _assert_png(path.read_bytes())
+    for name, path in figures.items():
+        _assert_image(path.read_bytes(), "PNG" if name.endswith(".png") else "JPEG")
+        assert name.endswith(("-samples.jpg", "-hybrid.jpg", "-pyramids.jpg")) == name.endswith(".jpg")
 
 
-def _assert_png(data: bytes) -> None:
+def _assert_image(data: bytes, fmt: str) -> None:
+    """``data`` is a complete, decodable image file in ``fmt``."""
     from PIL import Image
 
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    magic = {"PNG": b"\x89PNG\r\n\x1a\n", "JPEG": b"\xff\xd8\xff"}[fmt]
+    assert data.startswith(magic)
     with Image.open(io.BytesIO(data)) as im:
         im.verify()
     with Image.open(io.BytesIO(data)) as im:
-        assert im.format == "PNG" and im.width > 0 and im.height > 0
+        im.load()  # decodes every byte: a truncated JPEG fails here
+        assert im.format == fmt and im.width > 0 and im.height > 0
 
 
 def test_markdown_and_csv_are_unchanged_by_html(report):
