@@ -163,9 +163,9 @@ def convert(
 
 @app.command("list")
 def list_cmd(
-    what: Annotated[str, typer.Argument(help="tasks, methods, degradations, metrics or datasets")],
+    what: Annotated[str, typer.Argument(help="tasks, methods, degradations, metrics, datasets or checkpoints")],
 ) -> None:
-    """List the registered tasks, methods, degradations, metrics or dataset sources."""
+    """List the registered tasks, methods, degradations, metrics, dataset sources, or the committed checkpoints."""
     from harness.console import print_listing
 
     print_listing(what)

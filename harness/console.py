@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
@@ -75,7 +76,34 @@ def _rows(what: str) -> list[tuple[str, ...]]:
                 for n, m in registry.METRICS.items()]  # fmt: skip
     if what == "datasets":
         return [(f"{n}:", (c.__doc__ or "").strip().splitlines()[0]) for n, c in registry.SOURCES.items()]
-    raise UserError(f"cannot list {what!r}; valid choices: tasks, methods, degradations, metrics, datasets")
+    if what == "checkpoints":
+        return _checkpoint_rows()
+    raise UserError(f"cannot list {what!r}; valid choices: {', '.join(LISTABLE)}")
+
+
+LISTABLE = ("tasks", "methods", "degradations", "metrics", "datasets", "checkpoints")
+
+
+def _checkpoint_rows() -> list[tuple[str, ...]]:
+    """The committed checkpoint of every neural method that has one, with its provenance."""
+    from harness import registry
+
+    rows = []
+    for name, cls in registry.METHODS.items():
+        describe = getattr(cls, "describe_checkpoints", None)
+        if cls.kind != "neural" or describe is None:
+            continue
+        try:
+            infos = cls().describe_checkpoints()
+        except UserError as exc:  # e.g. a checkpoint not trained yet
+            rows.append((name, f"unavailable: {exc}"))
+            continue
+        for info in infos:
+            psnr = info["val_psnr"]
+            rows.append((name, Path(info["file"]).name, f"sha256:{info['sha256']}", f"steps={info['steps']}",
+                         f"train_s={info['seconds']}", f"val_psnr={psnr:.2f}" if psnr is not None else "val_psnr=-",
+                         f"mlflow_run={info['mlflow_run']}", info["command"]))  # fmt: skip
+    return rows
 
 
 def _params(model: Any, defaults_of: Callable[[Any], dict]) -> str:

@@ -26,6 +26,7 @@ from tasks.nn.checkpoints import (
     checkpoint_hash,
     file_sha256,
     load_checkpoint,
+    read_metadata,
     save_checkpoint,
 )
 from tasks.nn.official import (
@@ -193,6 +194,18 @@ def test_safetensors_with_broken_metadata(tmp_path):
     save_file({"w": torch.ones(3)}, str(tmp_path / "m.safetensors"), metadata={"restorebench": "{oops"})
     with pytest.raises(UserError, match="not valid JSON"):
         load_checkpoint(tmp_path / "m.safetensors")
+
+
+def test_read_metadata_reads_the_header_only(tmp_path):
+    path = save_checkpoint(tmp_path / "m.safetensors", {"w": torch.ones(3)}, METADATA)
+    assert read_metadata(path) == METADATA == load_checkpoint(path)[1]
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.ones(3)}, str(tmp_path / "plain.safetensors"))
+    assert read_metadata(tmp_path / "plain.safetensors") == {}
+    (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 64)
+    with pytest.raises(UserError, match="junk.safetensors is not a readable"):
+        read_metadata(tmp_path / "junk.safetensors")
 
 
 # --- PyTorch state dicts (weights only) -------------------------------------------------------

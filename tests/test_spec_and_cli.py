@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -144,6 +146,22 @@ def test_cli_list():
     assert "psnr_y" in cli("list", "metrics").stdout
     assert "folder:" in cli("list", "datasets").stdout
     assert "denoise" in cli("list", "tasks").stdout
+
+
+def test_cli_list_checkpoints_shows_each_committed_checkpoint_with_its_provenance():
+    from safetensors import safe_open
+
+    listed = cli("list", "checkpoints")
+    assert listed.returncode == 0, listed.stderr
+    lines = {line.split("  ")[1]: line for line in listed.stdout.splitlines()}
+    committed = sorted((Path(__file__).resolve().parents[1] / "tasks").glob("*/checkpoints/*.safetensors"))
+    assert committed and sorted(lines) == sorted(p.name for p in committed)
+    for path in committed:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads(f.metadata()["restorebench"])
+        line = lines[path.name]
+        assert f"steps={meta['steps']}" in line and meta["command"] in line
+        assert f"val_psnr={meta['metrics']['val_psnr']:.2f}" in line
 
 
 @pytest.mark.ray

@@ -37,6 +37,7 @@ __all__ = [
     "checkpoint_hash",
     "file_sha256",
     "load_checkpoint",
+    "read_metadata",
     "save_checkpoint",
     "select_state_dict",
     "strip_module_prefix",
@@ -144,6 +145,23 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     return _load_torch(path), {}
 
 
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON metadata of a ``.safetensors`` checkpoint, from its header alone (no torch,
+    no tensors read): cheap enough for listings."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 0 < size <= 100_000_000:
+                raise ValueError(f"header size {size} is implausible")
+            header = json.loads(f.read(size))
+        raw = (header.get("__metadata__") or {}).get(METADATA_KEY)
+        metadata = json.loads(raw) if raw else {}
+    except (OSError, ValueError, AttributeError) as exc:
+        raise UserError(f"{path} is not a readable .safetensors file ({exc}); re-download or re-save it.") from exc
+    return metadata if isinstance(metadata, dict) else {}
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 (hex) of a file's bytes, read in 1 MiB chunks.
 
@@ -197,7 +215,7 @@ def select_state_dict(obj: Any, is_state_dict: Any, *, source: Path) -> Any:
 
 def strip_module_prefix(state: Mapping[str, Any]) -> dict[str, Any]:
     """Drop the ``"module."`` prefix that ``DataParallel`` puts before every key."""
-    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state.items()}
+    return {(k.removeprefix("module.")): v for k, v in state.items()}
 
 
 def existing_file(path: str | os.PathLike[str], accepted: tuple[str, ...]) -> Path:

@@ -116,6 +116,22 @@ class NeuralMethod(Method):
             )
         return paths
 
+    def describe_checkpoints(self) -> list[dict[str, Any]]:
+        """What each checkpoint is: file, SHA-256, training steps and time, the validation
+        PSNR it reached, the command that trains it and its MLflow training run."""
+        from tasks.nn.checkpoints import read_metadata
+
+        rows = []
+        for path in self.checkpoints():
+            meta = read_metadata(path)
+            rows.append({
+                "file": str(path), "sha256": checkpoint_sha256(path)[:12],
+                "architecture": meta.get("architecture", "?"), "steps": meta.get("steps", "-"),
+                "seconds": meta.get("seconds", "-"), "val_psnr": (meta.get("metrics") or {}).get("val_psnr"),
+                "command": meta.get("command", "-"), "mlflow_run": (meta.get("mlflow") or {}).get("run_id") or "-",
+            })  # fmt: skip
+        return rows
+
     def identity(self) -> dict[str, Any]:
         ident = super().identity()
         ident["checkpoints"] = sorted(checkpoint_sha256(p) for p in self.checkpoints())
