@@ -276,7 +276,7 @@ def test_recipe_pairs():
 def test_smoke_training_writes_a_loadable_checkpoint(tmp_path, monkeypatch):
     from harness.train import train_method
 
-    monkeypatch.setattr(neural, "_LIGHT", {"depth": 4, "features": 8, "batch_norm": True})
+    monkeypatch.setattr(neural, "_LIGHT", {"gray": {"depth": 4, "features": 8, "batch_norm": True}})
     monkeypatch.setattr(neural, "_TRAINING", {"batch_size": 4, "steps": 1000, "lr": 1e-3})
     out = tmp_path / "dncnn.safetensors"
     summary = train_method("denoise/dncnn?channels=gray", data=["synthetic:deadleaves?n=6&size=96&gray=true"],
@@ -286,3 +286,21 @@ def test_smoke_training_writes_a_loadable_checkpoint(tmp_path, monkeypatch):
     assert meta["config"]["channels"] == 1 and "noisy_pair" in meta["recipe"]["make_pair"]
     method = build_method(f"denoise/dncnn?checkpoint={out}")
     assert method.restore([_noisy(1)])[0].shape == (20, 28, 1)
+
+
+@pytest.mark.parametrize("channels, data", [("gray", "Train400"), ("rgb", "BSDS400")])
+def test_committed_blind_checkpoints_are_their_recipes(channels, data):
+    """Each committed checkpoint records the recipe that the code would run today."""
+    method = build_method(f"denoise/dncnn?channels={channels}")
+    path = method.training_output()
+    state, meta = load_checkpoint(path)
+    recipe = method.recipe()
+    assert meta["config"] == recipe.config and meta["config"]["channels"] == (1 if channels == "gray" else 3)
+    assert meta["steps"] == recipe.steps == meta["recipe"]["steps"]
+    assert meta["recipe"]["make_pair"] == recipe.describe()["make_pair"]
+    assert meta["data"]["sources"] == [f"folder:/work/shared/data/train/{data}"] and meta["data"]["images"] == 400
+    assert meta["command"] == (f"restorebench train 'denoise/dncnn?channels={channels}' "
+                               f"--data folder:/work/shared/data/train/{data} --seed 0")  # fmt: skip
+    assert meta["seconds"] < 30 * 60  # reproducible within ~30 min on 2 cores
+    net = method.build_network(meta["config"])
+    net.load_state_dict(state)
