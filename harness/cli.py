@@ -134,12 +134,13 @@ def train(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     tracking_uri: TrackingUri = None,
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow")] = False,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch [default: all cores]")] = None,
 ) -> None:
     """Train a neural method's checkpoint with its recipe."""
     from harness.train import train_method
 
     summary = train_method(method, data=data, steps=steps, out=out, seed=seed, tracking_uri=tracking_uri,
-                           tracking=not no_tracking)  # fmt: skip
+                           tracking=not no_tracking, threads=threads)  # fmt: skip
     metrics = summary.metadata["metrics"]
     given = metrics["val_psnr_input"]
     typer.echo(f"wrote {summary.checkpoint}: {summary.metadata['steps']} steps in {summary.metadata['seconds']} s, "

@@ -62,8 +62,13 @@ def train_method(
     seed: int = 0,
     tracking_uri: str | None = None,
     tracking: bool = True,
+    threads: int | None = None,
 ) -> TrainSummary:
-    """Train the checkpoint of ``method_ref`` (e.g. ``superres/srcnn?scale=3``)."""
+    """Train the checkpoint of ``method_ref`` (e.g. ``superres/srcnn?scale=3``).
+
+    ``threads``: torch's CPU threads (default: all cores); recorded in the metadata, since
+    float sums, and so the last bits of the weights, depend on it.
+    """
     from harness.registry import build_method
 
     method = build_method(method_ref)
@@ -82,7 +87,8 @@ def train_method(
     run = _Tracker(tracking_uri, method.build_ref, recipe, data_info) if tracking else None
     from tasks.nn.training import fit
 
-    result = fit(recipe, network, images, keys, steps=steps, seed=seed, log_fn=run.log if run else None)
+    result = fit(recipe, network, images, keys, steps=steps, seed=seed, num_threads=threads,
+                 log_fn=run.log if run else None)  # fmt: skip
     import torch
 
     metadata = {
@@ -93,6 +99,7 @@ def train_method(
         "recipe": recipe.describe(),
         "data": data_info,
         "seed": seed,
+        "threads": torch.get_num_threads(),
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
         "metrics": {"val_psnr": result.val_psnr, "val_psnr_input": result.val_psnr_input},

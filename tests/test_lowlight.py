@@ -325,4 +325,5 @@ def test_task_and_suite_are_registered():
     assert TASKS.get("lowlight").metrics == ("psnr", "ssim")
     assert {"lowlight", "sid", "underexpose"} <= set(DEGRADATIONS.names()) and "sid" in SOURCES
     suite, _ = load_suite("lowlight")
-    assert [len(block.methods) for block in suite.tasks] == [4, 2]
+    assert [len(block.methods) for block in suite.tasks] == [5, 3]
+    assert "lowlight/sid_unet" in suite.tasks[0].methods and "lowlight/deepupe" in suite.tasks[1].methods

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tasks.nn.inference import tiled_forward
+from tasks.nn.training import Recipe, fit
 
 PLUGIN = textwrap.dedent(
     """
@@ -177,3 +178,46 @@ def test_checkpoint_path_is_not_part_of_the_label_but_its_content_is_in_the_id(t
     assert default.ref == same.ref == changed.ref == "denoise/tinynet"
     assert default.identity() == same.identity() != changed.identity()
     assert changed.required_resources().num_gpus == 0.5
+
+
+def _identity_pair(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    noisy = clean + rng.normal(0, 0.1, clean.shape).astype(np.float32)
+    return noisy.transpose(2, 0, 1).copy(), clean.transpose(2, 0, 1).copy()
+
+
+def _fit_tiny(steps: int = 3, **recipe_args):
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(3, 3, 3, padding=1)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    recipe = Recipe(architecture="tiny", config={}, make_pair=_identity_pair, patch_size=8, batch_size=2,
+                    steps=steps, lr=1e-2, val_every=1, val_patches=4, **recipe_args)  # fmt: skip
+    images = [np.random.default_rng(i).random((16, 16, 3), dtype=np.float32) for i in range(4)]
+    result = fit(recipe, net, images, [f"img{i}" for i in range(4)], seed=0, num_threads=1)
+    return before, result
+
+
+def test_fit_uses_the_recipe_objective_and_logs_its_terms():
+    calls = []
+
+    def objective(network, x, y):
+        calls.append(tuple(x.shape))
+        out = network(x)
+        mse = ((out - y) ** 2).mean()
+        return mse + 0.0 * out.sum(), {"half_mse": float(mse.detach()) / 2}
+
+    _, result = _fit_tiny(objective=objective)
+    assert calls == [(2, 3, 8, 8)] * 3  # one call per step, on the training batch
+    assert [sorted(h) for h in result.history] == [["half_mse", "loss", "lr", "seconds", "step", "val_psnr"]] * 3
+    for h in result.history:  # one step per record: the logged term is the loss's half
+        assert abs(h["half_mse"] - h["loss"] / 2) < 1e-9
+    plain = _fit_tiny()[1]
+    assert [h["loss"] for h in plain.history] == [h["loss"] for h in result.history]  # same loss, same steps
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(os.cpu_count() or 1)
+
+
+def test_fit_clips_gradients():
+    before, clipped = _fit_tiny(grad_clip=0.0)  # gradients scaled to norm 0: Adam does not move
+    assert all(torch.equal(before[k], v) for k, v in clipped.state_dict.items())
+    before, free = _fit_tiny()
+    assert not all(torch.equal(before[k], v) for k, v in free.state_dict.items())

@@ -223,36 +223,33 @@ class DeepUPEMethod(NeuralMethod):
     def recipe(self) -> Any:
         """The paper's composite loss on ``underexpose`` pairs of clean patches.
 
-        Input ``[I, target]`` (6 channels: the network reads only ``I``; the target rides
-        along for the colour term, see :class:`~tasks.lowlight.models.DeepUPELight`),
-        target the clean patch; ratio log-uniform in [3, 12], no noise (the degradation's
-        default). Loss: ``mse`` (reconstruction) + ``5e-4 * smoothness + 5e-3 * colour``
-        (:data:`tasks.lowlight.models.DEEPUPE_WEIGHTS`). Adam lr 1e-3.
+        Input the darkened patch, target the clean patch; ratio log-uniform in [3, 12], no
+        noise (the degradation's default). Objective
+        :func:`~tasks.lowlight.models.deepupe_objective`: ``mse(I / S, target) + 5e-4 *
+        smoothness + 5e-3 * colour`` (:data:`tasks.lowlight.models.DEEPUPE_WEIGHTS`).
+        Adam lr 1e-3, gradients clipped at norm 1 (the smoothness weights reach 1e4 on
+        flat patches).
         """
-        from tasks.lowlight.models import DEEPUPE_WEIGHTS
+        from tasks.lowlight.models import DEEPUPE_WEIGHTS, deepupe_objective
         from tasks.nn.training import Recipe
 
+        w = DEEPUPE_WEIGHTS
         return Recipe(
             architecture=self.architecture, config=dict(DEEPUPE_CONFIG), make_pair=deepupe_training_pair,
             patch_size=96, batch_size=8, steps=3000, lr=1e-3, channels="rgb", loss="mse",
-            lr_milestones=(0.7, 0.9), val_every=500, val_patches=64,
+            objective=deepupe_objective, grad_clip=1.0, lr_milestones=(0.7, 0.9), val_every=500, val_patches=64,
             notes=("DeepUPE-style, light (no VGG encoder, no bilateral grid); pairs made by the 'underexpose' "
                    f"degradation, ratio log-uniform in [{DEEPUPE_RATIOS[0]:g}, {DEEPUPE_RATIOS[1]:g}], noise 0; loss "
-                   f"= mse(I/S, target) + {DEEPUPE_WEIGHTS['smoothness']:g} * smoothness(S; log I) + "
-                   f"{DEEPUPE_WEIGHTS['colour']:g} * colour angle, the last two added inside the network's "
-                   "training-mode forward (the input carries the target as channels 3-5)"),
+                   f"= mse(I/S, target) + {w['smoothness']:g} * smoothness(S; log luminance of I) + "
+                   f"{w['colour']:g} * colour angle"),
         )  # fmt: skip
 
 
 def deepupe_training_pair(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(``[I, target]`` 6 x P x P, target 3 x P x P): the ``underexpose`` degradation of a clean patch.
-
-    Ratio log-uniform in :data:`DEEPUPE_RATIOS`; the target rides along as channels 3-5
-    for the colour term of the loss (the network predicts ``S`` from channels 0-2 only).
-    """
+    """(darkened 3 x P x P, clean 3 x P x P): the ``underexpose`` degradation of a clean patch,
+    ratio log-uniform in :data:`DEEPUPE_RATIOS`."""
     lo, hi = np.log(DEEPUPE_RATIOS[0]), np.log(DEEPUPE_RATIOS[1])
     ratio = float(np.exp(rng.uniform(lo, hi)))
     dark = Underexpose(Underexpose.Params(ratio=ratio)).apply(clean, rng).image
-    target = np.ascontiguousarray(clean.transpose(2, 0, 1), np.float32)
-    x = np.concatenate([dark.transpose(2, 0, 1), target], axis=0)
-    return np.ascontiguousarray(x, np.float32), target
+    x = np.ascontiguousarray(dark.transpose(2, 0, 1), np.float32)
+    return x, np.ascontiguousarray(clean.transpose(2, 0, 1), np.float32)

@@ -20,6 +20,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 PairFn = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+# objective(network, x, y) -> (loss to minimise, its named terms as floats for the log)
+ObjectiveFn = Callable[[Any, Any, Any], tuple[Any, dict[str, float]]]
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,10 @@ class Recipe:
 
     ``make_pair(clean_patch, rng)`` turns a clean HWC float32 patch (already converted
     to ``channels``) into the network's (input, target), both CHW float32; every random
-    draw comes from ``rng``.
+    draw comes from ``rng``. The loss is ``loss(network(x), y)`` (``mse`` or ``l1``), or
+    ``objective(network, x, y)`` when a method's loss needs more than the output (e.g.
+    DeepUPE's terms on its illumination map); validation always scores ``network(x)``.
+    ``grad_clip``: clip the gradients' global norm (None: off).
     """
 
     architecture: str
@@ -40,6 +45,8 @@ class Recipe:
     lr: float
     channels: Literal["rgb", "gray", "y"] = "rgb"
     loss: Literal["mse", "l1"] = "mse"
+    objective: ObjectiveFn | None = None
+    grad_clip: float | None = None
     lr_milestones: tuple[float, ...] = (0.6, 0.85)  # fractions of steps where lr drops x0.1
     weight_decay: float = 0.0
     val_every: int = 500
@@ -50,10 +57,15 @@ class Recipe:
     notes: str = ""
 
     def describe(self) -> dict[str, Any]:
-        """The recipe as JSON-able metadata (the pair function by its qualified name)."""
-        data = {k: v for k, v in asdict(self).items() if k != "make_pair"}
-        data["make_pair"] = f"{self.make_pair.__module__}.{self.make_pair.__qualname__}"
+        """The recipe as JSON-able metadata (functions by their qualified names)."""
+        data = {k: v for k, v in asdict(self).items() if k not in ("make_pair", "objective")}
+        data["make_pair"] = _qualified_name(self.make_pair)
+        data["objective"] = _qualified_name(self.objective) if self.objective is not None else None
         return data
+
+
+def _qualified_name(fn: Callable[..., Any]) -> str:
+    return f"{fn.__module__}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 @dataclass
@@ -114,6 +126,18 @@ def _psnr(a: Any, b: Any) -> float:
     return float(10 * np.log10(1.0 / max(mse, 1e-12)))
 
 
+def _output_loss(kind: str) -> ObjectiveFn:
+    """The plain objective: ``mse`` or ``l1`` between ``network(x)`` and ``y``."""
+    import torch
+
+    loss_fn = torch.nn.MSELoss() if kind == "mse" else torch.nn.L1Loss()
+
+    def objective(network: Any, x: Any, y: Any) -> tuple[Any, dict[str, float]]:
+        return loss_fn(network(x), y), {}
+
+    return objective
+
+
 def fit(
     recipe: Recipe,
     network: Any,
@@ -122,11 +146,17 @@ def fit(
     *,
     steps: int | None = None,
     seed: int = 0,
+    num_threads: int | None = None,
     log_fn: Callable[[int, dict[str, float]], None] | None = None,
 ) -> FitResult:
-    """Train ``network`` on patches of ``images`` (HWC float32 in [0, 1]) by ``recipe``."""
+    """Train ``network`` on patches of ``images`` (HWC float32 in [0, 1]) by ``recipe``.
+
+    ``num_threads``: torch's intra-op threads (None: torch's default, all cores).
+    """
     import torch
 
+    if num_threads is not None:
+        torch.set_num_threads(max(1, int(num_threads)))
     steps = recipe.steps if steps is None else steps
     usable = [i for i, img in enumerate(images) if min(img.shape[:2]) >= recipe.patch_size]
     if len(usable) < 2:
@@ -144,7 +174,7 @@ def fit(
     optimiser = torch.optim.Adam(network.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     milestones = sorted({max(1, int(m * steps)) for m in recipe.lr_milestones})
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones, gamma=0.1)
-    loss_fn = torch.nn.MSELoss() if recipe.loss == "mse" else torch.nn.L1Loss()
+    objective = recipe.objective or _output_loss(recipe.loss)
     history: list[dict[str, float]] = []
     input_psnr = _psnr(val_x, val_y) if val_x.shape == val_y.shape else None
 
@@ -157,19 +187,24 @@ def fit(
 
     started = time.perf_counter()
     network.train()
-    running, count = 0.0, 0
+    running: dict[str, float] = {}
+    count = 0
     for step in range(1, steps + 1):
         x, y = _batch(train, recipe, rng, recipe.batch_size, recipe.augment)
-        loss = loss_fn(network(torch.from_numpy(x)), torch.from_numpy(y))
+        loss, terms = objective(network, torch.from_numpy(x), torch.from_numpy(y))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
+        if recipe.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(network.parameters(), recipe.grad_clip)
         optimiser.step()
         schedule.step()
-        running, count = running + loss.item(), count + 1
+        count += 1
+        for name, value in {"loss": loss.item(), **terms}.items():
+            running[name] = running.get(name, 0.0) + float(value)
         if step % recipe.val_every == 0 or step == steps:
-            record = {"loss": running / count, "val_psnr": validate(),
+            record = {**{k: v / count for k, v in running.items()}, "val_psnr": validate(),
                       "lr": optimiser.param_groups[0]["lr"], "seconds": time.perf_counter() - started}  # fmt: skip
-            running, count = 0.0, 0
+            running, count = {}, 0
             history.append({"step": step, **record})
             log.info("step %d: %s", step, record)
             if log_fn:
