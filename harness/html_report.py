@@ -78,6 +78,7 @@ class FigureWriter:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self.written: set[str] = set()
 
     def embed(self, name: str, fig: Figure, caption: str, *, photo: bool = False) -> str:
         """Save ``fig`` as ``<folder>/<name>.png`` (``.jpg`` for a ``photo``) and return a
@@ -85,7 +86,9 @@ class FigureWriter:
         fmt = "jpeg" if photo else "png"
         data = figure_bytes(fig, fmt)
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / f"{slug(name)}.{SUFFIX[fmt]}").write_bytes(data)
+        path = self.folder / f"{slug(name)}.{SUFFIX[fmt]}"
+        path.write_bytes(data)
+        self.written.add(path.name)
         return (
             f'<figure><img src="{data_uri(data, fmt)}" alt="{escape(caption)}">'
             f"<figcaption>{escape(caption)}</figcaption></figure>"
@@ -96,6 +99,17 @@ class FigureWriter:
         if fig is None:
             return f'<p class="missing">{escape(note)}</p>'
         return self.embed(name, fig, caption, photo=photo)
+
+    def remove_stale(self) -> list[Path]:
+        """Delete figures a previous report left in the folder that this one did not write
+        (e.g. a grid saved under another format or a group that is gone); returns them."""
+        if not self.folder.is_dir():
+            return []
+        stale = [p for p in self.folder.iterdir()
+                 if p.is_file() and p.suffix in (".png", ".jpg") and p.name not in self.written]  # fmt: skip
+        for path in stale:
+            path.unlink()
+        return stale
 
 
 def write_html(results: pd.DataFrame, board: pd.DataFrame, out: Path, *, run_dir: Path | None = None) -> list[Path]:
@@ -113,6 +127,8 @@ def write_html(results: pd.DataFrame, board: pd.DataFrame, out: Path, *, run_dir
     for task in tasks:
         parts.append(_task_section(task, board[board["task"] == task], results, writer, samples))
     parts.append(filters_section(writer.embed))
+    for stale in writer.remove_stale():
+        log.info("removed stale figure %s", stale)
     path = out / "index.html"
     path.write_text(_document("restorebench leaderboard", "\n".join(parts)), encoding="utf-8")
     log.info("wrote %s with figures in %s", path, writer.folder)

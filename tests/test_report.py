@@ -137,6 +137,17 @@ def test_missing_samples_and_metrics_do_not_break_the_page(report, tmp_path):
     assert bare[0].read_text(encoding="utf-8").count("no sample") == len(DEGRADATIONS)
 
 
+def test_regenerating_removes_figures_the_new_report_does_not_write(report):
+    results, out = report
+    figures = out / "figures"
+    before = sorted(p.name for p in figures.iterdir())
+    for name in ("denoise-old_group-samples.png", "denoise-old_group-samples.jpg"):
+        (figures / name).write_bytes(b"stale")
+    (figures / "notes.txt").write_text("mine")  # not a figure: left alone
+    write_report(results, out, ["html"], run_dir=out.parent)
+    assert sorted(p.name for p in figures.iterdir()) == sorted([*before, "notes.txt"])
+
+
 def test_html_marks_neural_and_non_blind_methods():
     from harness.html_report import table_html
 
