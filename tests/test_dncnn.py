@@ -304,3 +304,11 @@ def test_committed_blind_checkpoints_are_their_recipes(channels, data):
     assert meta["seconds"] < 30 * 60  # reproducible within ~30 min on 2 cores
     net = method.build_network(meta["config"])
     net.load_state_dict(state)
+
+
+def test_leaderboard_size_is_the_largest_network_the_method_runs():
+    counts = {c: build_method(f"denoise/dncnn?channels={c}").parameter_count() for c in ("gray", "rgb")}
+    # first conv with bias, middle convs without bias + BN (weight, bias), last conv without bias
+    assert counts == {"gray": 1 * 32 * 9 + 32 + 13 * (32 * 32 * 9 + 2 * 32) + 32 * 9 * 1,
+                      "rgb": 3 * 48 * 9 + 48 + 10 * (48 * 48 * 9 + 2 * 48) + 48 * 9 * 3}
+    assert build_method("denoise/dncnn").parameter_count() == counts["rgb"]

@@ -141,8 +141,9 @@ class NeuralMethod(Method):
         return Resources(num_cpus=self.params.num_cpus, num_gpus=self.params.num_gpus)
 
     def parameter_count(self) -> int | None:
-        net = self._network(self.checkpoints()[0])
-        return int(sum(p.numel() for p in net.parameters()))
+        """Parameters of the largest network this method may run (e.g. DnCNN's colour model
+        beside its gray one): the leaderboard's size of the method."""
+        return max(int(sum(p.numel() for p in self._network(path).parameters())) for path in self.checkpoints())
 
     def setup(self) -> None:
         import torch
