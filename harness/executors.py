@@ -178,15 +178,23 @@ def _after_failure(batch: Sequence[WorkUnit], exc: Exception, retries: int) -> l
     return _Failed(_failed_batch(batch, reason.splitlines()[0]))
 
 
+PIPELINE = 2  # batches in flight per actor: the next one waits in the actor while the driver stores the last
+
+
 class _ActorPool:
-    """The actors of one neural method: created on demand, killed when its work is done."""
+    """The actors of one neural method: created on demand, killed when its work is done.
+
+    Each actor holds up to :data:`PIPELINE` batches (Ray runs an actor's calls in order),
+    so it never idles while the driver records the batch it just returned.
+    """
 
     def __init__(self, executor: RayExecutor, ref: str) -> None:
         self.executor = executor
         self.ref = ref
         self.resources = _method_resources(ref)
         self.queue: list[Sequence[WorkUnit]] = []
-        self.idle: list = []
+        self.idle: list = []  # one entry per free slot, so an actor appears up to PIPELINE times
+        self.live: list = []
         self.busy = 0
         self.size = self._size()
 
@@ -209,11 +217,14 @@ class _ActorPool:
         cls = self.executor._actor_cls.options(
             num_cpus=res.num_cpus, num_gpus=res.num_gpus, max_restarts=1, max_task_retries=self.executor.max_retries
         )
-        return cls.remote(self.ref, res.num_cpus)
+        actor = cls.remote(self.ref, res.num_cpus)
+        self.live.append(actor)
+        self.idle.extend([actor] * (PIPELINE - 1))
+        return actor
 
     def assign(self) -> list[tuple]:
         pairs = []
-        while self.queue and (self.idle or self.busy + len(self.idle) < self.size):
+        while self.queue and (self.idle or len(self.live) < self.size):
             actor = self.idle.pop() if self.idle else self._new_actor()
             pairs.append((actor, self.queue.pop()))
             self.busy += 1
@@ -221,15 +232,21 @@ class _ActorPool:
 
     def release(self, actor) -> None:
         self.busy -= 1
-        self.idle.append(actor)
+        if any(a is actor for a in self.live):
+            self.idle.append(actor)
         if not self.queue and not self.busy:  # free the CPUs/GPUs for the rest of the run
-            for a in self.idle:
+            for a in self.live:
                 self.executor._ray.kill(a)
+            self.live.clear()
             self.idle.clear()
 
     def replace(self, actor) -> None:
+        """Drop an actor whose call failed (its other in-flight batch fails and lands here too)."""
         self.busy -= 1
-        self.executor._ray.kill(actor)
+        if any(a is actor for a in self.live):
+            self.live = [a for a in self.live if a is not actor]
+            self.idle = [a for a in self.idle if a is not actor]
+            self.executor._ray.kill(actor)
 
 
 class _MethodActor:

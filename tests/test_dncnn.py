@@ -288,8 +288,11 @@ def test_smoke_training_writes_a_loadable_checkpoint(tmp_path, monkeypatch):
     assert method.restore([_noisy(1)])[0].shape == (20, 28, 1)
 
 
-@pytest.mark.parametrize("channels, data", [("gray", "Train400"), ("rgb", "BSDS400")])
-def test_committed_blind_checkpoints_are_their_recipes(channels, data):
+DEAD_LEAVES = "synthetic:deadleaves?n=64&size=256&seed=7"
+
+
+@pytest.mark.parametrize("channels, data, extra", [("gray", "Train400", None), ("rgb", "BSDS400", DEAD_LEAVES)])
+def test_committed_blind_checkpoints_are_their_recipes(channels, data, extra):
     """Each committed checkpoint records the recipe that the code would run today."""
     method = build_method(f"denoise/dncnn?channels={channels}")
     path = method.training_output()
@@ -298,9 +301,12 @@ def test_committed_blind_checkpoints_are_their_recipes(channels, data):
     assert meta["config"] == recipe.config and meta["config"]["channels"] == (1 if channels == "gray" else 3)
     assert meta["steps"] == recipe.steps == meta["recipe"]["steps"]
     assert meta["recipe"]["make_pair"] == recipe.describe()["make_pair"]
-    assert meta["data"]["sources"] == [f"folder:/work/shared/data/train/{data}"] and meta["data"]["images"] == 400
+    sources = [f"folder:/work/shared/data/train/{data}"] + ([extra] if extra else [])
+    assert meta["data"]["sources"] == sources and meta["data"]["images"] == 400 + (64 if extra else 0)
     assert meta["command"] == (f"restorebench train 'denoise/dncnn?channels={channels}' "
-                               f"--data folder:/work/shared/data/train/{data} --seed 0")  # fmt: skip
+                               f"--data folder:/work/shared/data/train/{data} "
+                               + (f"--data '{extra}' " if extra else "") + "--seed 0")  # fmt: skip
+    assert meta["mlflow"]["run_id"]  # the training run is linked
     assert meta["seconds"] < 30 * 60  # reproducible within ~30 min on 2 cores
     net = method.build_network(meta["config"])
     net.load_state_dict(state)

@@ -286,6 +286,7 @@ def test_committed_checkpoints_are_the_t91_recipe():
         assert meta["architecture"] == "srcnn" and meta["config"] == CONFIG_915
         assert meta["command"].startswith(f"restorebench train 'superres/srcnn?scale={scale}' --data folder:")
         assert meta["data"]["images"] == 91 and meta["metrics"]["val_psnr"] > meta["metrics"]["val_psnr_input"]
+        assert meta["seconds"] < 30 * 60 and meta["mlflow"]["run_id"]  # reproducible in time; training run linked
         SRCNN(**meta["config"]).load_state_dict(state)
 
 
