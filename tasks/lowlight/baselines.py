@@ -27,7 +27,7 @@ from pydantic import Field
 from harness.errors import UserError
 from harness.interfaces import Degraded, Method, Params
 from harness.registry import METHODS
-from tasks.lowlight.degradations import RAW_DEGRADATIONS
+from tasks.lowlight.degradations import RAW_DEGRADATIONS, require_srgb
 from tasks.lowlight.raw import render
 
 __all__ = ["Camera", "CameraHistEq", "CameraGamma", "CameraNLMeans", "CameraBM3D", "Gamma", "HistEq",
@@ -73,14 +73,6 @@ def _require_raw(item: Degraded, method: str) -> None:
     if item.degradation not in RAW_DEGRADATIONS or "raw_file" not in item.extras:
         raise ValueError(f"{method} works on raw inputs (degradations {', '.join(RAW_DEGRADATIONS)}), "
                          f"got a {item.degradation!r} input; for sRGB inputs use lowlight/gamma or lowlight/histeq")
-
-
-def _require_srgb(item: Degraded, method: str) -> np.ndarray:
-    img = np.asarray(item.image, np.float32)
-    if item.degradation in RAW_DEGRADATIONS or img.ndim != 3 or img.shape[2] not in (1, 3):
-        raise ValueError(f"{method} works on sRGB inputs (e.g. degradation 'underexpose'), got a "
-                         f"{item.degradation!r} input of shape {img.shape}; for raw inputs use lowlight/camera_*")
-    return img
 
 
 class _Camera(Method):
@@ -215,7 +207,7 @@ class Gamma(Method):
     Params = _GammaParams
 
     def restore_one(self, item: Degraded) -> np.ndarray:
-        return auto_gamma(_require_srgb(item, self.qualified_name), self.params.target)
+        return auto_gamma(require_srgb(item, self.qualified_name, "lowlight/camera_*"), self.params.target)
 
 
 @METHODS.register()
@@ -229,4 +221,4 @@ class HistEq(Method):
     description: ClassVar[str] = "luma histogram equalisation on sRGB"
 
     def restore_one(self, item: Degraded) -> np.ndarray:
-        return equalize_luma(_require_srgb(item, self.qualified_name))
+        return equalize_luma(require_srgb(item, self.qualified_name, "lowlight/camera_*"))

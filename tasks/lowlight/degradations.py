@@ -29,7 +29,7 @@ from harness.registry import DEGRADATIONS
 from tasks.lowlight.raw import RawImage, pack_bayer, read_raw, render
 from tasks.lowlight.synthetic import linear_to_srgb, make_pair, srgb_to_linear
 
-__all__ = ["LowLight", "Sid", "Underexpose", "RAW_DEGRADATIONS", "raw_extras"]
+__all__ = ["LowLight", "Sid", "Underexpose", "RAW_DEGRADATIONS", "raw_extras", "require_srgb"]
 
 RAW_DEGRADATIONS = ("lowlight", "sid")  # degradations whose input is a packed raw
 
@@ -155,3 +155,13 @@ class Underexpose(Degradation):
         out = np.round(np.clip(dark, 0.0, 1.0) * 255.0) / 255.0
         return Degraded(image=out.astype(np.float32), degradation=self.name,
                         params={"ratio": float(self.params.ratio), "noise": float(self.params.noise)})
+
+
+def require_srgb(item: Degraded, method: str, raw_alternative: str) -> np.ndarray:
+    """The sRGB image (H, W, 1|3) of ``item``, or a ValueError naming ``raw_alternative``
+    for raw inputs, which sRGB-only methods cannot read."""
+    image = np.asarray(item.image, np.float32)
+    if item.degradation in RAW_DEGRADATIONS or image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise ValueError(f"{method} works on sRGB inputs (e.g. degradation 'underexpose'), got a "
+                         f"{item.degradation!r} input of shape {image.shape}; for raw inputs use {raw_alternative}")
+    return image

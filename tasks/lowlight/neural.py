@@ -33,7 +33,7 @@ import numpy as np
 from harness.errors import UserError
 from harness.interfaces import Degraded
 from harness.registry import METHODS
-from tasks.lowlight.degradations import RAW_DEGRADATIONS, LowLight, Underexpose
+from tasks.lowlight.degradations import RAW_DEGRADATIONS, LowLight, Underexpose, require_srgb
 from tasks.nn.inference import NeuralMethod, NeuralParams
 
 __all__ = [
@@ -65,14 +65,6 @@ def _require_raw(item: Degraded, method: str) -> np.ndarray:
                          f"{item.degradation!r} input of shape {image.shape}; for sRGB inputs use lowlight/deepupe")
     if "ratio" not in item.params:
         raise ValueError(f"{method} needs the exposure ratio (params['ratio']) of its {item.degradation!r} input")
-    return image
-
-
-def _require_srgb(item: Degraded, method: str) -> np.ndarray:
-    image = np.asarray(item.image, np.float32)
-    if item.degradation in RAW_DEGRADATIONS or image.ndim != 3 or image.shape[2] not in (1, 3):
-        raise ValueError(f"{method} works on sRGB inputs (e.g. degradation 'underexpose'), got a "
-                         f"{item.degradation!r} input of shape {image.shape}; for raw inputs use lowlight/sid_unet")
     return image
 
 
@@ -211,7 +203,7 @@ class DeepUPEMethod(NeuralMethod):
         return [(self.checkpoint_dir or CHECKPOINT_DIR) / "deepupe_light.safetensors"]
 
     def prepare(self, item: Degraded) -> tuple[np.ndarray, Any]:
-        image = _require_srgb(item, self.qualified_name)
+        image = require_srgb(item, self.qualified_name, "lowlight/sid_unet")
         channels = image.shape[2]
         if channels == 1:
             image = np.repeat(image, 3, axis=2)
