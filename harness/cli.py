@@ -151,7 +151,8 @@ def train(
 
 @app.command()
 def convert(
-    weights: Annotated[Path, typer.Argument(help="Released weights: .pth/.pt state dict or pickled model, .mat, .safetensors")],
+    weights: Annotated[Path, typer.Argument(help="Released weights: .pth/.pt state dict or pickled model, .mat, .safetensors, "
+                                                   "TF checkpoint PREFIX (PREFIX.index + PREFIX.data-*)")],
     method: Annotated[str, typer.Option("--method", help="TASK/NAME[?params] whose architecture they belong to")],
     out: Annotated[Path, typer.Option("--out", help="The .safetensors checkpoint to write")],
 ) -> None:

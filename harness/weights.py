@@ -11,7 +11,9 @@ from harness.errors import UserError
 def convert_weights(source: str | Path, method_ref: str, out: str | Path) -> dict[str, Any]:
     """Read ``source`` safely, map it onto the method's architecture, check it loads, save it.
 
-    Returns the metadata written with the checkpoint.
+    Returns the metadata written with the checkpoint. ``converted_from.sha256`` is that of
+    the file read; for a TensorFlow checkpoint (``source`` its prefix, ``.index`` or a data
+    file) that of its ``.index``, which holds every tensor's CRC32C.
     """
     from harness.registry import build_method
     from tasks.nn.checkpoints import file_sha256, save_checkpoint
@@ -33,7 +35,8 @@ def convert_weights(source: str | Path, method_ref: str, out: str | Path) -> dic
         "architecture": getattr(method, "architecture", method.name),
         "config": config,
         "method": method.build_ref,
-        "converted_from": {"path": str(source), "sha256": file_sha256(source), "format": weights.source_format},
+        "converted_from": {"path": str(source), "sha256": file_sha256(weights.path or source),
+                           "format": weights.source_format},
     }
     save_checkpoint(out, state, metadata)
     return metadata

@@ -196,9 +196,9 @@ def sid_from_official(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor]
     ``conv10`` (e.g. cydonia999's           depth-first pixel shuffle is TF's order, so
     ``LSID``)                               ``conv10``'s output channels are permuted
     the official TF checkpoint              ``g_conv{L}_{k}/weights`` (3x3xCinxCout) ->
-    (``checkpoint/Sony/model.ckpt``)        ``conv{L}_{k}.weight`` transposed (3, 2, 0, 1),
-    read into a dict of arrays by name,     ``/biases`` -> ``.bias``; ``g_conv10/weights``
-    e.g. with ``tf.train.load_checkpoint``  -> ``conv10_1`` with the depth-to-space
+    (``checkpoint/Sony/model.ckpt``) read   ``conv{L}_{k}.weight`` transposed (3, 2, 0, 1),
+    directly (``tasks.nn.tf_checkpoint``),  ``/biases`` -> ``.bias``; ``g_conv10/weights``
+    or by ``tf.train.load_checkpoint``      -> ``conv10_1`` with the depth-to-space
     and saved as ``.pth``/``.safetensors``  permutation (:func:`tf_depth_to_space_permutation`);
                                             the un-named ``tf.Variable`` deconvolution
                                             filters ``Variable, Variable_1, _2, _3``
