@@ -152,7 +152,8 @@ def narrow(
 
     Each option that is given replaces the corresponding list of every task block;
     degradations and methods go only to the blocks of their own task. A block left
-    without degradations or methods is dropped; an option that fits no block is an error.
+    without degradations or methods is dropped, and so is one that the options made equal
+    to an earlier block; an option that fits no block is an error.
     """
     from harness.registry import DEGRADATIONS, method_class
     from harness.refs import Ref
@@ -180,7 +181,9 @@ def narrow(
             update["methods"] = [m for m in methods if meth_tasks[m] == entry.task]
         if (degradations and not update["degradations"]) or (methods and not update["methods"]):
             continue
-        blocks.append(entry.model_copy(update=update))
+        block = entry.model_copy(update=update)
+        if block not in blocks:  # options that override every list make a task's blocks equal
+            blocks.append(block)
     used = {e.task for e in blocks}
     for option, owners in (("--degradation", deg_tasks), ("--method", meth_tasks)):
         for value, owner in owners.items():

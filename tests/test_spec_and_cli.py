@@ -74,6 +74,15 @@ def test_narrow_keeps_methods_of_their_own_task():
         narrow(suite, tasks=["superres"])
 
 
+def test_narrow_merges_blocks_the_options_made_equal():
+    data = _suite()
+    data["tasks"].append({**data["tasks"][0], "methods": ["denoise/box"], "degradations": ["saltpepper?density=0.2"]})
+    suite = parse_suite(data)
+    both = narrow(suite, methods=["denoise/wiener"], degradations=["gaussian?sigma=15"])
+    assert len(both.tasks) == 1 and both.tasks[0].methods == ["denoise/wiener"]
+    assert len(narrow(suite, datasets=["bundled:photos-train"]).tasks) == 2  # still different blocks
+
+
 def test_registry_rejects_duplicates_and_lists_choices():
     reg: Registry = Registry("widget")
 
