@@ -100,7 +100,9 @@ def test_an_interrupted_run_keeps_its_results_and_resumes(plugin_dir, image_fold
     args = [sys.executable, "-m", "harness.cli", "run", "--task", "denoise", "--dataset", f"folder:{image_folder}",
             "--degradation", "gaussian?sigma=25", "--method", "faulty_plugins:Slow", "--executor", "local",
             "--no-tracking", "--out", str(out)]  # fmt: skip
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell's background jobs ignore SIGINT and children inherit that: give the run Python's default
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and len(list((out / "shards").glob("part-*.parquet"))) < 2:
         time.sleep(0.1)
