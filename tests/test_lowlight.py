@@ -5,6 +5,8 @@ the classical baselines. Nothing here needs /work/shared or a download."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import numpy as np
@@ -313,8 +315,13 @@ def test_camera_bm3d_denoises_or_explains(raw_item):
 
 def test_methods_reject_the_wrong_kind_of_input(raw_item):
     dark = Underexpose(Underexpose.Params(ratio=8)).apply(_smooth_image(), np.random.default_rng(0))
-    with pytest.raises(ValueError, match="raw inputs"):
+    with pytest.raises(ValueError, match="raw inputs.*lowlight/gamma"):
         Camera().restore_one(dark)
+    no_file = dataclasses.replace(raw_item, extras={k: v for k, v in raw_item.extras.items() if k != "raw_file"})
+    with pytest.raises(ValueError, match=r"needs extras\['raw_file'\] of its 'lowlight' input"):
+        Camera().restore_one(no_file)
+    with pytest.raises(ValueError, match=r"needs params\['ratio'\] and extras\['raw_file'\]"):
+        Camera().restore_one(dataclasses.replace(no_file, params={}))
     with pytest.raises(ValueError, match="sRGB inputs"):
         Gamma().restore_one(raw_item)
     for method in (Gamma(), HistEq()):

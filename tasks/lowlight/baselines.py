@@ -27,7 +27,7 @@ from pydantic import Field
 from harness.errors import UserError
 from harness.interfaces import Degraded, Method, Params
 from harness.registry import METHODS
-from tasks.lowlight.degradations import RAW_DEGRADATIONS, require_srgb
+from tasks.lowlight.degradations import require_raw, require_srgb
 from tasks.lowlight.raw import render
 
 __all__ = ["Camera", "CameraHistEq", "CameraGamma", "CameraNLMeans", "CameraBM3D", "Gamma", "HistEq",
@@ -69,12 +69,6 @@ def auto_gamma(img: np.ndarray, target: float = 0.4) -> np.ndarray:
     return (img**gamma).astype(np.float32)
 
 
-def _require_raw(item: Degraded, method: str) -> None:
-    if item.degradation not in RAW_DEGRADATIONS or "raw_file" not in item.extras:
-        raise ValueError(f"{method} works on raw inputs (degradations {', '.join(RAW_DEGRADATIONS)}), "
-                         f"got a {item.degradation!r} input; for sRGB inputs use lowlight/gamma or lowlight/histeq")
-
-
 class _Camera(Method):
     """Shared plumbing: render the amplified raw, then ``finish`` the sRGB result."""
 
@@ -85,7 +79,7 @@ class _Camera(Method):
     warm_up = False  # a warm-up crop would still render the whole raw file
 
     def restore_one(self, item: Degraded) -> np.ndarray:
-        _require_raw(item, self.qualified_name)
+        require_raw(item, self.qualified_name, "lowlight/gamma or lowlight/histeq")
         rgb = render(item.extras["raw_file"], ratio=float(item.params["ratio"]), name=f"{item.degradation} input")
         return self.finish(rgb)
 

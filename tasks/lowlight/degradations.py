@@ -29,7 +29,7 @@ from harness.registry import DEGRADATIONS
 from tasks.lowlight.raw import RawImage, pack_bayer, read_raw, render
 from tasks.lowlight.synthetic import linear_to_srgb, make_pair, srgb_to_linear
 
-__all__ = ["LowLight", "Sid", "Underexpose", "RAW_DEGRADATIONS", "raw_extras", "require_srgb"]
+__all__ = ["LowLight", "Sid", "Underexpose", "RAW_DEGRADATIONS", "raw_extras", "require_raw", "require_srgb"]
 
 RAW_DEGRADATIONS = ("lowlight", "sid")  # degradations whose input is a packed raw
 
@@ -164,4 +164,19 @@ def require_srgb(item: Degraded, method: str, raw_alternative: str) -> np.ndarra
     if item.degradation in RAW_DEGRADATIONS or image.ndim != 3 or image.shape[2] not in (1, 3):
         raise ValueError(f"{method} works on sRGB inputs (e.g. degradation 'underexpose'), got a "
                          f"{item.degradation!r} input of shape {image.shape}; for raw inputs use {raw_alternative}")
+    return image
+
+
+def require_raw(item: Degraded, method: str, srgb_alternative: str) -> np.ndarray:
+    """The packed raw (h, w, 4) of a raw input in the layout above (``params['ratio']``,
+    ``extras['raw_file']``), or a ValueError naming ``srgb_alternative`` for sRGB inputs."""
+    image = np.asarray(item.image)
+    if item.degradation not in RAW_DEGRADATIONS or image.ndim != 3 or image.shape[2] != 4:
+        raise ValueError(f"{method} works on packed raw inputs (degradations {', '.join(RAW_DEGRADATIONS)}), got a "
+                         f"{item.degradation!r} input of shape {image.shape}; for sRGB inputs use {srgb_alternative}")
+    missing = ([] if "ratio" in item.params else ["params['ratio']"]) + \
+        ([] if "raw_file" in item.extras else ["extras['raw_file']"])
+    if missing:
+        raise ValueError(f"{method} needs {' and '.join(missing)} of its {item.degradation!r} input, which raw "
+                         "degradations provide; was the input built by hand?")
     return image
