@@ -375,6 +375,7 @@ def test_committed_checkpoints_match_their_recipes(method, name):
     if method.endswith("sid_unet"):  # plus synthetic dead leaves (saturated colours, hard edges)
         sources, images = [*sources, "synthetic:deadleaves?n=256&size=256&seed=7"], 400 + 256
     assert meta["data"]["sources"] == sources and meta["data"]["images"] == images
-    assert meta["seconds"] < 30 * 60  # reproducible within ~30 min on 2 cores
+    minutes = 120 if method.endswith("sid_unet") else 30  # SID's documented budget: 40000 steps, ~80 min
+    assert meta["seconds"] < minutes * 60  # reproducible on 2 cores within the documented budget
     net = built.build_network(meta["config"])
     net.load_state_dict(state)
