@@ -6,7 +6,6 @@ the classical baselines. Nothing here needs /work/shared or a download."""
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 
 import numpy as np

@@ -9,6 +9,7 @@ methods on tiny degraded inputs, and a few steps of both recipes. Nothing here n
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -288,6 +289,11 @@ def test_sid_method_restores_a_lowlight_input(tmp_path, raw_item):
     assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
     odd = LowLight(LowLight.Params(ratio=300)).apply(_image(46, 54), np.random.default_rng(1))  # 23 x 27 packed
     assert method.restore([odd])[0].shape == odd.reference.shape == (46, 54, 3)
+    # the network needs the packed raw and the ratio, not the raw file the camera pipelines render
+    no_file = dataclasses.replace(raw_item, extras={})
+    np.testing.assert_array_equal(method.restore([no_file])[0], out)
+    with pytest.raises(ValueError, match=r"needs params\['ratio'\] of its 'lowlight' input"):
+        method.prepare(dataclasses.replace(no_file, params={}))
 
 
 def test_deepupe_method_restores_srgb_inputs(tmp_path, srgb_item):

@@ -167,15 +167,15 @@ def require_srgb(item: Degraded, method: str, raw_alternative: str) -> np.ndarra
     return image
 
 
-def require_raw(item: Degraded, method: str, srgb_alternative: str) -> np.ndarray:
-    """The packed raw (h, w, 4) of a raw input in the layout above (``params['ratio']``,
-    ``extras['raw_file']``), or a ValueError naming ``srgb_alternative`` for sRGB inputs."""
+def require_raw(item: Degraded, method: str, srgb_alternative: str, *, raw_file: bool = True) -> np.ndarray:
+    """The packed raw (h, w, 4) of a raw input with its ``params['ratio']`` (and, when
+    ``raw_file``, its ``extras['raw_file']``), or a ValueError naming ``srgb_alternative``."""
     image = np.asarray(item.image)
     if item.degradation not in RAW_DEGRADATIONS or image.ndim != 3 or image.shape[2] != 4:
         raise ValueError(f"{method} works on packed raw inputs (degradations {', '.join(RAW_DEGRADATIONS)}), got a "
                          f"{item.degradation!r} input of shape {image.shape}; for sRGB inputs use {srgb_alternative}")
     missing = ([] if "ratio" in item.params else ["params['ratio']"]) + \
-        ([] if "raw_file" in item.extras else ["extras['raw_file']"])
+        ([] if not raw_file or "raw_file" in item.extras else ["extras['raw_file']"])
     if missing:
         raise ValueError(f"{method} needs {' and '.join(missing)} of its {item.degradation!r} input, which raw "
                          "degradations provide; was the input built by hand?")

@@ -99,7 +99,7 @@ class SIDUNetMethod(NeuralMethod):
         return [(self.checkpoint_dir or CHECKPOINT_DIR) / f"sid_unet_{self.params.variant}.safetensors"]
 
     def prepare(self, item: Degraded) -> tuple[np.ndarray, Any]:
-        packed = require_raw(item, self.qualified_name, "lowlight/deepupe")
+        packed = require_raw(item, self.qualified_name, "lowlight/deepupe", raw_file=False)  # needs the ratio only
         x = np.minimum(packed.astype(np.float32) * np.float32(item.params["ratio"]), np.float32(1.0))
         return np.ascontiguousarray(x.transpose(2, 0, 1)), None
 
