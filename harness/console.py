@@ -32,6 +32,18 @@ def progress_bar() -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
+def grouped_errors(errors: list[str]) -> list[tuple[str, int]]:
+    """Distinct error messages in first-seen order, with how many units gave each.
+
+    A bad image fails once per method; its message (which names the image, not the
+    method) should be printed once, not once per method.
+    """
+    counts: dict[str, int] = {}
+    for error in errors:
+        counts[error] = counts.get(error, 0) + 1
+    return list(counts.items())
+
+
 def print_run_summary(summary: Any) -> None:
     """The leaderboard (compact) and where everything went."""
     from harness.report import leaderboard, to_markdown
@@ -43,10 +55,11 @@ def print_run_summary(summary: Any) -> None:
         f"units: {summary.units} ({summary.computed} computed, {summary.from_cache} from cache, "
         f"{summary.resumed} resumed, {summary.failed} failed) in {summary.wall_s:.1f} s"
     )
-    for error in summary.errors[:10]:
-        print(f"  failed: {error}")
-    if len(summary.errors) > 10:
-        print(f"  ... and {len(summary.errors) - 10} more (see results.parquet, column 'error')")
+    errors = grouped_errors(summary.errors)
+    for error, count in errors[:10]:
+        print(f"  failed: {error}" + (f"  ({count} units)" if count > 1 else ""))
+    if len(errors) > 10:
+        print(f"  ... and {len(errors) - 10} more (see results.parquet, column 'error')")
     print(f"run directory: {summary.run_dir}  (restorebench report {summary.run_dir})")
     if summary.tracking_uri and summary.tracking_error is None:
         print(f"MLflow: {summary.tracking_uri}  parent run {summary.mlflow_run_id}")

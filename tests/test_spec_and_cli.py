@@ -192,3 +192,14 @@ def test_cli_run_end_to_end_on_a_folder(image_folder, tmp_path):
     board = pd.read_csv(tmp_path / "ray" / "report" / "leaderboard.csv")
     assert list(board.sort_values("rank")["method"]) == ["denoise/nlmeans", "denoise/median"]
     assert "## denoise" in (tmp_path / "ray" / "report" / "LEADERBOARD.md").read_text()
+
+
+def test_cli_run_prints_a_bad_image_once_with_its_unit_count(image_folder, tmp_path):
+    (image_folder / "c_broken.png").write_bytes(b"not a png" * 50)
+    proc = cli("run", "--task", "denoise", "--dataset", f"folder:{image_folder}", "--degradation", "gaussian?sigma=25",
+               "--method", "denoise/median", "--method", "denoise/identity", "--executor", "local", "--no-tracking",
+               "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    failed = [line for line in proc.stdout.splitlines() if line.strip().startswith("failed:")]
+    assert len(failed) == 1 and "c_broken.png" in failed[0] and failed[0].endswith("(2 units)")
+    assert "2 failed" in proc.stdout
