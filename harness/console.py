@@ -38,10 +38,9 @@ def grouped_errors(errors: list[str]) -> list[tuple[str, int]]:
     A bad image fails once per method; its message (which names the image, not the
     method) should be printed once, not once per method.
     """
-    counts: dict[str, int] = {}
-    for error in errors:
-        counts[error] = counts.get(error, 0) + 1
-    return list(counts.items())
+    from collections import Counter
+
+    return list(Counter(errors).items())  # a dict: insertion (first-seen) order
 
 
 def print_run_summary(summary: Any) -> None:
