@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from harness.errors import UserError
+from restorebench.core.errors import UserError
 
 app = typer.Typer(
     help="restorebench: degrade images, run restoration methods, score, track and rank them.",
@@ -47,8 +47,8 @@ def run(
     report_dir: Annotated[Optional[Path], typer.Option("--report", help="Also write the leaderboard (md, csv, html) here")] = None,
 ) -> None:
     """Run a suite and print its leaderboard."""
-    from harness.console import print_run_summary, progress_bar
-    from harness.pipeline import RunOptions, run_suite
+    from restorebench.report.console import print_run_summary, progress_bar
+    from restorebench.run.pipeline import RunOptions, run_suite
 
     options = RunOptions(
         suite=suite, tasks=task, datasets=dataset, degradations=degradation, methods=method, out=out,
@@ -59,7 +59,7 @@ def run(
         summary = run_suite(options, progress=progress)
     print_run_summary(summary)
     if report_dir is not None:
-        from harness.report import FORMATS, write_report
+        from restorebench.report.leaderboard import FORMATS, write_report
 
         for path in write_report(summary.results, report_dir, FORMATS, run_dir=summary.run_dir):
             typer.echo(f"wrote {path}")
@@ -74,8 +74,9 @@ def report(
     out: Annotated[Optional[Path], typer.Option("--out", help="Output folder [default: RUN_DIR/report]")] = None,
 ) -> None:
     """Write the leaderboard of a run as Markdown and CSV."""
-    from harness.report import write_report
-    from harness.store import read_results
+    _plugins()
+    from restorebench.report.leaderboard import write_report
+    from restorebench.run.store import read_results
 
     results = read_results(run_dir)
     target = out or (run_dir / "report" if run_dir.is_dir() else run_dir.parent / "report")
@@ -90,10 +91,11 @@ def log_cmd(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Log a stored run to MLflow (e.g. after MLflow was unreachable during the run)."""
+    _plugins()
     import yaml
 
-    from harness import tracking
-    from harness.store import RunDir, read_results
+    from restorebench.track import runs as tracking
+    from restorebench.run.store import RunDir, read_results
 
     results = read_results(run_dir)
     spec = yaml.safe_load((run_dir / "spec.yaml").read_text())
@@ -115,7 +117,8 @@ def compare(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Compare CAND's per-image results with BASE's; exit 1 when a method got significantly worse."""
-    from harness.compare import compare_refs
+    _plugins()
+    from restorebench.commands.compare import compare_refs
 
     result = compare_refs(base, cand, tracking_uri=tracking_uri, metrics=metric, tolerance=tolerance, resamples=resamples, seed=seed)
     if markdown:
@@ -137,7 +140,8 @@ def train(
     threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch [default: all cores]")] = None,
 ) -> None:
     """Train a neural method's checkpoint with its recipe."""
-    from harness.train import train_method
+    _plugins()
+    from restorebench.commands.train import train_method
 
     summary = train_method(method, data=data, steps=steps, out=out, seed=seed, tracking_uri=tracking_uri,
                            tracking=not no_tracking, threads=threads)  # fmt: skip
@@ -157,7 +161,8 @@ def convert(
     out: Annotated[Path, typer.Option("--out", help="The .safetensors checkpoint to write")],
 ) -> None:
     """Convert released weights into a weights-only .safetensors checkpoint."""
-    from harness.weights import convert_weights
+    _plugins()
+    from restorebench.commands.convert import convert_weights
 
     meta = convert_weights(weights, method, out)
     typer.echo(f"wrote {out} ({meta['architecture']}, from {meta['converted_from']['format']})")
@@ -168,9 +173,16 @@ def list_cmd(
     what: Annotated[str, typer.Argument(help="tasks, methods, degradations, metrics, datasets or checkpoints")],
 ) -> None:
     """List the registered tasks, methods, degradations, metrics, dataset sources, or the committed checkpoints."""
-    from harness.console import print_listing
+    _plugins()
+    from restorebench.report.console import print_listing
 
     print_listing(what)
+
+
+def _plugins() -> None:
+    from restorebench.core.plugins import load_plugins
+
+    load_plugins()
 
 
 def main() -> None:

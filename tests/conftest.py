@@ -54,3 +54,11 @@ def ray_runtime():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _plugins():
+    """Fill the registries once, as the command line does at start."""
+    from restorebench import load_plugins
+
+    load_plugins()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.errors import UserError, choices
+from restorebench.core.errors import UserError, choices
 
 if TYPE_CHECKING:
     from pandas import DataFrame
@@ -90,7 +90,7 @@ class Comparison:
 
     def to_markdown(self) -> str:
         """A CI comment: verdict title, the table of deltas, then the mismatches."""
-        from harness.report import markdown_table
+        from restorebench.report.leaderboard import markdown_table
 
         s = self.summary()
         head = f"❌ {self.regressions} regression(s)" if self.regressions else "✅ no regression"
@@ -136,14 +136,14 @@ def compare(
 
     Example
     -------
-    >>> from harness.store import read_results
+    >>> from restorebench.run.store import read_results
     >>> result = compare(read_results("runs/main"), read_results("runs/pr"), metrics=["psnr", "ssim"])
     >>> result.regressions  # rows whose verdict is "worse"
     0
     """
     import pandas as pd
 
-    from harness.registry import METRICS
+    from restorebench.core.registry import METRICS
 
     names = tuple(dict.fromkeys(m.strip() for text in metrics for m in text.split(",") if m.strip()))
     for name in names:
@@ -181,14 +181,14 @@ def load_side(ref: str, tracking_uri: str | None) -> DataFrame:
 
     A run id (32 hex digits, optionally ``runs:/<id>``) names a parent run of
     ``restorebench run``; its ``results.parquet`` artifact is downloaded from
-    ``harness.tracking.resolve_uri(tracking_uri)``.
+    ``restorebench.track.runs.resolve_uri(tracking_uri)``.
 
     Example
     -------
     >>> base = load_side("runs/main", None)
     >>> cand = load_side("runs:/0123456789abcdef0123456789abcdef", "sqlite:///mlflow.db")
     """
-    from harness.store import read_results
+    from restorebench.run.store import read_results
 
     path = Path(ref)
     if path.exists():
@@ -218,7 +218,7 @@ def _download(run_id: str, tracking_uri: str | None) -> DataFrame:
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from harness import tracking
+    from restorebench.track import runs as tracking
 
     uri = tracking.resolve_uri(tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:

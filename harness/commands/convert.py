@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
+from restorebench.core.errors import UserError
 
 
 def convert_weights(source: str | Path, method_ref: str, out: str | Path) -> dict[str, Any]:
@@ -15,12 +15,12 @@ def convert_weights(source: str | Path, method_ref: str, out: str | Path) -> dic
     the file read; for a TensorFlow checkpoint (``source`` its prefix, ``.index`` or a data
     file) that of its ``.index``, which holds every tensor's CRC32C.
     """
-    from harness.registry import build_method
-    from tasks.nn.checkpoints import file_sha256, save_checkpoint
-    from tasks.nn.official import read_official
+    from restorebench.core.build import build_method
+    from restorebench.neural.checkpoints import file_sha256, save_checkpoint
+    from restorebench.neural.official import read_official
 
     method = build_method(method_ref)
-    from tasks.nn.inference import NeuralMethod
+    from restorebench.neural.inference import NeuralMethod
 
     if not isinstance(method, NeuralMethod):
         raise UserError(f"{method.qualified_name} has no official-weights mapping (only neural methods do)")

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from harness import __version__
-from harness.errors import UserError
+from restorebench import __version__
+from restorebench.core.errors import UserError
 
 log = logging.getLogger(__name__)
 EXPERIMENT = "restorebench-training"
@@ -34,7 +34,7 @@ class TrainSummary:
 
 def load_training_images(datasets: list[str]) -> tuple[list[np.ndarray], list[str], dict[str, Any]]:
     """Every image of the given sources, their keys, and a description with content hashes."""
-    from harness.sources import build_source
+    from restorebench.core.build import build_source
 
     images, keys, files = [], [], {}
     for ref in datasets:
@@ -69,10 +69,10 @@ def train_method(
     ``threads``: torch's CPU threads (default: all cores); recorded in the metadata, since
     float sums, and so the last bits of the weights, depend on it.
     """
-    from harness.registry import build_method
+    from restorebench.core.build import build_method
 
     method = build_method(method_ref)
-    from tasks.nn.inference import NeuralMethod
+    from restorebench.neural.inference import NeuralMethod
 
     if not isinstance(method, NeuralMethod):
         raise UserError(f"{method.qualified_name} is not a trainable neural method")
@@ -85,7 +85,7 @@ def train_method(
                        + ([f"--steps {steps}"] if steps is not None else []) + [f"--seed {seed}"])  # fmt: skip
 
     run = _Tracker(tracking_uri, method.build_ref, recipe, data_info) if tracking else None
-    from tasks.nn.training import fit
+    from restorebench.neural.training import fit
 
     result = fit(recipe, network, images, keys, steps=steps, seed=seed, num_threads=threads,
                  log_fn=run.log if run else None)  # fmt: skip
@@ -109,7 +109,7 @@ def train_method(
     }
     if run is not None:
         metadata["mlflow"] = run.ids()
-    from tasks.nn.checkpoints import save_checkpoint
+    from restorebench.neural.checkpoints import save_checkpoint
 
     save_checkpoint(target, result.state_dict, metadata)
     summary = TrainSummary(target, metadata)
@@ -122,7 +122,7 @@ class _Tracker:
     """MLflow logging of one training run; failures are reported, never fatal."""
 
     def __init__(self, uri: str | None, name: str, recipe: Any, data_info: dict[str, Any]) -> None:
-        from harness import tracking
+        from restorebench.track import runs as tracking
 
         self.uri = tracking.resolve_uri(uri)
         self.error: str | None = None

@@ -33,3 +33,7 @@ class Interrupted(UserError):
     """The user stopped a run (Ctrl-C); what was finished is stored."""
 
     exit_code = 130
+
+
+class ImageLoadError(Exception):
+    """One image cannot be read or decoded; the worker fails that unit and the run goes on."""

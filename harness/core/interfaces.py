@@ -1,21 +1,21 @@
-"""The contracts between the harness and the tasks: sources, degradations, methods, tasks.
+"""The contracts between the engine and the tasks: sources, degradations, methods, metrics, tasks.
 
-A task package subclasses these and registers the subclasses (see
-:mod:`harness.registry`). Nothing here knows about Ray, MLflow or a particular task.
+A task package (or a plugin) subclasses these and registers them with
+:func:`restorebench.register`. Nothing here knows about Ray, MLflow or a particular task.
 Images are float32 HWC arrays in [0, 1] with 1 or 3 channels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from harness.errors import UserError
-from harness.refs import Ref, canonical
+from restorebench.core.errors import UserError
+from restorebench.core.refs import Ref, canonical
 
 
 class Params(BaseModel):
@@ -114,9 +114,22 @@ class Degraded:
 
 
 class Source(Component):
-    """A dataset: lists its images and loads one of them."""
+    """A dataset: lists its images and loads one of them.
+
+    ``name`` is the reference's scheme; a ``target`` parameter (a folder, a file, a
+    dataset id) is written after the colon: ``scheme:target?other=params``.
+    """
 
     kind_label = "dataset source"
+
+    @property
+    def ref(self) -> str:
+        values = self.params.model_dump(mode="json")
+        if "target" not in values:
+            return super().ref
+        target = values.pop("target")
+        defaults = {k: v for k, v in param_defaults(type(self.params)).items() if k != "target"}
+        return canonical(f"{self.name}:{target}", values, defaults)
 
     def list_images(self) -> list[ImageRef]:
         """The dataset's images, in a stable order."""
@@ -128,10 +141,15 @@ class Source(Component):
 
 
 class Degradation(Component):
-    """A seeded corruption of a clean image."""
+    """A seeded corruption of a clean image.
+
+    ``level`` names the parameter that is its severity (``sigma``, ``scale``, ``ratio``):
+    the leaderboard's level axis and the report's level plots read it.
+    """
 
     kind_label = "degradation"
     task: ClassVar[str] = ""
+    level: ClassVar[str | None] = None
 
     def apply(self, image: np.ndarray, rng: np.random.Generator) -> Degraded:
         """Degrade ``image``; every random draw comes from ``rng``."""
@@ -195,12 +213,43 @@ class Method(Component):
         return None
 
 
+ReportSection = Callable[[Any], str]  # (figure writer) -> HTML markup
+
+
 @dataclass(frozen=True)
 class Task:
-    """A restoration problem: its degradations, default metrics and default suite."""
+    """A restoration problem: its default metrics, default suite and report contribution.
+
+    ``report_section``, when given, adds a section of the task's own to the HTML report:
+    it is called with the report's figure writer (``writer.figure(w, h)`` makes a
+    matplotlib figure, ``writer.embed(name, fig, caption)`` returns its markup).
+    """
 
     name: str
     description: str
     metrics: tuple[str, ...]  # default metrics, first one ranks the leaderboard
     suite: str | None = None  # path of the task's default suite YAML
     quantize_output: bool = True  # score outputs on the 8-bit grid
+    report_section: ReportSection | None = None
+    report_title: str = ""  # the section's heading and link text
+
+
+ScoreFn = Callable[[np.ndarray, np.ndarray, Degraded], float]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named, versioned score of a restored image against its clean reference.
+
+    The name and version fix the protocol (colour space, crop border, data range,
+    rounding): results of different versions are never compared or averaged together.
+    """
+
+    name: str
+    fn: ScoreFn
+    version: str
+    higher_is_better: bool
+    description: str
+
+    def __call__(self, restored: np.ndarray, clean: np.ndarray, degraded: Degraded) -> float:
+        return float(self.fn(restored, clean, degraded))

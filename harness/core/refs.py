@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-from harness.errors import UserError
+from restorebench.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.errors import UserError, choices
+from restorebench.core.errors import UserError, choices
 
 RefLike = str | dict[str, Any]
 
@@ -46,7 +46,7 @@ class Suite(BaseModel):
 class ResolvedTask:
     """A task block with every component built and validated."""
 
-    task: Any  # harness.interfaces.Task
+    task: Any  # restorebench.core.interfaces.Task
     sources: list[Any]
     degradations: list[Any]
     methods: list[Any]
@@ -108,8 +108,8 @@ def parse_suite(data: Any, *, origin: str = "suite") -> Suite:
 
 def resolve(suite: Suite, *, origin: str = "suite") -> ResolvedSuite:
     """Build every component of ``suite``; errors name the file and the key."""
-    from harness.registry import METRICS, TASKS, build_degradation, build_method
-    from harness.sources import build_source
+    from restorebench.core.build import build_degradation, build_method, build_source
+    from restorebench.core.registry import METRICS, TASKS
 
     resolved = ResolvedSuite(suite.name, suite.seed)
     for i, entry in enumerate(suite.tasks):
@@ -155,8 +155,9 @@ def narrow(
     without degradations or methods is dropped, and so is one that the options made equal
     to an earlier block; an option that fits no block is an error.
     """
-    from harness.registry import DEGRADATIONS, method_class
-    from harness.refs import Ref
+    from restorebench.core.build import method_class
+    from restorebench.core.registry import DEGRADATIONS
+    from restorebench.core.refs import Ref
 
     def task_of(registry_get, text: str) -> str:
         return registry_get(Ref.parse(text).name).task

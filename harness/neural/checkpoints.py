@@ -9,7 +9,7 @@ SHA-256, steps, validation metrics reached, library versions).
 release (``.pth``, ``.pt``, ``.ckpt``, ``.bin``) with ``torch.load(weights_only=True)``,
 which rebuilds tensors and containers but never imports or runs a class from the file.
 A file that holds a whole pickled model is refused with a pointer to
-``restorebench convert``, which reads it with :func:`tasks.nn.official.read_pickled_model`.
+``restorebench convert``, which reads it with :func:`restorebench.neural.official.read_pickled_model`.
 
 torch and safetensors are imported inside the functions.
 """
@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import UserError
+from restorebench.core.errors import UserError
 
 if TYPE_CHECKING:
     import torch
@@ -192,7 +192,7 @@ def select_state_dict(obj: Any, is_state_dict: Any, *, source: Path) -> Any:
     """Pick the state dict from a loaded payload (see :func:`load_checkpoint` for the rule).
 
     ``is_state_dict(value)`` says whether a value is usable as is; shared with
-    :mod:`tasks.nn.official`, whose payloads also include whole-model stubs.
+    :mod:`restorebench.neural.official`, whose payloads also include whole-model stubs.
     """
     if isinstance(obj, Mapping):
         for key in WRAPPER_KEYS:

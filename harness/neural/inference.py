@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from harness.errors import UserError
-from harness.interfaces import Degraded, Method, Params, Resources
+from restorebench.core.errors import UserError
+from restorebench.core.interfaces import Degraded, Method, Params, Resources
 
 
 class NeuralParams(Params):
@@ -35,7 +35,7 @@ class NeuralParams(Params):
 
 @lru_cache(maxsize=64)
 def _file_hash(path: str, mtime: float, size: int) -> str:
-    from tasks.nn.checkpoints import file_sha256
+    from restorebench.neural.checkpoints import file_sha256
 
     return file_sha256(path)
 
@@ -86,7 +86,7 @@ class NeuralMethod(Method):
     scale: ClassVar[int] = 1  # network output size / input size
 
     def recipe(self) -> Any:
-        """The :class:`tasks.nn.training.Recipe` that trains this variant's checkpoint."""
+        """The :class:`restorebench.neural.training.Recipe` that trains this variant's checkpoint."""
         raise UserError(f"{self.qualified_name} has no training recipe")
 
     def training_output(self) -> Path:
@@ -94,7 +94,7 @@ class NeuralMethod(Method):
         return self.default_checkpoints()[0]
 
     def convert_official(self, weights: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Map released weights (:class:`tasks.nn.official.OfficialWeights`) onto this
+        """Map released weights (:class:`restorebench.neural.official.OfficialWeights`) onto this
         architecture: returns a torch state dict and the network ``config``."""
         raise UserError(f"{self.qualified_name} has no mapping for released weights")
 
@@ -119,7 +119,7 @@ class NeuralMethod(Method):
     def describe_checkpoints(self) -> list[dict[str, Any]]:
         """What each checkpoint is: file, SHA-256, training steps and time, the validation
         PSNR it reached, the command that trains it and its MLflow training run."""
-        from tasks.nn.checkpoints import read_metadata
+        from restorebench.neural.checkpoints import read_metadata
 
         rows = []
         for path in self.checkpoints():
@@ -164,7 +164,7 @@ class NeuralMethod(Method):
     def _network(self, path: Path) -> Any:
         key = str(path)
         if key not in self._nets:
-            from tasks.nn.checkpoints import load_checkpoint
+            from restorebench.neural.checkpoints import load_checkpoint
 
             state, meta = load_checkpoint(path)
             net = self.build_network(meta.get("config", {}))

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import UserError
-from tasks.nn.checkpoints import existing_file
+from restorebench.core.errors import UserError
+from restorebench.neural.checkpoints import existing_file
 
 __all__ = ["MatLayer", "read_matconvnet", "read_mat_variables"]
 

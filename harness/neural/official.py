@@ -9,7 +9,7 @@
   (scipy.io) or v7.3 (HDF5, h5py).
 * :func:`read_mat_variables`: the plain numeric variables of a ``.mat`` file (SRCNN's
   original release stores ``weights_conv1``, ``biases_conv1``, ... this way).
-* :func:`~tasks.nn.tf_checkpoint.read_tf_checkpoint`: a TensorFlow V2 checkpoint
+* :func:`~restorebench.neural.tf_checkpoint.read_tf_checkpoint`: a TensorFlow V2 checkpoint
   (``tf.train.Saver``: ``PREFIX.index`` + ``PREFIX.data-*``), parsed without TensorFlow.
 * :func:`read_official`: picks the reader by extension and content.
 
@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from tasks.nn.checkpoints import (
+from restorebench.neural.checkpoints import (
     TORCH_EXTENSIONS,
     PickledCheckpointError,
     existing_file,
     load_checkpoint,
 )
-from tasks.nn.matlab import (
+from restorebench.neural.matlab import (
     MatLayer,
     layers_from,
     load_mat,
@@ -44,8 +44,8 @@ from tasks.nn.matlab import (
     read_matconvnet,
     variables_from,
 )
-from tasks.nn.tf_checkpoint import read_tf_checkpoint, tf_checkpoint_prefix
-from tasks.nn.torch_pickle import read_pickled_model
+from restorebench.neural.tf_checkpoint import read_tf_checkpoint, tf_checkpoint_prefix
+from restorebench.neural.torch_pickle import read_pickled_model
 
 __all__ = ["MatLayer", "OfficialWeights", "read_mat_variables", "read_matconvnet",
            "read_official", "read_pickled_model", "read_tf_checkpoint"]
@@ -73,7 +73,7 @@ def read_official(path: str | os.PathLike[str]) -> OfficialWeights:
     """Read released weights in any supported format.
 
     ``.safetensors`` and ``.pth``/``.pt``/``.ckpt``/``.bin`` state dicts go through the
-    weights-only :func:`~tasks.nn.checkpoints.load_checkpoint`; a PyTorch file that holds
+    weights-only :func:`~restorebench.neural.checkpoints.load_checkpoint`; a PyTorch file that holds
     a whole pickled model falls back to :func:`read_pickled_model`. A ``.mat`` file with
     a ``net`` or ``layers`` variable is read as MatConvNet, any other as plain variables.
     A TensorFlow checkpoint is named by its prefix (``model.ckpt`` when no such file

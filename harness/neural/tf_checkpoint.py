@@ -32,7 +32,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from harness.errors import UserError
+from restorebench.core.errors import UserError
 
 __all__ = ["read_tf_checkpoint", "tf_checkpoint_prefix"]
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import UserError
-from tasks.nn.checkpoints import TORCH_EXTENSIONS, existing_file, select_state_dict, strip_module_prefix
+from restorebench.core.errors import UserError
+from restorebench.neural.checkpoints import TORCH_EXTENSIONS, existing_file, select_state_dict, strip_module_prefix
 
 __all__ = ["read_pickled_model"]
 
@@ -33,7 +33,7 @@ def read_pickled_model(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
     Works without the model's code: no class named in the file is imported or run. Also
     reads a pickled dict of tensors, and a dict holding the model or state dict under a
-    key of :data:`~tasks.nn.checkpoints.WRAPPER_KEYS`. bfloat16 comes back as float32.
+    key of :data:`~restorebench.neural.checkpoints.WRAPPER_KEYS`. bfloat16 comes back as float32.
 
     >>> state = read_pickled_model("SwinIR_whole_model.pth")  # doctest: +SKIP
     """

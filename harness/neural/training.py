@@ -65,7 +65,11 @@ class Recipe:
 
 
 def _qualified_name(fn: Callable[..., Any]) -> str:
-    return f"{fn.__module__}.{getattr(fn, '__qualname__', repr(fn))}"
+    """``module.qualname``, with built-in modules named inside the package (``tasks.superres.neural.f``
+    for ``restorebench.tasks.superres.neural.f``), so the recorded name does not depend on the
+    import name the package is installed under."""
+    module = fn.__module__.removeprefix("restorebench.")
+    return f"{module}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 @dataclass
@@ -160,7 +164,7 @@ def fit(
     steps = recipe.steps if steps is None else steps
     usable = [i for i, img in enumerate(images) if min(img.shape[:2]) >= recipe.patch_size]
     if len(usable) < 2:
-        from harness.errors import UserError
+        from restorebench.core.errors import UserError
 
         raise UserError(f"training needs at least 2 images of at least {recipe.patch_size}x{recipe.patch_size} px")
     prepared = [to_channels(images[i], recipe.channels) for i in usable]

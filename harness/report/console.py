@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
+from restorebench.core.errors import UserError
 
 
 @contextlib.contextmanager
@@ -45,7 +45,7 @@ def grouped_errors(errors: list[str]) -> list[tuple[str, int]]:
 
 def print_run_summary(summary: Any) -> None:
     """The leaderboard (compact) and where everything went."""
-    from harness.report import leaderboard, to_markdown
+    from restorebench.report.leaderboard import leaderboard, to_markdown
 
     board = leaderboard(summary.results)
     compact = board.drop(columns=[c for c in ("runtime_ms", "images", "failed", "kind") if c in board.columns], errors="ignore")
@@ -68,8 +68,8 @@ def print_run_summary(summary: Any) -> None:
 
 
 def _rows(what: str) -> list[tuple[str, ...]]:
-    from harness import registry
-    from harness.interfaces import param_defaults
+    from restorebench.core import registry
+    from restorebench.core.interfaces import param_defaults
 
     if what == "tasks":
         return [(n, t.description, ", ".join(t.metrics)) for n, t in registry.TASKS.items()]
@@ -98,7 +98,7 @@ LISTABLE = ("tasks", "methods", "degradations", "metrics", "datasets", "checkpoi
 
 def _checkpoint_rows() -> list[tuple[str, ...]]:
     """The committed checkpoint of every neural method that has one, with its provenance."""
-    from harness import registry
+    from restorebench.core import registry
 
     rows = []
     for name, cls in registry.METHODS.items():

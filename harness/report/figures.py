@@ -55,8 +55,8 @@ def degradation_level(ref: str) -> Level | None:
     >>> degradation_level("mask?ratio=0.1-0.2")
     Level(family='mask', key='ratio', value=0.15000000000000002, bin=(0.1, 0.2))
     """
-    from harness.errors import UserError
-    from harness.refs import Ref, canonical
+    from restorebench.core.errors import UserError
+    from restorebench.core.refs import Ref, canonical
 
     try:
         parsed = Ref.parse(ref, what="degradation")
@@ -203,7 +203,7 @@ def sample_figure(folder: Path, methods: Sequence[str], scores: dict[str, float]
     ``scores`` maps a method to its ``metric`` on the sampled image; a missing crop or
     score is drawn as "no sample" / "-".
     """
-    from harness.samples import read_png, slug
+    from restorebench.report.samples import read_png, slug
 
     panels = [("clean", folder / "clean.png", None), ("degraded", folder / "degraded.png", None)]
     panels += [(m, folder / f"method-{slug(m)}.png", scores.get(m, float("nan"))) for m in methods]

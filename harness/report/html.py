@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.figures import figure_bytes, level_figure, runtime_figure, sample_figure
-from harness.filters_page import filters_section
-from harness.report import format_cell
-from harness.samples import sample_dir, slug
+from restorebench.report.figures import figure_bytes, level_figure, runtime_figure, sample_figure
+from restorebench.tasks.denoise.filters_page import filters_section
+from restorebench.report.leaderboard import format_cell
+from restorebench.report.samples import sample_dir, slug
 
 if TYPE_CHECKING:
     import pandas as pd

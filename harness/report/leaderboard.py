@@ -2,7 +2,7 @@
 
 Every number in a table comes from one protocol: rows are grouped by metric version
 too, and a table never mixes them. Formats: Markdown, CSV, and a self-contained HTML
-page with plots and before/after grids (``harness.html_report``).
+page with plots and before/after grids (``restorebench.report.html``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
+from restorebench.core.errors import UserError
 
 FORMATS = ("md", "csv", "html")
 METRIC_ORDER = ["psnr", "ssim", "psnr_y", "ssim_y"]
@@ -19,7 +19,7 @@ METRIC_ORDER = ["psnr", "ssim", "psnr_y", "ssim_y"]
 
 def rank_metric(task: str) -> str:
     """The metric a task's leaderboard is ranked by: its first default metric (psnr if unknown)."""
-    from harness.registry import TASKS
+    from restorebench.core.registry import TASKS
 
     return TASKS.get(task).metrics[0] if task in TASKS else "psnr"
 
@@ -134,7 +134,7 @@ def write_report(
         board.to_csv(path, index=False, float_format="%.6g")
         written.append(path)
     if "html" in formats:
-        from harness.html_report import write_html
+        from restorebench.report.html import write_html
 
         written.extend(write_html(results, board, out, run_dir=Path(run_dir) if run_dir else _find_run_dir(out)))
     return written

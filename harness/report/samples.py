@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.units import WorkUnit
+from restorebench.run.units import WorkUnit
 
 _GAP = 4
 

@@ -1,6 +1,6 @@
 """Executors: run batches of work units in-process or on Ray, yielding results as they land.
 
-Both call :func:`harness.worker.run_batch`, so they compute bit-identical numbers. The
+Both call :func:`restorebench.run.worker.run_batch`, so they compute bit-identical numbers. The
 Ray executor starts a local Ray runtime when no address is given (``--address`` or
 ``RAY_ADDRESS`` point it at a cluster), retries tasks whose worker died, and records the
 units of a batch that keeps failing as failed instead of stopping the run.
@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
 
-from harness.errors import UserError
-from harness.units import UnitResult, WorkUnit
+from restorebench.core.errors import UserError
+from restorebench.run.units import UnitResult, WorkUnit
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class LocalExecutor:
         return 1
 
     def execute(self, batches: Sequence[Sequence[WorkUnit]]) -> Iterator[list[UnitResult]]:
-        from harness.worker import run_batch
+        from restorebench.run.worker import run_batch
 
         for batch in batches:
             yield run_batch(batch, num_threads=os.cpu_count() or 1)
@@ -253,7 +253,10 @@ class _MethodActor:
     """Holds one neural method with its weights loaded; runs its batches."""
 
     def __init__(self, ref: str, num_threads: float) -> None:
-        from harness.worker import _method, set_thread_limit
+        from restorebench.core.plugins import load_plugins
+        from restorebench.run.worker import _method, set_thread_limit
+
+        load_plugins()
 
         self.threads = max(1, int(num_threads))
         set_thread_limit(self.threads)
@@ -278,14 +281,14 @@ def _batch_cpus(batch: Sequence[WorkUnit]) -> float:
 
 @lru_cache(maxsize=None)
 def _method_resources(ref: str) -> Any:
-    from harness.registry import build_method
+    from restorebench.core.build import build_method
 
     return build_method(ref).required_resources()
 
 
 @lru_cache(maxsize=None)
 def _method_kind(ref: str) -> str:
-    from harness.registry import build_method
+    from restorebench.core.build import build_method
 
     return build_method(ref).kind
 
@@ -293,7 +296,7 @@ def _method_kind(ref: str) -> str:
 def _run_batch_task(batch: Sequence[WorkUnit], num_threads: float) -> list[UnitResult]:
     import ray
 
-    from harness.worker import run_batch
+    from restorebench.run.worker import run_batch
 
     results = run_batch(batch, num_threads=max(1, int(num_threads)))
     node = ray.get_runtime_context().get_node_id()

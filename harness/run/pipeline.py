@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.errors import Interrupted, UserError, choices
-from harness.spec import ResolvedSuite, Suite, narrow, parse_suite, read_suite, resolve
-from harness.units import UnitResult, WorkUnit, unit_id
+from restorebench.core.errors import Interrupted, UserError, choices
+from restorebench.core.suite import ResolvedSuite, Suite, narrow, parse_suite, read_suite, resolve
+from restorebench.run.units import UnitResult, WorkUnit, unit_id
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class RunSummary:
 
 def load_suite(name: str | None) -> tuple[Suite, str]:
     """A suite from a YAML path, a task's name, or (``None``/``default``) every task's suite."""
-    from harness.registry import TASKS
+    from restorebench.core.registry import TASKS
 
     if name and Path(name).is_file():
         return read_suite(name), name
@@ -85,7 +85,7 @@ def load_suite(name: str | None) -> tuple[Suite, str]:
 
 def expand(resolved: ResolvedSuite) -> tuple[list[WorkUnit], dict[str, dict[str, Any]]]:
     """All work units of a suite, plus the labels of each method reference."""
-    from harness.scoring import metric_versions
+    from restorebench.score.entries import metric_versions
 
     units: list[WorkUnit] = []
     labels: dict[str, dict[str, Any]] = {}
@@ -133,10 +133,13 @@ def _parameter_count(method: Any) -> float:
 
 def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSummary:
     """Run a suite end to end; results are stored as they land."""
-    from harness.executors import make_batches, make_executor
-    from harness.samples import save_sample
-    from harness.store import ResultCache, RunDir, rows_for
+    from restorebench.run.executors import make_batches, make_executor
+    from restorebench.report.samples import save_sample
+    from restorebench.run.store import ResultCache, RunDir, rows_for
 
+    from restorebench.core.plugins import load_plugins
+
+    load_plugins()
     started = time.perf_counter()
     suite, origin = load_suite(options.suite)
     if options.tasks or options.datasets or options.degradations or options.methods:
@@ -207,7 +210,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
 
 
 def _track(options: RunOptions, resolved: ResolvedSuite, run_dir, summary: RunSummary) -> None:
-    from harness import tracking
+    from restorebench.track import runs as tracking
 
     summary.tracking_uri = tracking.resolve_uri(options.tracking_uri)
     try:

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import UserError
-from harness.units import UnitResult, WorkUnit
+from restorebench.core.errors import UserError
+from restorebench.run.units import UnitResult, WorkUnit
 
 COLUMNS = [
     "run_id", "unit_id", "task", "dataset", "image", "image_hash", "degradation", "method",

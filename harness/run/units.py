@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.interfaces import ImageRef
-from harness.refs import stable_json
+from restorebench.core.interfaces import ImageRef
+from restorebench.core.refs import stable_json
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.interfaces import Degraded, ImageRef, Method, Source
-from harness.units import UnitResult, WorkUnit, degradation_rng
+from restorebench.core.interfaces import Degraded, ImageRef, Method, Source
+from restorebench.run.units import UnitResult, WorkUnit, degradation_rng
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +29,14 @@ SAMPLE_CROP = 192  # side of the centre crop kept for before/after grids
 
 @lru_cache(maxsize=None)
 def _degradation(ref: str, task: str) -> Any:
-    from harness.registry import build_degradation
+    from restorebench.core.build import build_degradation
 
     return build_degradation(ref, task=task)
 
 
 @lru_cache(maxsize=None)
 def _method(ref: str) -> Method:
-    from harness.registry import build_method
+    from restorebench.core.build import build_method
 
     method = build_method(ref)
     method.setup()
@@ -46,7 +46,7 @@ def _method(ref: str) -> Method:
 
 
 def _source(image: ImageRef) -> Source:
-    from harness.sources import get_source
+    from restorebench.core.build import get_source
 
     return get_source(image.dataset)
 
@@ -109,7 +109,7 @@ def _centre_crop(img: np.ndarray, size: int = SAMPLE_CROP) -> np.ndarray:
 
 def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResult:
     """Restore and score one unit whose clean and degraded images are already at hand."""
-    from harness.scoring import score
+    from restorebench.score.entries import score
 
     if degraded.reference is not None:
         clean = degraded.reference
@@ -142,6 +142,9 @@ def _failed(unit: WorkUnit, exc: BaseException) -> UnitResult:
 
 def run_batch(units: Sequence[WorkUnit], num_threads: int = 1) -> list[UnitResult]:
     """Compute a batch of units; images and degraded inputs are shared within the batch."""
+    from restorebench.core.plugins import load_plugins
+
+    load_plugins()  # a Ray worker process starts with empty registries
     set_thread_limit(num_threads)
     images: dict[str, np.ndarray | BaseException] = {}
     inputs: dict[tuple[str, str], Degraded | BaseException] = {}

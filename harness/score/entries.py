@@ -1,40 +1,22 @@
-"""Metric registry entries: how one unit's output is scored, and under which protocol.
+"""The engine's metric entries (psnr, ssim, psnr_y, ssim_y) and scoring one output with named metrics.
 
 A metric's name and version fix its colour space, crop border, data range and rounding;
-results under different versions are never compared (see :mod:`harness.compare`).
+results under different versions are never compared (see :mod:`restorebench.commands.compare`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from harness import metrics
-from harness.interfaces import Degraded
-from harness.registry import METRICS
-
-ScoreFn = Callable[[np.ndarray, np.ndarray, Degraded], float]
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A named, versioned score of a restored image against its clean reference."""
-
-    name: str
-    fn: ScoreFn
-    version: str
-    higher_is_better: bool
-    description: str
-
-    def __call__(self, restored: np.ndarray, clean: np.ndarray, degraded: Degraded) -> float:
-        return float(self.fn(restored, clean, degraded))
-
+from restorebench.core.interfaces import Degraded, Metric, ScoreFn
+from restorebench.core.registry import METRICS, register
+from restorebench.score import metrics
 
 def _register(name: str, version: str, higher_is_better: bool, description: str) -> Callable[[ScoreFn], ScoreFn]:
     def deco(fn: ScoreFn) -> ScoreFn:
-        METRICS.add(name, Metric(name, fn, version, higher_is_better, description))
+        register(Metric(name, fn, version, higher_is_better, description))
         return fn
 
     return deco

@@ -99,7 +99,7 @@ def log_run(run_dir: Any, results: Any, spec: dict[str, Any], *, uri: str, extra
     with tempfile.TemporaryDirectory() as tmp:
         for key, group in results.groupby(GROUP, sort=True):
             _log_child(client, exp_id, pid, key, group, ok, commit, Path(run_dir.path), Path(tmp))
-        from harness.report import write_report
+        from restorebench.report.leaderboard import write_report
 
         for path in write_report(results, Path(tmp) / "leaderboard", ["md", "csv"]):
             client.log_artifact(pid, str(path), "leaderboard")
@@ -139,7 +139,7 @@ def _log_child(client: Any, exp_id: str, pid: str, key: tuple, group: Any, ok: A
 
 
 def _log_child_artifacts(client: Any, run_id: str, group: Any, root: Path, tmp: Path, key: tuple) -> None:
-    from harness.samples import method_grid, sample_dir, write_png
+    from restorebench.report.samples import method_grid, sample_dir, write_png
 
     task, dataset, degradation, method = key
     table = group.pivot_table(index=["image", "status", "error", "runtime_s"], columns="metric", values="value", dropna=False)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.interfaces import Task
-from harness.registry import TASKS
-from tasks.denoise import baselines, degradations, neural  # noqa: F401  (registers components)
+from restorebench import Task, register
+from restorebench.tasks.denoise import baselines, degradations, neural  # noqa: F401  (registers components)
 
 TASK = Task(
     name="denoise",
@@ -19,4 +18,4 @@ TASK = Task(
     metrics=("psnr", "ssim", "psnr_y", "ssim_y"),
     suite=str(Path(__file__).with_name("suite.yaml")),
 )
-TASKS.add("denoise", TASK)
+register(TASK)

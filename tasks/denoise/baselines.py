@@ -21,10 +21,8 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field, field_validator
 
-from harness.errors import UserError
-from harness.interfaces import Degraded, Method, Params
-from harness.registry import METHODS
-from tasks.denoise.levels import NoiseLevel, impulse_sigma, interp, noise_level, step
+from restorebench import Degraded, Method, Params, UserError, register
+from restorebench.tasks.denoise.levels import NoiseLevel, impulse_sigma, interp, noise_level, step
 
 __all__ = [
     "Identity", "Box", "Gaussian", "Binomial", "Median", "Bilateral", "Wiener",
@@ -84,7 +82,7 @@ def _sigma(level: NoiseLevel, impulse_factor: float) -> float:
 # ---------------------------------------------------------------- local filters
 
 
-@METHODS.register()
+@register
 class Identity(_Classical):
     """Returns the noisy input unchanged: the floor every denoiser must beat."""
 
@@ -99,7 +97,7 @@ class _BoxParams(Params):
     size: int | None = _size_field()
 
 
-@METHODS.register()
+@register
 class Box(_Classical):
     """Mean of a ``size x size`` window (OpenCV ``blur``, reflect-101 border).
 
@@ -131,7 +129,7 @@ class _GaussianParams(Params):
     sigma: float | None = _sigma_field("blur std in pixels")
 
 
-@METHODS.register()
+@register
 class Gaussian(_Classical):
     """Gaussian blur (OpenCV ``GaussianBlur``, kernel side ``2 ceil(3 sigma) + 1``, reflect-101).
 
@@ -165,7 +163,7 @@ class _BinomialParams(Params):
     passes: int = Field(1, ge=1, le=20, description="how many times the 5x5 kernel is applied")
 
 
-@METHODS.register()
+@register
 class Binomial(_Classical):
     """Separable binomial filter ``[1, 4, 6, 4, 1] / 16`` (Burt-Adelson), ``passes`` times.
 
@@ -191,7 +189,7 @@ class _MedianParams(Params):
     size: int | None = _size_field()
 
 
-@METHODS.register()
+@register
 class Median(_Classical):
     """Per-channel median of a ``size x size`` window (SciPy ``median_filter``, reflect border).
 
@@ -224,7 +222,7 @@ class _BilateralParams(Params):
     sigma_space: float | None = Field(None, gt=0, le=20, description="spatial std in pixels; None: auto")
 
 
-@METHODS.register()
+@register
 class Bilateral(_Classical):
     """Bilateral filter (OpenCV ``bilateralFilter`` on float32, window radius 1.5 sigma_space).
 
@@ -261,7 +259,7 @@ class _WienerParams(Params):
     sigma: float | None = _sigma_field("noise std assumed by the filter, 0-255 units")
 
 
-@METHODS.register()
+@register
 class Wiener(_Classical):
     """Adaptive local Wiener filter (SciPy ``signal.wiener``, Lee 1980), per channel.
 
@@ -305,7 +303,7 @@ class _NLMeansParams(Params):
     patch_distance: int = Field(6, ge=1, le=21, description="search radius in pixels")
 
 
-@METHODS.register()
+@register
 class NLMeans(_Classical):
     """Non-local means (scikit-image ``denoise_nl_means``, fast mode, patches joint over channels).
 
@@ -344,7 +342,7 @@ class _TVParams(Params):
     weight: float | None = _sigma_field("Chambolle weight, [0, 1] image units")
 
 
-@METHODS.register()
+@register
 class TV(_Classical):
     """Total-variation denoising, Chambolle's projection algorithm (scikit-image), vectorial TV.
 
@@ -388,7 +386,7 @@ class _WaveletParams(Params):
         return name
 
 
-@METHODS.register()
+@register
 class Wavelet(_Classical):
     """Wavelet soft thresholding with BayesShrink (scikit-image ``denoise_wavelet``, Chang et al. 2000).
 
@@ -423,7 +421,7 @@ class _BM3DParams(Params):
     sigma: float | None = _sigma_field()
 
 
-@METHODS.register()
+@register
 class BM3D(_Classical):
     """BM3D (Dabov et al. 2007) via the reference ``bm3d`` package; colour in opponent space.
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import Field
+from restorebench import Degradation, Degraded, Params, register
 
-from harness.interfaces import Degradation, Degraded, Params
-from harness.registry import DEGRADATIONS
 
 __all__ = ["GaussianNoise", "SaltPepperNoise"]
 
@@ -29,7 +28,7 @@ class _GaussianParams(Params):
     clip: bool = Field(False, description="clip the noisy image to [0, 1] (DnCNN protocol: no)")
 
 
-@DEGRADATIONS.register()
+@register
 class GaussianNoise(Degradation):
     """Additive white Gaussian noise, ``sigma`` in 0-255 units (DnCNN protocol).
 
@@ -69,7 +68,7 @@ class _SaltPepperParams(Params):
     salt_ratio: float = Field(0.5, ge=0, le=1, description="fraction of corrupted pixels set to 1")
 
 
-@DEGRADATIONS.register()
+@register
 class SaltPepperNoise(Degradation):
     """Salt-and-pepper impulse noise: a fraction ``density`` of pixels set to 1 or 0.
 

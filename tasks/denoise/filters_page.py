@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.figures import new_figure
+from restorebench.report.figures import new_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

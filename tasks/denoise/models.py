@@ -144,7 +144,7 @@ def convert_state_dict(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor
     ``dncnn_color_blind.pth``). Depth, features, channels and batch norm are read from the
     shapes; a bias before a batch norm is folded into its ``running_mean``.
     """
-    from harness.errors import UserError
+    from restorebench import UserError
 
     groups: dict[int, dict[str, np.ndarray]] = {}
     for key, value in state.items():
@@ -181,7 +181,7 @@ def convert_matconvnet(layers: Sequence[Any]) -> tuple[dict[str, torch.Tensor], 
     ``model/*.mat`` files have batch norm merged into the convolutions (conv + ReLU only).
     Trailing training layers (``loss``) are dropped.
     """
-    from harness.errors import UserError
+    from restorebench import UserError
 
     found: list[_Conv | _BNorm] = []
     for layer in layers:
@@ -204,7 +204,7 @@ def convert_matconvnet(layers: Sequence[Any]) -> tuple[dict[str, torch.Tensor], 
 
 
 def _check_conv_attrs(layer: Any) -> None:
-    from harness.errors import UserError
+    from restorebench import UserError
 
     for attr, want in (("pad", 1), ("stride", 1), ("dilate", 1)):
         value = layer.attrs.get(attr)
@@ -222,7 +222,7 @@ def _bnorm_from_moments(gain: np.ndarray, beta: np.ndarray, mean: np.ndarray, si
 
 def _structure(layers: Sequence[_Conv | _BNorm]) -> tuple[list[_Conv], dict[int, _BNorm]]:
     """The convolutions, and the batch norm after each middle one, checked against DnCNN's shape."""
-    from harness.errors import UserError
+    from restorebench import UserError
 
     convs = [layer for layer in layers if isinstance(layer, _Conv)]
     if len(convs) < 2:

@@ -27,10 +27,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from harness.errors import UserError
-from harness.interfaces import Degraded
-from harness.registry import METHODS
-from tasks.nn.inference import NeuralMethod, NeuralParams
+from restorebench import Degraded, UserError, register
+from restorebench.neural.inference import NeuralMethod, NeuralParams
 
 __all__ = ["DnCNNMethod", "DnCNNParams"]
 
@@ -75,7 +73,7 @@ class _NonBlindIfSpecific:
         return obj.params.model == "specific" and obj.params.sigma is None
 
 
-@METHODS.register()
+@register
 class DnCNNMethod(NeuralMethod):
     """DnCNN (Zhang et al., "Beyond a Gaussian Denoiser", IEEE TIP 2017), residual learning.
 
@@ -95,7 +93,7 @@ class DnCNNMethod(NeuralMethod):
     # ------------------------------------------------------------ network and checkpoints
 
     def build_network(self, config: dict[str, Any]) -> Any:
-        from tasks.denoise.models import ChannelAdaptingDnCNN
+        from restorebench.tasks.denoise.models import ChannelAdaptingDnCNN
 
         net = ChannelAdaptingDnCNN(**config)
         net.train_bfloat16 = _native_bfloat16()
@@ -138,7 +136,7 @@ class DnCNNMethod(NeuralMethod):
         want = 1 if item.image.shape[-1] == 1 else 3
         same = [p for p in paths if _checkpoint_channels(str(p)) == want] or paths
         if self.params.model == "specific" and self.params.sigma is None:
-            from tasks.denoise.levels import noise_level
+            from restorebench.tasks.denoise.levels import noise_level
 
             sigma = noise_level(item).sigma
             return min(same, key=lambda p: (abs(_specific_sigma(p) - sigma), str(p)))
@@ -170,7 +168,7 @@ class DnCNNMethod(NeuralMethod):
         loss ``1/2N ||R(y) - (y - x)||^2`` up to a constant factor. Adam, lr 1e-3, x0.1 at
         70% and 90% of the steps; batch 32 (paper: 128).
         """
-        from tasks.nn.training import Recipe
+        from restorebench.neural.training import Recipe
 
         channels = self._train_channels()
         if self.params.model == "blind":
@@ -194,7 +192,7 @@ class DnCNNMethod(NeuralMethod):
         See :func:`tasks.denoise.models.convert_state_dict` and
         :func:`~tasks.denoise.models.convert_matconvnet` (tables in the README).
         """
-        from tasks.denoise.models import convert_matconvnet, convert_state_dict
+        from restorebench.tasks.denoise.models import convert_matconvnet, convert_state_dict
 
         if weights.layers is not None:
             return convert_matconvnet(weights.layers)
@@ -238,7 +236,7 @@ def _specific_sigma(path: Path) -> float:
 @lru_cache(maxsize=64)
 def _checkpoint_channels(path: str) -> int:
     """The image channels of a checkpoint, from its metadata (or its first weight)."""
-    from tasks.nn.checkpoints import load_checkpoint
+    from restorebench.neural.checkpoints import load_checkpoint
 
     state, meta = load_checkpoint(path)
     channels = meta.get("config", {}).get("channels")

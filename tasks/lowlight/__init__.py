@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.interfaces import Task
-from harness.registry import TASKS
-from tasks.lowlight import baselines, degradations, neural, sources  # noqa: F401  (registers components)
+from restorebench import Task, register
+from restorebench.tasks.lowlight import baselines, degradations, neural, sources  # noqa: F401  (registers components)
 
 TASK = Task(
     name="lowlight",
@@ -24,4 +23,4 @@ TASK = Task(
     metrics=("psnr", "ssim"),
     suite=str(Path(__file__).with_name("suite.yaml")),
 )
-TASKS.add("lowlight", TASK)
+register(TASK)

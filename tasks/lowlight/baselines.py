@@ -24,11 +24,9 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
-from harness.errors import UserError
-from harness.interfaces import Degraded, Method, Params
-from harness.registry import METHODS
-from tasks.lowlight.degradations import require_raw, require_srgb
-from tasks.lowlight.raw import render
+from restorebench import Degraded, Method, Params, UserError, register
+from restorebench.tasks.lowlight.degradations import require_raw, require_srgb
+from restorebench.tasks.lowlight.raw import render
 
 __all__ = ["Camera", "CameraHistEq", "CameraGamma", "CameraNLMeans", "CameraBM3D", "Gamma", "HistEq",
            "equalize_luma", "auto_gamma"]
@@ -87,7 +85,7 @@ class _Camera(Method):
         return rgb
 
 
-@METHODS.register()
+@register
 class Camera(_Camera):
     """The traditional pipeline on the amplified raw: ``render(raw_file, ratio=ratio)``."""
 
@@ -95,7 +93,7 @@ class Camera(_Camera):
     description: ClassVar[str] = "amplified raw through rawpy/LibRaw (SID's traditional pipeline)"
 
 
-@METHODS.register()
+@register
 class CameraHistEq(_Camera):
     """``camera`` + histogram equalisation of the luma (:func:`equalize_luma`)."""
 
@@ -110,7 +108,7 @@ class _GammaParams(Params):
     target: float = Field(0.4, gt=0, lt=1, description="mean luma after the gamma curve")
 
 
-@METHODS.register()
+@register
 class CameraGamma(_Camera):
     """``camera`` + automatic gamma to a mean luma of ``target`` (:func:`auto_gamma`)."""
 
@@ -134,7 +132,7 @@ def _estimated_sigma(rgb: np.ndarray) -> float:
     return max(float(estimate_sigma(rgb, channel_axis=-1, average_sigmas=True)), 1e-3)
 
 
-@METHODS.register()
+@register
 class CameraNLMeans(_Camera):
     """``camera`` + NL-means (scikit-image, fast mode, 5x5 patches, radius 6).
 
@@ -163,7 +161,7 @@ class _BM3DParams(Params):
     sigma_factor: float = Field(4.8, gt=0, le=10, description="BM3D's sigma = sigma_factor * estimated sigma")
 
 
-@METHODS.register()
+@register
 class CameraBM3D(_Camera):
     """``camera`` + BM3D (``bm3d.bm3d_rgb``), sigma estimated as for ``camera_nlmeans``.
 
@@ -199,7 +197,7 @@ class CameraBM3D(_Camera):
 # ---------------------------------------------------------------- sRGB inputs
 
 
-@METHODS.register()
+@register
 class Gamma(Method):
     """Automatic gamma on an sRGB input (:func:`auto_gamma`, mean luma -> ``target``); blind."""
 
@@ -214,7 +212,7 @@ class Gamma(Method):
         return auto_gamma(require_srgb(item, self.qualified_name, "lowlight/camera_*"), self.params.target)
 
 
-@METHODS.register()
+@register
 class HistEq(Method):
     """Histogram equalisation of the luma of an sRGB input (:func:`equalize_luma`); blind."""
 

@@ -24,10 +24,9 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from harness.interfaces import Degradation, Degraded, ImageRef, Params, Source
-from harness.registry import DEGRADATIONS
-from tasks.lowlight.raw import RawImage, pack_bayer, read_raw, render
-from tasks.lowlight.synthetic import linear_to_srgb, make_pair, srgb_to_linear
+from restorebench import Degradation, Degraded, ImageRef, Params, Source, register
+from restorebench.tasks.lowlight.raw import RawImage, pack_bayer, read_raw, render
+from restorebench.tasks.lowlight.synthetic import linear_to_srgb, make_pair, srgb_to_linear
 
 __all__ = ["LowLight", "Sid", "Underexpose", "RAW_DEGRADATIONS", "raw_extras", "require_raw", "require_srgb"]
 
@@ -61,7 +60,7 @@ class _LowLightParams(Params):
                               description="ISO fixing the shot-noise gain; None: sampled (ISO 100-12000)")
 
 
-@DEGRADATIONS.register()
+@register
 class LowLight(Degradation):
     """A synthetic SID pair: packed noisy short exposure in, rendered long exposure as reference.
 
@@ -94,7 +93,7 @@ class LowLight(Degradation):
                         reference=render(pair.long_dng, name="synthetic long exposure"), extras=extras)
 
 
-@DEGRADATIONS.register()
+@register
 class Sid(Degradation):
     """The real short exposure of a SID pair (needs a ``sid:`` dataset).
 
@@ -112,7 +111,7 @@ class Sid(Degradation):
                          "(e.g. sid:Sony_test_list.txt?root=DIR); for other images use 'lowlight?ratio=...'")
 
     def degrade(self, source: Source, image: ImageRef, clean: np.ndarray, rng: np.random.Generator) -> Degraded:
-        from tasks.lowlight.sources import SidSource
+        from restorebench.tasks.lowlight.sources import SidSource
 
         if not isinstance(source, SidSource):
             raise ValueError(f"the 'sid' degradation needs a sid: dataset, not {source.ref!r}; "
@@ -131,7 +130,7 @@ class _UnderexposeParams(Params):
     noise: float = Field(0.0, ge=0, allow_inf_nan=False, description="Gaussian noise std, 0-255 units, added in sRGB")
 
 
-@DEGRADATIONS.register()
+@register
 class Underexpose(Degradation):
     """An underexposed 8-bit sRGB image: ``srgb(linear(clean) / ratio) + noise``, rounded.
 

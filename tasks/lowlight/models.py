@@ -48,8 +48,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from restorebench import UserError
 
-from harness.errors import UserError
 
 __all__ = [
     "DEEPUPE_WEIGHTS",
@@ -197,7 +197,7 @@ def sid_from_official(state: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor]
     ``LSID``)                               ``conv10``'s output channels are permuted
     the official TF checkpoint              ``g_conv{L}_{k}/weights`` (3x3xCinxCout) ->
     (``checkpoint/Sony/model.ckpt``) read   ``conv{L}_{k}.weight`` transposed (3, 2, 0, 1),
-    directly (``tasks.nn.tf_checkpoint``),  ``/biases`` -> ``.bias``; ``g_conv10/weights``
+    directly (``restorebench.neural.tf_checkpoint``),  ``/biases`` -> ``.bias``; ``g_conv10/weights``
     or by ``tf.train.load_checkpoint``      -> ``conv10_1`` with the depth-to-space
     and saved as ``.pth``/``.safetensors``  permutation (:func:`tf_depth_to_space_permutation`);
                                             the un-named ``tf.Variable`` deconvolution
@@ -340,7 +340,7 @@ def deepupe_loss_terms(image: torch.Tensor, s: torch.Tensor, output: torch.Tenso
 
 
 def deepupe_objective(network: DeepUPELight, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-    """The training objective (a :class:`tasks.nn.training.Recipe` ``objective``): the
+    """The training objective (a :class:`restorebench.neural.training.Recipe` ``objective``): the
     terms of :func:`deepupe_loss_terms` weighted by :data:`DEEPUPE_WEIGHTS`, and the terms."""
     s = network.illumination(x)
     terms = deepupe_loss_terms(x, s, network.apply_illumination(x, s), y)

@@ -30,11 +30,9 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from harness.errors import UserError
-from harness.interfaces import Degraded
-from harness.registry import METHODS
-from tasks.lowlight.degradations import LowLight, Underexpose, require_raw, require_srgb
-from tasks.nn.inference import NeuralMethod, NeuralParams
+from restorebench import Degraded, UserError, register
+from restorebench.tasks.lowlight.degradations import LowLight, Underexpose, require_raw, require_srgb
+from restorebench.neural.inference import NeuralMethod, NeuralParams
 
 __all__ = [
     "DEEPUPE_RATIOS",
@@ -67,7 +65,7 @@ class SIDUNetParams(NeuralParams):
     variant: Literal["light", "full"] = "light"
 
 
-@METHODS.register()
+@register
 class SIDUNetMethod(NeuralMethod):
     """SID's U-Net: packed raw x ratio (clipped at 1) -> sRGB at twice the packed size.
 
@@ -88,7 +86,7 @@ class SIDUNetMethod(NeuralMethod):
     scale: ClassVar[int] = 2
 
     def build_network(self, config: dict[str, Any]) -> Any:
-        from tasks.lowlight.models import SIDUNet
+        from restorebench.tasks.lowlight.models import SIDUNet
 
         try:
             return SIDUNet(**{**SID_VARIANTS[self.params.variant], **config})
@@ -122,7 +120,7 @@ class SIDUNetMethod(NeuralMethod):
         The committed checkpoint trains on BSDS400 plus 256 synthetic dead-leaves images
         (saturated colours and hard edges that natural photos rarely have).
         """
-        from tasks.nn.training import Recipe
+        from restorebench.neural.training import Recipe
 
         config = dict(SID_VARIANTS[self.params.variant])
         return Recipe(
@@ -140,7 +138,7 @@ class SIDUNetMethod(NeuralMethod):
 
         See :func:`tasks.lowlight.models.sid_from_official` for the mapping table.
         """
-        from tasks.lowlight.models import sid_from_official
+        from restorebench.tasks.lowlight.models import sid_from_official
 
         if weights.state_dict is None:
             raise UserError(f"{self.qualified_name}: SID weights come as a state dict (.pth/.safetensors) or a "
@@ -167,7 +165,7 @@ def sid_training_pair(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.n
 # ================================================================ DeepUPE
 
 
-@METHODS.register()
+@register
 class DeepUPEMethod(NeuralMethod):
     """A light DeepUPE: ``F = I / S``, the illumination ``S`` predicted from the sRGB input.
 
@@ -184,7 +182,7 @@ class DeepUPEMethod(NeuralMethod):
     checkpoint_dir: ClassVar[Path | None] = CHECKPOINT_DIR
 
     def build_network(self, config: dict[str, Any]) -> Any:
-        from tasks.lowlight.models import DeepUPELight
+        from restorebench.tasks.lowlight.models import DeepUPELight
 
         try:
             return DeepUPELight(**{**DEEPUPE_CONFIG, **config})
@@ -215,8 +213,8 @@ class DeepUPEMethod(NeuralMethod):
         Adam lr 1e-3, gradients clipped at norm 1 (the smoothness weights reach 1e4 on
         flat patches).
         """
-        from tasks.lowlight.models import DEEPUPE_WEIGHTS, deepupe_objective
-        from tasks.nn.training import Recipe
+        from restorebench.tasks.lowlight.models import DEEPUPE_WEIGHTS, deepupe_objective
+        from restorebench.neural.training import Recipe
 
         w = DEEPUPE_WEIGHTS
         return Recipe(

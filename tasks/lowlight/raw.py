@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
+from restorebench import ImageLoadError
 
-from harness.sources import ImageLoadError
 
 __all__ = ["RawImage", "read_raw", "pack_bayer", "render", "encode_dng", "write_dng", "cfa_name",
            "XYZ_FROM_SRGB", "RENDER_OPTIONS"]
@@ -116,7 +116,7 @@ def read_raw(src: RawSource, *, name: str | None = None) -> RawImage:
     """Read a raw file (path or bytes) with rawpy: mosaic, levels, CFA and white balance.
 
     Any failure (missing file, unsupported or corrupt data, non-Bayer sensor) raises
-    :class:`harness.sources.ImageLoadError` naming the file (``name`` labels bytes).
+    :class:`restorebench.ImageLoadError` naming the file (``name`` labels bytes).
     """
     name = _name(src, name)
     with _opened(src, name) as raw:
@@ -161,7 +161,7 @@ def render(raw_file: RawSource, *, ratio: float = 1.0, name: str | None = None) 
     reads), then ``postprocess(**RENDER_OPTIONS) / 65535``: camera white balance, AHD
     demosaicing, the camera -> sRGB matrix and LibRaw's default BT.709-style gamma
     (2.222, slope 4.5). ``ratio=1`` renders the file untouched (the SID reference).
-    Failures raise :class:`harness.sources.ImageLoadError` naming the file (``name``
+    Failures raise :class:`restorebench.ImageLoadError` naming the file (``name``
     labels bytes).
     """
     if not ratio > 0:

@@ -16,7 +16,7 @@ SHA-256 over the SHA-256s of both files' bytes. :meth:`SidSource.load` returns t
 rendered long exposure (the reference); :meth:`SidSource.load_short` the raw short
 exposure, for the ``sid`` degradation. A bad line (unparsable exposure, missing file,
 short and long of different sizes, a raw LibRaw cannot decode) does not stop the listing:
-loading that pair raises :class:`harness.sources.ImageLoadError` naming the file and the
+loading that pair raises :class:`restorebench.ImageLoadError` naming the file and the
 list line, so that unit fails and the run goes on.
 """
 
@@ -34,11 +34,8 @@ from typing import Literal, TypeVar
 import numpy as np
 from pydantic import Field, field_validator
 
-from harness.errors import UserError
-from harness.interfaces import ImageRef, Params
-from harness.registry import SOURCES
-from harness.sources import ImageLoadError, _SchemeSource
-from tasks.lowlight.raw import RawImage, read_raw, render
+from restorebench import ImageLoadError, ImageRef, Params, Source, UserError, register
+from restorebench.tasks.lowlight.raw import RawImage, read_raw, render
 
 __all__ = ["SidPair", "SidSource", "parse_list", "MAX_RATIO"]
 
@@ -182,8 +179,8 @@ class SidParams(Params):
         return None if path is None else os.path.abspath(os.path.expanduser(path))
 
 
-@SOURCES.register("sid")
-class SidSource(_SchemeSource):
+@register
+class SidSource(Source):
     """SID (short, long) raw pairs from an official list file; see the module docstring."""
 
     name = "sid"

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.lowlight.raw import XYZ_FROM_SRGB, encode_dng
+from restorebench.tasks.lowlight.raw import XYZ_FROM_SRGB, encode_dng
 
 __all__ = ["XYZ2CAMS", "SyntheticPair", "NoiseLevel", "make_pair", "sample_noise", "srgb_to_linear",
            "linear_to_srgb", "rgb_to_camera", "BLACK", "WHITE", "SHOT_PER_ISO"]

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.interfaces import Task
-from harness.registry import TASKS
-from tasks.superres import baselines, degradations, imresize, neural  # noqa: F401  (registers components)
+from restorebench import Task, register
+from restorebench.tasks.superres import baselines, degradations, imresize, neural  # noqa: F401  (registers components)
 
 TASK = Task(
     name="superres",
@@ -21,4 +20,4 @@ TASK = Task(
     metrics=("psnr_y", "ssim_y", "psnr", "ssim"),
     suite=str(Path(__file__).with_name("suite.yaml")),
 )
-TASKS.add("superres", TASK)
+register(TASK)

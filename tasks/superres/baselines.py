@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.interfaces import Degraded, Method
-from harness.registry import METHODS
-from tasks.superres.imresize import imresize
+from restorebench import Degraded, Method, register
+from restorebench.tasks.superres.imresize import imresize
 
 __all__ = ["Nearest", "Bilinear", "BicubicUpscale", "Lanczos"]
 
@@ -45,7 +44,7 @@ def _scale(item: Degraded) -> int:
     return int(scale)
 
 
-@METHODS.register()
+@register
 class Nearest(_Upscaler):
     """Nearest neighbour: every LR pixel repeated ``scale x scale`` times (``np.repeat``)."""
 
@@ -56,7 +55,7 @@ class Nearest(_Upscaler):
         return np.repeat(np.repeat(img, scale, axis=0), scale, axis=1)
 
 
-@METHODS.register()
+@register
 class Bilinear(_Upscaler):
     """Bilinear interpolation: OpenCV ``cv2.resize(..., INTER_LINEAR)`` on float32.
 
@@ -74,7 +73,7 @@ class Bilinear(_Upscaler):
         return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
 
 
-@METHODS.register()
+@register
 class BicubicUpscale(_Upscaler):
     """MATLAB bicubic upscaling: :func:`tasks.superres.imresize.imresize` ``(lr, scale)``.
 
@@ -88,7 +87,7 @@ class BicubicUpscale(_Upscaler):
         return imresize(img, scale)
 
 
-@METHODS.register()
+@register
 class Lanczos(_Upscaler):
     """Lanczos-3 interpolation: PIL ``Image.resize(..., LANCZOS)`` per channel in float ("F") mode.
 

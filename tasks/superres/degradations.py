@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator
 
-from harness.interfaces import Degradation, Degraded, Params
-from harness.registry import DEGRADATIONS
-from tasks.superres.imresize import imresize, modcrop
+from restorebench import Degradation, Degraded, Params, register
+from restorebench.tasks.superres.imresize import imresize, modcrop
 
 __all__ = ["Bicubic", "SCALES"]
 
@@ -36,7 +35,7 @@ class _BicubicParams(Params):
         raise ValueError(f"scale must be one of {', '.join(map(str, SCALES))}")
 
 
-@DEGRADATIONS.register()
+@register
 class Bicubic(Degradation):
     """MATLAB bicubic downscaling by ``scale`` (2, 3 or 4), LR on the 8-bit grid.
 

@@ -29,8 +29,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
+from restorebench import UserError
 
-from harness.errors import UserError
 
 __all__ = ["SRCNN", "srcnn_from_official", "srcnn_parameter_count"]
 
@@ -109,7 +109,7 @@ _SKIPPED_LAYERS = ("relu", "loss", "euclideanloss", "pdist", "dropout")
 
 
 def srcnn_from_official(weights: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """State dict and config of :class:`SRCNN` from :class:`tasks.nn.official.OfficialWeights`.
+    """State dict and config of :class:`SRCNN` from :class:`restorebench.neural.official.OfficialWeights`.
 
     The three layers come from MATLAB variables (``weights_conv1`` ...), MatConvNet
     ``net.layers`` or a PyTorch state dict (see

@@ -22,14 +22,12 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import field_validator
 
-from harness.errors import UserError
-from harness.interfaces import Degraded
-from harness.registry import METHODS
-from tasks.nn.inference import NeuralMethod, NeuralParams
-from tasks.nn.training import Recipe
-from tasks.superres.baselines import _scale
-from tasks.superres.degradations import SCALES
-from tasks.superres.imresize import imresize
+from restorebench import Degraded, UserError, register
+from restorebench.neural.inference import NeuralMethod, NeuralParams
+from restorebench.neural.training import Recipe
+from restorebench.tasks.superres.baselines import _scale
+from restorebench.tasks.superres.degradations import SCALES
+from restorebench.tasks.superres.imresize import imresize
 
 __all__ = ["SRCNNMethod", "SRCNNParams", "rgb_to_ycbcr", "ycbcr_to_rgb"]
 
@@ -84,7 +82,7 @@ class SRCNNParams(NeuralParams):
         return value
 
 
-@METHODS.register()
+@register
 class SRCNNMethod(NeuralMethod):
     """SRCNN: a 3-layer CNN that sharpens the bicubic upscaling of the luminance.
 
@@ -96,7 +94,7 @@ class SRCNNMethod(NeuralMethod):
 
     Example
     -------
-    >>> from harness.registry import build_method
+    >>> from restorebench.core.build import build_method
     >>> method = build_method("superres/srcnn")  # doctest: +SKIP
     >>> method.restore([bicubic_x3_item])[0].shape  # doctest: +SKIP
     (99, 75, 3)
@@ -118,7 +116,7 @@ class SRCNNMethod(NeuralMethod):
         return dict(_VARIANTS[self.params.variant])
 
     def build_network(self, config: dict[str, Any]) -> Any:
-        from tasks.superres.models import SRCNN
+        from restorebench.tasks.superres.models import SRCNN
 
         try:
             return SRCNN(**{**self.config(), **config})
@@ -234,7 +232,7 @@ class SRCNNMethod(NeuralMethod):
         with zeros differ from it only within ``f1 // 2 + f2 // 2 + f3 // 2`` pixels of
         the border.
         """
-        from tasks.superres.models import srcnn_from_official
+        from restorebench.tasks.superres.models import srcnn_from_official
 
         return srcnn_from_official(weights)
 

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.compare import compare, load_side, paired_bootstrap_ci
-from harness.errors import UserError
-from harness.pipeline import RunOptions, run_suite
+from restorebench.commands.compare import compare, load_side, paired_bootstrap_ci
+from restorebench.core.errors import UserError
+from restorebench.run.pipeline import RunOptions, run_suite
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests import REPO as ROOT
 METHODS = ("denoise/median", "denoise/box")
 ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
 
@@ -27,7 +27,7 @@ import os
 import numpy as np
 from scipy.ndimage import median_filter
 
-from harness.interfaces import Method
+from restorebench.core.interfaces import Method
 
 
 class MyModel(Method):
@@ -51,7 +51,7 @@ def _run(folder: Path, out: Path, methods=METHODS, **kw):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", "compare", *map(str, args)], cwd=ROOT, env=ENV,
+    return subprocess.run([sys.executable, "-m", "restorebench.cli", "compare", *map(str, args)], cwd=ROOT, env=ENV,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
 
 

@@ -12,16 +12,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.errors import UserError
-from harness.registry import Registry
-from harness.spec import narrow, parse_suite, read_suite, resolve
+from restorebench.core.errors import UserError
+from restorebench.core.registry import Registry
+from restorebench.core.suite import narrow, parse_suite, read_suite, resolve
+from tests import REPO
 
 ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"}
 
 
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=300
+        [sys.executable, "-m", "restorebench.cli", *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=300
     )
 
 
@@ -105,7 +106,7 @@ def test_plugin_method_by_module_and_class(tmp_path, image_folder, monkeypatch):
     (tmp_path / "myplugin.py").write_text(
         textwrap.dedent(
             """
-            from harness.interfaces import Method
+            from restorebench.core.interfaces import Method
 
             class Darken(Method):
                 name = "darken"
@@ -118,7 +119,7 @@ def test_plugin_method_by_module_and_class(tmp_path, image_folder, monkeypatch):
         )
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    from harness.pipeline import RunOptions, run_suite
+    from restorebench.run.pipeline import RunOptions, run_suite
 
     summary = run_suite(RunOptions(tasks=("denoise",), datasets=(f"folder:{image_folder}",),
                                    degradations=("gaussian?sigma=0",), methods=("myplugin:Darken", "denoise/identity"),
@@ -163,7 +164,7 @@ def test_cli_list_checkpoints_shows_each_committed_checkpoint_with_its_provenanc
     listed = cli("list", "checkpoints")
     assert listed.returncode == 0, listed.stderr
     lines = {line.split("  ")[1]: line for line in listed.stdout.splitlines()}
-    committed = sorted((Path(__file__).resolve().parents[1] / "tasks").glob("*/checkpoints/*.safetensors"))
+    committed = sorted((REPO / "tasks").glob("*/checkpoints/*.safetensors"))
     assert committed and sorted(lines) == sorted(p.name for p in committed)
     for path in committed:
         with safe_open(str(path), framework="pt") as f:

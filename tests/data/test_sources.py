@@ -17,16 +17,11 @@ import pytest
 import skimage
 from PIL import Image
 
-from harness.errors import UserError
-from harness.sources import (
-    ImageLoadError,
-    build_source,
-    deadleaves,
-    decode_image,
-    get_source,
-    read_image,
-    to_float_image,
-)
+from restorebench.core.errors import UserError
+from restorebench.core.build import build_source, get_source
+from restorebench.core.errors import ImageLoadError
+from restorebench.data.images import decode_image, read_image, to_float_image
+from restorebench.data.synthetic import deadleaves
 
 
 def sha256_file(path: Path) -> str:

@@ -17,7 +17,7 @@ PLUGIN = textwrap.dedent(
     import os
     import time
 
-    from harness.interfaces import Method
+    from restorebench.core.interfaces import Method
 
 
     class CrashOnGray(Method):
@@ -54,7 +54,7 @@ def plugin_dir(tmp_path_factory):
 def test_a_dying_worker_fails_only_its_unit(plugin_dir, image_folder, tmp_path, monkeypatch):
     import ray
 
-    from harness.pipeline import RunOptions, run_suite
+    from restorebench.run.pipeline import RunOptions, run_suite
 
     monkeypatch.syspath_prepend(str(plugin_dir))
     path = os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")])
@@ -82,12 +82,13 @@ def test_entry_point_plugins_are_registered(plugin_dir, monkeypatch):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: faulty-plugins\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[restorebench.methods]\ndenoise/slow = faulty_plugins:Slow\n")
     monkeypatch.syspath_prepend(str(plugin_dir))
-    from harness import registry
+    from restorebench.core import plugins, registry
+    from restorebench.core.build import build_method
 
-    registry.load_builtins()
-    registry._load_entry_points()
+    plugins.load_plugins()
+    plugins._load_entry_points()
     assert registry.METHODS.get("denoise/slow").__name__ == "Slow"
-    assert registry.build_method("denoise/slow").ref == "denoise/slow"
+    assert build_method("denoise/slow").ref == "denoise/slow"
 
 
 def test_an_interrupted_run_keeps_its_results_and_resumes(plugin_dir, image_folder, tmp_path):
@@ -97,7 +98,7 @@ def test_an_interrupted_run_keeps_its_results_and_resumes(plugin_dir, image_fold
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")]),
            "MLFLOW_DISABLE_TELEMETRY": "true"}  # fmt: skip
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "harness.cli", "run", "--task", "denoise", "--dataset", f"folder:{image_folder}",
+    args = [sys.executable, "-m", "restorebench.cli", "run", "--task", "denoise", "--dataset", f"folder:{image_folder}",
             "--degradation", "gaussian?sigma=25", "--method", "faulty_plugins:Slow", "--executor", "local",
             "--no-tracking", "--out", str(out)]  # fmt: skip
     # a shell's background jobs ignore SIGINT and children inherit that: give the run Python's default

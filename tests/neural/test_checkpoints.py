@@ -20,8 +20,8 @@ import pytest
 import torch
 from torch import nn
 
-from harness.errors import UserError
-from tasks.nn.checkpoints import (
+from restorebench.core.errors import UserError
+from restorebench.neural.checkpoints import (
     PickledCheckpointError,
     checkpoint_hash,
     file_sha256,
@@ -29,7 +29,7 @@ from tasks.nn.checkpoints import (
     read_metadata,
     save_checkpoint,
 )
-from tasks.nn.official import (
+from restorebench.neural.official import (
     MatLayer,
     read_mat_variables,
     read_matconvnet,
@@ -37,7 +37,7 @@ from tasks.nn.official import (
     read_pickled_model,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+from tests import REPO
 
 
 # --- models whose classes live in this test module ------------------------------------------
@@ -715,7 +715,7 @@ def test_dagnn_is_refused(tmp_path):
 
 
 def test_modules_do_not_import_heavy_libraries():
-    code = ("import sys, tasks.nn, tasks.nn.checkpoints, tasks.nn.official; "
+    code = ("import sys, restorebench.neural, restorebench.neural.checkpoints, restorebench.neural.official; "
             "heavy = [m for m in ('torch', 'safetensors', 'scipy.io', 'h5py') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

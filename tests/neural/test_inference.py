@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.nn.inference import tiled_forward
-from tasks.nn.training import Recipe, fit
+from restorebench.neural.inference import tiled_forward
+from restorebench.neural.training import Recipe, fit
 
 PLUGIN = textwrap.dedent(
     """
@@ -19,7 +19,7 @@ PLUGIN = textwrap.dedent(
 
     import torch
 
-    from tasks.nn.inference import NeuralMethod
+    from restorebench.neural.inference import NeuralMethod
 
 
     class Blur(torch.nn.Module):
@@ -51,7 +51,7 @@ PLUGIN = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def tinynet(tmp_path_factory):
-    from tasks.nn.checkpoints import save_checkpoint
+    from restorebench.neural.checkpoints import save_checkpoint
 
     folder = tmp_path_factory.mktemp("tinynet")
     (folder / "tinynet_plugin.py").write_text(PLUGIN)
@@ -96,7 +96,7 @@ def test_neural_actor_loads_weights_once_and_lands_on_the_gpu_node(tinynet, imag
     import ray
     from ray.cluster_utils import Cluster
 
-    from harness.pipeline import RunOptions, run_suite
+    from restorebench.run.pipeline import RunOptions, run_suite
 
     monkeypatch.syspath_prepend(str(tinynet))
     path = os.pathsep.join([str(tinynet), os.environ.get("PYTHONPATH", "")])
@@ -125,7 +125,7 @@ def test_neural_actor_loads_weights_once_and_lands_on_the_gpu_node(tinynet, imag
 
 
 def test_neural_method_needing_a_gpu_fails_clearly_without_one(tinynet, image_folder, tmp_path, monkeypatch, ray_runtime):
-    from harness.pipeline import RunOptions, run_suite
+    from restorebench.run.pipeline import RunOptions, run_suite
 
     monkeypatch.syspath_prepend(str(tinynet))
     summary = run_suite(RunOptions(
@@ -140,9 +140,9 @@ def test_neural_method_needing_a_gpu_fails_clearly_without_one(tinynet, image_fo
 def test_neural_plugin_through_the_local_executor_matches_a_bare_forward(tinynet, image_folder, tmp_path, monkeypatch):
     import cv2
 
-    from harness.pipeline import RunOptions, run_suite
-    from harness.registry import build_method
-    from harness.sources import build_source
+    from restorebench.run.pipeline import RunOptions, run_suite
+    from restorebench.core.build import build_method
+    from restorebench.core.build import build_source
 
     monkeypatch.syspath_prepend(str(tinynet))
     summary = run_suite(RunOptions(
@@ -164,8 +164,8 @@ def test_neural_plugin_through_the_local_executor_matches_a_bare_forward(tinynet
 def test_checkpoint_path_is_not_part_of_the_label_but_its_content_is_in_the_id(tinynet, tmp_path, monkeypatch):
     import shutil
 
-    from harness.registry import build_method
-    from tasks.nn.checkpoints import save_checkpoint
+    from restorebench.core.build import build_method
+    from restorebench.neural.checkpoints import save_checkpoint
 
     monkeypatch.syspath_prepend(str(tinynet))
     copy = tmp_path / "copy.safetensors"

@@ -1,7 +1,7 @@
-"""TensorFlow V2 checkpoints read without TensorFlow (:mod:`tasks.nn.tf_checkpoint`).
+"""TensorFlow V2 checkpoints read without TensorFlow (:mod:`restorebench.neural.tf_checkpoint`).
 
-The fixture ``tests/data/tf_bundle/model.ckpt`` was written by real TensorFlow
-(``tests/data/make_tf_bundle.py``); what every variable holds comes from that script's
+The fixture ``tests/fixtures/tf_bundle/model.ckpt`` was written by real TensorFlow
+(``tests/fixtures/make_tf_bundle.py``); what every variable holds comes from that script's
 numpy-only :func:`fixture_variables`. Damaged files are made from copies in tmp_path;
 tables TF would not write (several blocks from a small index, slices, big-endian) are
 built with a small writer of the same table format here. One test needs TensorFlow and
@@ -20,18 +20,18 @@ import numpy as np
 import pytest
 import torch
 
-from harness.errors import UserError
-from harness.weights import convert_weights
-from tasks.nn.checkpoints import file_sha256, load_checkpoint
-from tasks.nn.official import read_official
-from tasks.nn.tf_checkpoint import (
+from restorebench.core.errors import UserError
+from restorebench.commands.convert import convert_weights
+from restorebench.neural.checkpoints import file_sha256, load_checkpoint
+from restorebench.neural.official import read_official
+from restorebench.neural.tf_checkpoint import (
     _crc32c,
     _masked_crc32c,
     read_tf_checkpoint,
     tf_checkpoint_prefix,
 )
 
-DATA = Path(__file__).resolve().parent / "data"
+from tests import FIXTURES as DATA
 FIXTURE = DATA / "tf_bundle" / "model.ckpt"
 INDEX = FIXTURE.with_name("model.ckpt.index")
 SHARD = FIXTURE.with_name("model.ckpt.data-00000-of-00001")
@@ -71,7 +71,7 @@ def _copy_fixture(folder: Path) -> Path:
 
 
 def test_reads_every_variable_of_the_real_tf_checkpoint(caplog):
-    with caplog.at_level(logging.WARNING, logger="tasks.nn.tf_checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="restorebench.neural.tf_checkpoint"):
         state = read_tf_checkpoint(FIXTURE)
     _assert_fixture(state)
     assert "strings/label (string)" in caplog.text  # skipped, said so
@@ -163,7 +163,7 @@ def _write_table(path: Path, entries: dict[bytes, bytes], per_block: int = 1000)
 
 
 def _entries_of(index: Path) -> dict[bytes, bytes]:
-    from tasks.nn.tf_checkpoint import _table_entries
+    from restorebench.neural.tf_checkpoint import _table_entries
 
     return _table_entries(index.read_bytes(), index)
 
@@ -242,7 +242,7 @@ def test_snappy_blocks_are_refused(tmp_path):
 
 def _block_end(raw: bytes | bytearray) -> int:
     """Where the first data block ends (the fixture's index has one, at offset 0)."""
-    from tasks.nn.tf_checkpoint import _block_entries, _handle, _varint
+    from restorebench.neural.tf_checkpoint import _block_entries, _handle, _varint
 
     index = Path("index")
     footer = bytes(raw[-48:])

@@ -25,10 +25,10 @@ METRICS = ("psnr", "ssim", "psnr_y", "ssim_y")
 
 def bare_loop() -> float:
     """The same loads, degradations, restorations and metrics with no harness around them."""
-    from harness import metrics
-    from harness.registry import build_degradation, build_method
-    from harness.sources import build_source
-    from harness.units import degradation_rng
+    from restorebench.score import metrics
+    from restorebench.core.build import build_degradation, build_method
+    from restorebench.core.build import build_source
+    from restorebench.run.units import degradation_rng
 
     start = time.perf_counter()
     source = build_source(DATASET)
@@ -46,7 +46,7 @@ def bare_loop() -> float:
 
 
 def harness_run(out: Path) -> float:
-    from harness.pipeline import RunOptions, run_suite
+    from restorebench.run.pipeline import RunOptions, run_suite
 
     start = time.perf_counter()
     run_suite(RunOptions(tasks=("denoise",), datasets=(DATASET,), degradations=DEGRADATIONS, methods=METHODS,
@@ -88,7 +88,7 @@ def main() -> None:
 
     import ray
 
-    from harness.worker import set_thread_limit
+    from restorebench.run.worker import set_thread_limit
 
     set_thread_limit(1)  # the same thread budget as the one Ray worker (1 CPU)
     bare_loop()  # warm imports and caches in this process, as the harness worker warms up too

@@ -17,8 +17,8 @@ from pathlib import Path
 
 def perturbed_copy(method_ref: str, out: Path) -> Path:
     """The method's (first) checkpoint with every floating tensor scaled by 1.001."""
-    from harness.registry import build_method
-    from tasks.nn.checkpoints import load_checkpoint, save_checkpoint
+    from restorebench.core.build import build_method
+    from restorebench.neural.checkpoints import load_checkpoint, save_checkpoint
 
     path = build_method(method_ref).checkpoints()[0]
     state, meta = load_checkpoint(path)
@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     import yaml
 
-    from harness.pipeline import RunOptions, load_suite, run_suite
+    from restorebench.run.pipeline import RunOptions, load_suite, run_suite
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -21,11 +21,11 @@ def bare_loop(method_ref: str, dataset: str, degradation: str) -> float:
     """load -> degrade -> prepare -> net(x) -> finish -> metrics, with no harness around it."""
     import torch
 
-    from harness import metrics
-    from harness.registry import build_degradation, build_method
-    from harness.sources import build_source
-    from harness.units import degradation_rng
-    from tasks.nn.checkpoints import load_checkpoint
+    from restorebench.score import metrics
+    from restorebench.core.build import build_degradation, build_method
+    from restorebench.core.build import build_source
+    from restorebench.run.units import degradation_rng
+    from restorebench.neural.checkpoints import load_checkpoint
 
     start = time.perf_counter()
     method = build_method(method_ref)
@@ -60,7 +60,7 @@ def bare_loop(method_ref: str, dataset: str, degradation: str) -> float:
 
 
 def harness_run(method_ref: str, dataset: str, degradation: str, task: str, out: Path) -> float:
-    from harness.pipeline import RunOptions, run_suite
+    from restorebench.run.pipeline import RunOptions, run_suite
 
     start = time.perf_counter()
     run_suite(RunOptions(tasks=(task,), datasets=(dataset,), degradations=(degradation,), methods=(method_ref,),
@@ -73,7 +73,7 @@ def actor_start_up(method_ref: str, cpus: int) -> float:
     a worker process, torch's import and the weights, paid once per run and method."""
     import ray
 
-    from harness.executors import _MethodActor
+    from restorebench.run.executors import _MethodActor
 
     start = time.perf_counter()
     actor = ray.remote(_MethodActor).options(num_cpus=cpus).remote(method_ref, cpus)
@@ -94,7 +94,7 @@ def main() -> None:
     import ray
     import torch
 
-    from harness.worker import set_thread_limit
+    from restorebench.run.worker import set_thread_limit
 
     task = args.method.split("/")[0]
     set_thread_limit(args.cpus)

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.figures import Level, degradation_level
-from harness.pipeline import RunOptions, run_suite
-from harness.report import leaderboard, to_markdown, write_report
+from restorebench.report.figures import Level, degradation_level
+from restorebench.run.pipeline import RunOptions, run_suite
+from restorebench.report.leaderboard import leaderboard, to_markdown, write_report
 
 METHODS = ("denoise/identity", "denoise/median", "denoise/box")
 DEGRADATIONS = ("gaussian?sigma=25", "saltpepper?density=0.1")
@@ -149,7 +149,7 @@ def test_regenerating_removes_figures_the_new_report_does_not_write(report):
 
 
 def test_html_marks_neural_and_non_blind_methods():
-    from harness.html_report import table_html
+    from restorebench.report.html import table_html
 
     frame = pd.DataFrame({"task": "denoise", "dataset": "d", "degradation": "g", "method": ["denoise/dncnn", "denoise/box"],
                           "rank": [1, 2], "kind": ["neural", "classical"], "non_blind": [False, True],
@@ -161,7 +161,7 @@ def test_html_marks_neural_and_non_blind_methods():
 
 
 def test_empty_results_still_write_a_page(tmp_path):
-    from harness.store import COLUMNS
+    from restorebench.run.store import COLUMNS
 
     written = write_report(pd.DataFrame(columns=COLUMNS), tmp_path, ["html"])
     assert "No results." in written[0].read_text(encoding="utf-8")
@@ -192,7 +192,7 @@ def test_degradation_level_of_a_bin():
 def test_hybrid_image_is_lowpass_plus_highpass():
     from scipy.ndimage import gaussian_filter
 
-    from harness import filters_page as fp
+    from restorebench.tasks.denoise import filters_page as fp
 
     a, b = fp.hybrid_pair()
     assert a.shape == b.shape == fp.HYBRID_SIZE
@@ -203,7 +203,7 @@ def test_hybrid_image_is_lowpass_plus_highpass():
 
 
 def test_laplacian_pyramid_reconstructs_the_image():
-    from harness import filters_page as fp
+    from restorebench.tasks.denoise import filters_page as fp
 
     img = fp.photo("camera.png")[:301, :257]  # odd sides on purpose
     lap = fp.laplacian_pyramid(img, 5)
@@ -214,7 +214,7 @@ def test_laplacian_pyramid_reconstructs_the_image():
 
 
 def test_baseline_kernels_are_normalised_low_pass_filters():
-    from harness import filters_page as fp
+    from restorebench.tasks.denoise import filters_page as fp
 
     for name, kernel in fp.baseline_kernels().items():
         assert kernel.sum() == pytest.approx(1.0), name

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.errors import UserError
-from harness.pipeline import RunOptions, run_suite
+from restorebench.core.errors import UserError
+from restorebench.run.pipeline import RunOptions, run_suite
 
 pytestmark = pytest.mark.ray
 
@@ -46,9 +46,9 @@ def test_local_and_ray_give_bit_identical_values(image_folder, tmp_path, ray_run
 
 def test_identity_psnr_matches_a_hand_computed_value(image_folder, tmp_path):
     """The noisy input scored by the harness equals PSNR computed here from the same draw."""
-    from harness.sources import build_source
-    from harness.registry import build_degradation
-    from harness.units import degradation_rng
+    from restorebench.core.build import build_source
+    from restorebench.core.build import build_degradation
+    from restorebench.run.units import degradation_rng
 
     summary = run_suite(_options(image_folder, tmp_path / "run", methods=("denoise/identity",),
                                  degradations=("gaussian?sigma=25",)))  # fmt: skip
@@ -92,7 +92,7 @@ def test_resume_computes_only_missing_units(image_folder, tmp_path, monkeypatch)
     kept = results[results["image"] != "b_camera.png"]
     kept.to_parquet(out / "results.parquet", index=False)
     calls: list[int] = []
-    import harness.worker as worker
+    import restorebench.run.worker as worker
 
     original = worker.run_batch
 

@@ -1,4 +1,4 @@
-"""Tests for harness.metrics: PSNR / SSIM against hand-computed values, an
+"""Tests for restorebench.score.metrics: PSNR / SSIM against hand-computed values, an
 independent float64 reference implementation and scikit-image."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from scipy.signal import convolve2d
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from harness.metrics import crop_border, psnr, quantize_8bit, rgb_to_y, ssim
+from restorebench.score.metrics import crop_border, psnr, quantize_8bit, rgb_to_y, ssim
 
 Y_COEFFS = (65.481, 128.553, 24.966)
 

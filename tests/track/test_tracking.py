@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.pipeline import RunOptions, run_suite
+from restorebench.run.pipeline import RunOptions, run_suite
 
 
 @pytest.fixture

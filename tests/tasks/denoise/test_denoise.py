@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from harness.errors import UserError
-from harness.interfaces import Degraded
-from harness.refs import Ref
-from tasks.denoise import baselines as B
-from tasks.denoise.degradations import GaussianNoise, SaltPepperNoise
-from tasks.denoise.levels import noise_level
+from restorebench.core.errors import UserError
+from restorebench.core.interfaces import Degraded
+from restorebench.core.refs import Ref
+from restorebench.tasks.denoise import baselines as B
+from restorebench.tasks.denoise.degradations import GaussianNoise, SaltPepperNoise
+from restorebench.tasks.denoise.levels import noise_level
 
 ALL_METHODS = [B.Identity, B.Box, B.Gaussian, B.Binomial, B.Median, B.Bilateral, B.Wiener,
                B.NLMeans, B.TV, B.Wavelet]
@@ -243,7 +243,7 @@ def test_bm3d_denoises():
 def test_task_and_default_suite_are_consistent():
     import yaml
 
-    from harness.registry import DEGRADATIONS, METHODS, TASKS
+    from restorebench.core.registry import DEGRADATIONS, METHODS, TASKS
 
     task = TASKS._items["denoise"]  # no registry lookups: they import unfinished modules
     assert task.metrics == ("psnr", "ssim", "psnr_y", "ssim_y")

@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from harness.interfaces import Degraded
-from harness.registry import build_method
-from tasks.denoise import neural
-from tasks.denoise.models import BN_EPS, DnCNN
-from tasks.denoise.neural import DnCNNMethod
-from tasks.nn.checkpoints import load_checkpoint, save_checkpoint
+from restorebench.core.interfaces import Degraded
+from restorebench.core.build import build_method
+from restorebench.tasks.denoise import neural
+from restorebench.tasks.denoise.models import BN_EPS, DnCNN
+from restorebench.tasks.denoise.neural import DnCNNMethod
+from restorebench.neural.checkpoints import load_checkpoint, save_checkpoint
 
 
 def _randomised(net: nn.Module, seed: int = 0) -> nn.Module:
@@ -81,7 +81,7 @@ def test_full_model_parameter_count():
 
 
 def _check_converted(tmp_path: Path, source: Path, reference: nn.Module, **config) -> None:
-    from harness.weights import convert_weights
+    from restorebench.commands.convert import convert_weights
 
     out = tmp_path / "converted.safetensors"
     meta = convert_weights(source, "denoise/dncnn", out)
@@ -250,7 +250,7 @@ def test_specific_model_uses_the_nearest_sigma(checkpoint_dir):
 
 
 def test_missing_checkpoint_names_the_training_command(checkpoint_dir):
-    from harness.errors import UserError
+    from restorebench.core.errors import UserError
 
     with pytest.raises(UserError) as info:
         build_method("denoise/dncnn").setup()
@@ -274,7 +274,7 @@ def test_recipe_pairs():
 
 
 def test_smoke_training_writes_a_loadable_checkpoint(tmp_path, monkeypatch):
-    from harness.train import train_method
+    from restorebench.commands.train import train_method
 
     monkeypatch.setattr(neural, "_LIGHT", {"gray": {"depth": 4, "features": 8, "batch_norm": True}})
     monkeypatch.setattr(neural, "_TRAINING", {"batch_size": 4, "steps": 1000, "lr": 1e-3})

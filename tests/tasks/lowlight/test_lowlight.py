@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.interfaces import Degraded
-from harness.metrics import psnr
-from harness.sources import ImageLoadError, build_source
-from tasks.lowlight.baselines import Camera, CameraBM3D, CameraGamma, CameraHistEq, CameraNLMeans, Gamma, HistEq
-from tasks.lowlight.degradations import LowLight, Sid, Underexpose
-from tasks.lowlight.raw import encode_dng, pack_bayer, read_raw, render, write_dng
-from tasks.lowlight.synthetic import BLACK, WHITE, make_pair, sample_noise
+from restorebench.core.interfaces import Degraded
+from restorebench.score.metrics import psnr
+from restorebench import ImageLoadError
+from restorebench.core.build import build_source
+from restorebench.tasks.lowlight.baselines import Camera, CameraBM3D, CameraGamma, CameraHistEq, CameraNLMeans, Gamma, HistEq
+from restorebench.tasks.lowlight.degradations import LowLight, Sid, Underexpose
+from restorebench.tasks.lowlight.raw import encode_dng, pack_bayer, read_raw, render, write_dng
+from restorebench.tasks.lowlight.synthetic import BLACK, WHITE, make_pair, sample_noise
 
 # value of each CFA colour in the test mosaics: R, G (on R's row), B, G2 (on B's row)
 COLOUR_VALUES = {"R": 1000, "G": 2000, "B": 3000, "G2": 4000}
@@ -258,7 +259,7 @@ def test_sid_degradation_needs_a_sid_source(sid_tree):
 
 
 def test_sid_run_end_to_end_records_bad_lines_as_failed_units(sid_tree, tmp_path):
-    from harness.pipeline import RunOptions, run_suite
+    from restorebench.run.pipeline import RunOptions, run_suite
 
     root, list_file = sid_tree
     summary = run_suite(RunOptions(tasks=("lowlight",), datasets=(f"sid:{list_file}?root={root}&split=all",),
@@ -330,8 +331,8 @@ def test_methods_reject_the_wrong_kind_of_input(raw_item):
 
 
 def test_task_and_suite_are_registered():
-    from harness.pipeline import load_suite
-    from harness.registry import DEGRADATIONS, SOURCES, TASKS
+    from restorebench.run.pipeline import load_suite
+    from restorebench.core.registry import DEGRADATIONS, SOURCES, TASKS
 
     assert TASKS.get("lowlight").metrics == ("psnr", "ssim")
     assert {"lowlight", "sid", "underexpose"} <= set(DEGRADATIONS.names()) and "sid" in SOURCES

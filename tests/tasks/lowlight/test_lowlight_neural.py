@@ -18,11 +18,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.errors import UserError
-from harness.registry import build_degradation, build_method
-from harness.weights import convert_weights
-from tasks.lowlight.degradations import LowLight
-from tasks.lowlight.models import (
+from restorebench.core.errors import UserError
+from restorebench.core.build import build_degradation, build_method
+from restorebench.commands.convert import convert_weights
+from restorebench.tasks.lowlight.degradations import LowLight
+from restorebench.tasks.lowlight.models import (
     DEEPUPE_WEIGHTS,
     DeepUPELight,
     SIDUNet,
@@ -32,8 +32,9 @@ from tasks.lowlight.models import (
     sid_unet_parameter_count,
     smoothness_loss,
 )
-from tasks.lowlight.neural import deepupe_training_pair, sid_training_pair
-from tasks.nn.checkpoints import load_checkpoint, save_checkpoint
+from restorebench.tasks.lowlight.neural import deepupe_training_pair, sid_training_pair
+from restorebench.neural.checkpoints import load_checkpoint, save_checkpoint
+from tests import REPO
 
 
 def _randomised(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -347,7 +348,7 @@ def test_deepupe_pairs_are_darkened_and_clean_patches():
 
 @pytest.mark.parametrize("method", ["lowlight/sid_unet", "lowlight/deepupe"])
 def test_recipes_train_a_few_steps(tmp_path, method):
-    from harness.train import train_method
+    from restorebench.commands.train import train_method
 
     out = tmp_path / "smoke.safetensors"
     summary = train_method(method, data=["synthetic:deadleaves?n=4&size=96"], steps=2, out=out, tracking=False)
@@ -367,7 +368,7 @@ def test_recipes_train_a_few_steps(tmp_path, method):
 
 @pytest.mark.parametrize("method, name", [("lowlight/sid_unet", "sid_unet_light"), ("lowlight/deepupe", "deepupe_light")])
 def test_committed_checkpoints_match_their_recipes(method, name):
-    path = Path(__file__).resolve().parents[1] / "tasks" / "lowlight" / "checkpoints" / f"{name}.safetensors"
+    path = REPO / "tasks" / "lowlight" / "checkpoints" / f"{name}.safetensors"
     if not path.is_file():
         pytest.skip(f"{path.name} is not committed")
     built = build_method(method)

@@ -8,7 +8,7 @@ scopes ``g_conv{L}_{k}``, un-named ``tf.Variable`` deconvolution filters,
 checkpoint, and converts it as ``restorebench convert ... --method
 'lowlight/sid_unet?variant=full'`` does, twice: read back with ``tf.train.load_checkpoint``
 and saved as ``.safetensors``, and straight from ``model.ckpt`` by our TF-free reader
-(:mod:`tasks.nn.tf_checkpoint`, also compared with TF's reader variable by variable). Both
+(:mod:`restorebench.neural.tf_checkpoint`, also compared with TF's reader variable by variable). Both
 give our ``SIDUNet`` TF's own forward pass.
 """
 
@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from harness.weights import convert_weights
-from tasks.lowlight.models import SIDUNet, sid_unet_parameter_count
-from tasks.nn.checkpoints import load_checkpoint
-from tasks.nn.tf_checkpoint import read_tf_checkpoint
+from restorebench.commands.convert import convert_weights
+from restorebench.tasks.lowlight.models import SIDUNet, sid_unet_parameter_count
+from restorebench.neural.checkpoints import load_checkpoint
+from restorebench.neural.tf_checkpoint import read_tf_checkpoint
 
 tf = pytest.importorskip("tensorflow")
 slim = pytest.importorskip("tf_slim")

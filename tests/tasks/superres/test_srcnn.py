@@ -19,15 +19,15 @@ import pytest
 import torch
 from scipy.signal import correlate2d
 
-from harness.errors import UserError
-from harness.registry import build_degradation, build_method
-from harness.weights import convert_weights
-from tasks.nn.checkpoints import load_checkpoint, save_checkpoint
-from tasks.superres.imresize import imresize
-from tasks.superres.models import SRCNN, srcnn_parameter_count
-from tasks.superres.neural import SRCNNMethod, _srcnn_pair, rgb_to_ycbcr, ycbcr_to_rgb
+from restorebench.core.errors import UserError
+from restorebench.core.build import build_degradation, build_method
+from restorebench.commands.convert import convert_weights
+from restorebench.neural.checkpoints import load_checkpoint, save_checkpoint
+from restorebench.tasks.superres.imresize import imresize
+from restorebench.tasks.superres.models import SRCNN, srcnn_parameter_count
+from restorebench.tasks.superres.neural import SRCNNMethod, _srcnn_pair, rgb_to_ycbcr, ycbcr_to_rgb
 
-REPO = Path(__file__).resolve().parents[1]
+from tests import REPO
 CONFIG_915 = {"f1": 9, "f2": 1, "f3": 5, "n1": 64, "n2": 32, "channels": 1, "padding": "replicate"}
 
 
@@ -324,7 +324,7 @@ def one_thread():
 
 
 def test_smoke_training_in_process_and_cli(tmp_path, one_thread):
-    from harness.train import train_method
+    from restorebench.commands.train import train_method
 
     data = "synthetic:deadleaves?n=6&size=96"
     summary = train_method("superres/srcnn?scale=3", data=[data], steps=50, out=tmp_path / "s.safetensors",
@@ -332,7 +332,7 @@ def test_smoke_training_in_process_and_cli(tmp_path, one_thread):
     assert _check_trained(tmp_path / "s.safetensors")["command"] == summary.metadata["command"]
 
     out = tmp_path / "cli.safetensors"
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "train", "superres/srcnn?scale=3", "--data", data,
+    proc = subprocess.run([sys.executable, "-m", "restorebench.cli", "train", "superres/srcnn?scale=3", "--data", data,
                            "--steps", "50", "--out", str(out), "--no-tracking"],
                           cwd=REPO, env=one_thread, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.errors import UserError
-from harness.interfaces import Degraded
-from harness.refs import Ref
-from tasks.superres import TASK
-from tasks.superres.baselines import BicubicUpscale, Bilinear, Lanczos, Nearest
-from tasks.superres.degradations import Bicubic
-from tasks.superres.imresize import imresize, modcrop
+from restorebench.core.errors import UserError
+from restorebench.core.interfaces import Degraded
+from restorebench.core.refs import Ref
+from restorebench.tasks.superres import TASK
+from restorebench.tasks.superres.baselines import BicubicUpscale, Bilinear, Lanczos, Nearest
+from restorebench.tasks.superres.degradations import Bicubic
+from restorebench.tasks.superres.imresize import imresize, modcrop
 
 UPSCALERS = [Nearest, Bilinear, BicubicUpscale, Lanczos]
 SCALES = [1 / 2, 1 / 3, 1 / 4, 2, 3, 4]

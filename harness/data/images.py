@@ -1,0 +1,89 @@
+"""Decoding image files into the harness convention: float32 HWC in [0, 1], 1 or 3 channels.
+
+Every source hands its pixels through :func:`to_float_image`; a file that cannot be read
+or decoded raises :class:`~restorebench.core.errors.ImageLoadError` naming it, and the
+worker fails that unit only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from restorebench.core.errors import ImageLoadError
+
+IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def to_float_image(arr: np.ndarray) -> np.ndarray:
+    """Convert an image array to the harness convention: float32 HWC in [0, 1], 1 or 3 channels.
+
+    uint8 is divided by 255, uint16 by 65535, bool maps to {0, 1}; float input must already
+    lie in [0, 1]. A 2-D array becomes HxWx1, HxWx2 (gray + alpha) becomes gray, and RGBA
+    becomes RGB by discarding alpha (no compositing onto a background). Anything else
+    raises ``ValueError``.
+
+    >>> to_float_image(np.array([[0, 255]], np.uint8)).shape
+    (1, 2, 1)
+    """
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4) or arr.size == 0:
+        raise ValueError(f"expected an HxW or HxWxC image with C in 1-4, got shape {arr.shape}")
+    if arr.shape[2] in (2, 4):
+        arr = arr[:, :, : arr.shape[2] - 1]  # drop alpha
+    scale = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535, np.dtype(np.bool_): 1}.get(arr.dtype)
+    if scale is not None:
+        return arr.astype(np.float32) / np.float32(scale)
+    if np.issubdtype(arr.dtype, np.floating):
+        out = arr.astype(np.float32)
+        if not np.isfinite(out).all() or out.min() < 0 or out.max() > 1:
+            raise ValueError(f"float image values must lie in [0, 1], got [{out.min()}, {out.max()}]")
+        return out
+    raise ValueError(f"unsupported image dtype {arr.dtype}; expected uint8, uint16, bool or float in [0, 1]")
+
+
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """Decode PNG/JPEG/TIFF/BMP bytes (16 bits kept, palettes expanded) with :func:`to_float_image`.
+
+    ``name`` (a path or row) only labels the :class:`ImageLoadError` raised on failure.
+    """
+    import cv2
+
+    if not data:
+        raise ImageLoadError(f"cannot decode {name}: not a PNG/JPEG/TIFF/BMP image (0 bytes)")
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        arr = None
+    if arr is None:
+        raise ImageLoadError(f"cannot decode {name}: not a PNG/JPEG/TIFF/BMP image or corrupt ({len(data)} bytes)")
+    if arr.ndim == 3 and data[:8] == _PNG_SIGNATURE and len(data) > 25 and data[25] in (0, 4):
+        arr = arr[:, :, 0]  # a gray(+alpha) PNG that the decoder expanded to BGR(A)
+    elif arr.ndim == 3 and arr.shape[2] >= 3:
+        arr = arr[:, :, [2, 1, 0]]  # BGR(A) -> RGB, alpha dropped
+    try:
+        return to_float_image(arr)
+    except ValueError as exc:
+        raise ImageLoadError(f"cannot decode {name}: {exc}") from None
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read and decode an image file; any failure is an :class:`ImageLoadError` naming the file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ImageLoadError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return decode_image(data, str(path))
+
+
+def file_hash(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return hashlib.sha256(f"unreadable:{path}".encode()).hexdigest()
