@@ -59,7 +59,7 @@ def run(
         summary = run_suite(options, progress=progress)
     print_run_summary(summary)
     if report_dir is not None:
-        from restorebench.report.leaderboard import FORMATS, write_report
+        from restorebench.report.files import FORMATS, write_report
 
         for path in write_report(summary.results, report_dir, FORMATS, run_dir=summary.run_dir):
             typer.echo(f"wrote {path}")
@@ -75,7 +75,7 @@ def report(
 ) -> None:
     """Write the leaderboard of a run as Markdown and CSV."""
     _plugins()
-    from restorebench.report.leaderboard import write_report
+    from restorebench.report.files import write_report
     from restorebench.run.store import read_results
 
     results = read_results(run_dir)
@@ -94,7 +94,7 @@ def log_cmd(
     _plugins()
     import yaml
 
-    from restorebench.track import runs as tracking
+    from restorebench import track as tracking
     from restorebench.run.store import RunDir, read_results
 
     results = read_results(run_dir)

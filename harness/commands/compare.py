@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,7 +195,9 @@ def load_side(ref: str, tracking_uri: str | None) -> DataFrame:
     match = _RUN_ID.match(ref.strip())
     if match is None:
         raise UserError(f"{ref}: not a run directory, a results .parquet file or an MLflow run id (32 hex digits)")
-    return _download(match.group(1), tracking_uri)
+    from restorebench.track.fetch import fetch_results
+
+    return fetch_results(match.group(1), tracking_uri)
 
 
 def compare_refs(base: str, cand: str, *, tracking_uri: str | None = None, **options) -> Comparison:
@@ -207,31 +208,6 @@ def compare_refs(base: str, cand: str, *, tracking_uri: str | None = None, **opt
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _download(run_id: str, tracking_uri: str | None) -> DataFrame:
-    import os
-
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep CI logs clean
-    import mlflow.artifacts
-    import pandas as pd
-    from mlflow.exceptions import MlflowException
-
-    from restorebench.track import runs as tracking
-
-    uri = tracking.resolve_uri(tracking_uri)
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            tracking.check_reachable(uri)
-            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="results.parquet", dst_path=tmp,
-                                                        tracking_uri=uri)  # fmt: skip
-        except (MlflowException, OSError) as exc:  # ConnectionError is an OSError
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"cannot read results.parquet of MLflow run {run_id} at {uri}: {first}",
-                            hint="give the parent run id printed by `restorebench run`, and --tracking-uri "
-                                 "if the run was logged elsewhere") from None  # fmt: skip
-        return pd.read_parquet(local)
 
 
 def _check(frame: DataFrame, label: str) -> DataFrame:

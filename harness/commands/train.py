@@ -19,9 +19,9 @@ import numpy as np
 
 from restorebench import __version__
 from restorebench.core.errors import UserError
+from restorebench.track.training import TrainingTracker
 
 log = logging.getLogger(__name__)
-EXPERIMENT = "restorebench-training"
 
 
 @dataclass
@@ -84,7 +84,7 @@ def train_method(
     command = " ".join(["restorebench", "train", shlex.quote(method.build_ref)] + [f"--data {shlex.quote(d)}" for d in datasets]
                        + ([f"--steps {steps}"] if steps is not None else []) + [f"--seed {seed}"])  # fmt: skip
 
-    run = _Tracker(tracking_uri, method.build_ref, recipe, data_info) if tracking else None
+    run = TrainingTracker(tracking_uri, method.build_ref, recipe, data_info) if tracking else None
     from restorebench.neural.training import fit
 
     result = fit(recipe, network, images, keys, steps=steps, seed=seed, num_threads=threads,
@@ -116,57 +116,3 @@ def train_method(
     if run is not None:
         summary.mlflow_run_id, summary.tracking_error = run.finish(target, result)
     return summary
-
-
-class _Tracker:
-    """MLflow logging of one training run; failures are reported, never fatal."""
-
-    def __init__(self, uri: str | None, name: str, recipe: Any, data_info: dict[str, Any]) -> None:
-        from restorebench.track import runs as tracking
-
-        self.uri = tracking.resolve_uri(uri)
-        self.error: str | None = None
-        self.client = self.run_id = None
-        try:
-            tracking.check_reachable(self.uri)
-            from mlflow.entities import Param
-            from mlflow.tracking import MlflowClient
-
-            self.client = MlflowClient(tracking_uri=self.uri)
-            exp = tracking.experiment_id(self.client, self.uri, EXPERIMENT)
-            self.run_id = self.client.create_run(exp, run_name=name, tags={"method": name}).info.run_id
-            params = {k: str(v)[:500] for k, v in recipe.describe().items()}
-            params.update({"data": ", ".join(data_info["sources"])[:500], "data_sha256": data_info["sha256"]})
-            self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in params.items()])
-        except Exception as exc:
-            self._fail(exc)
-
-    def _fail(self, exc: Exception) -> None:
-        self.error = f"{type(exc).__name__}: {exc}"
-        self.client = None
-        log.warning("MLflow logging of training is off: %s", self.error)
-
-    def log(self, step: int, record: dict[str, float]) -> None:
-        if self.client is None:
-            return
-        import time
-
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        try:
-            self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step) for k, v in record.items()])
-        except Exception as exc:
-            self._fail(exc)
-
-    def ids(self) -> dict[str, str | None]:
-        return {"tracking_uri": self.uri, "run_id": self.run_id}
-
-    def finish(self, checkpoint: Path, result: Any) -> tuple[str | None, str | None]:
-        if self.client is not None:
-            try:
-                self.client.log_artifact(self.run_id, str(checkpoint))
-                self.client.set_terminated(self.run_id)
-            except Exception as exc:
-                self._fail(exc)
-        return self.run_id, self.error

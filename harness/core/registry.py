@@ -50,10 +50,8 @@ class Registry(Generic[T]):
         """The message for an unknown ``name``: a close match first, then every choice."""
         import difflib
 
-        from restorebench.core import plugins
-
-        if not self._items and not plugins.loaded():
-            return f"unknown {self.what} {name!r}: nothing is registered yet (call restorebench.load_plugins() first)"
+        if not self._items:
+            return f"unknown {self.what} {name!r}: no {self.what} is registered (call restorebench.load_plugins() first)"
         close = difflib.get_close_matches(name, self._items, n=1)
         guess = f"did you mean {close[0]!r}? " if close else ""
         return f"unknown {self.what} {name!r}; {guess}valid choices: {choices(self._items)}"

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from restorebench.report.figures import figure_bytes, level_figure, runtime_figure, sample_figure
-from restorebench.tasks.denoise.filters_page import filters_section
 from restorebench.report.leaderboard import format_cell
 from restorebench.report.samples import sample_dir, slug
 
@@ -126,7 +125,7 @@ def write_html(results: pd.DataFrame, board: pd.DataFrame, out: Path, *, run_dir
         parts.append('<p class="missing">No results.</p>')
     for task in tasks:
         parts.append(_task_section(task, board[board["task"] == task], results, writer, samples))
-    parts.append(filters_section(writer.embed))
+    parts += [section(writer.embed) for _, section in _task_extras(tasks)]
     for stale in writer.remove_stale():
         log.info("removed stale figure %s", stale)
     path = out / "index.html"
@@ -147,7 +146,8 @@ def _header(results: pd.DataFrame, board: pd.DataFrame, tasks: list[str]) -> str
     runs = sorted(results["run_id"].dropna().unique()) if "run_id" in results else []
     units = results.drop_duplicates("unit_id") if "unit_id" in results and not results.empty else results.iloc[:0]
     failed = int((units["status"] != "ok").sum()) if "status" in units else 0
-    links = "".join(f'<a href="#task-{slug(t)}">{escape(t)}</a>' for t in tasks) + '<a href="#filters">filters</a>'
+    links = "".join(f'<a href="#task-{slug(t)}">{escape(t)}</a>' for t in tasks)
+    links += "".join(f'<a href="#{slug(title)}">{escape(title)}</a>' for title, _ in _task_extras(tasks))
     return (
         "<header><h1>restorebench leaderboard</h1>"
         f'<p class="meta">run {escape(", ".join(runs) or "-")} · {len(units)} units · {failed} failed · '
@@ -155,6 +155,15 @@ def _header(results: pd.DataFrame, board: pd.DataFrame, tasks: list[str]) -> str
         f'<p class="meta">{FOOTNOTE} <span class="badge neural">neural</span> a learned model; '
         '<span class="badge nonblind">non-blind</span> given the true degradation level.</p></header>'
     )
+
+
+def _task_extras(tasks: list[str]) -> list[tuple[str, Any]]:
+    """(title, section function) of each task in the report that contributes a section of its own
+    (e.g. denoise's filters page); the section's markup carries ``id=<title>``."""
+    from restorebench.core.registry import TASKS
+
+    found = [TASKS.get(t) for t in tasks if t in TASKS]
+    return [(t.report_title or t.name, t.report_section) for t in found if t.report_section is not None]
 
 
 def primary_metric(results: pd.DataFrame, task: str) -> str | None:

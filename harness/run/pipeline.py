@@ -210,7 +210,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
 
 
 def _track(options: RunOptions, resolved: ResolvedSuite, run_dir, summary: RunSummary) -> None:
-    from restorebench.track import runs as tracking
+    from restorebench import track as tracking
 
     summary.tracking_uri = tracking.resolve_uri(options.tracking_uri)
     try:

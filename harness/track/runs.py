@@ -16,51 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from restorebench.track.client import check_reachable, experiment_id, git_commit
+
 EXPERIMENT = "restorebench"
 GROUP = ["task", "dataset", "degradation", "method"]
-
-
-def resolve_uri(uri: str | None = None) -> str:
-    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else ``./mlflow.db`` (SQLite)."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-def _artifact_root(uri: str) -> str | None:
-    """Local artifacts beside a SQLite store; a server decides for itself."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///") :]).parent / "mlartifacts").resolve().as_uri()
-    return None
-
-
-def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
-    """Fail fast when an MLflow server does not answer (its client retries for minutes)."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    import urllib.error
-    import urllib.request
-
-    try:
-        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s).close()
-    except (urllib.error.URLError, OSError) as exc:
-        raise ConnectionError(f"MLflow server {uri} does not answer: {getattr(exc, 'reason', exc)}") from None
-
-
-def experiment_id(client: Any, uri: str, name: str) -> str:
-    exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    return client.create_experiment(name, artifact_location=_artifact_root(uri))
-
-
-def git_commit() -> str:
-    """The commit of the working directory's git checkout, or '' outside one."""
-    import subprocess
-
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def _finite(value: float) -> bool:
@@ -99,7 +58,7 @@ def log_run(run_dir: Any, results: Any, spec: dict[str, Any], *, uri: str, extra
     with tempfile.TemporaryDirectory() as tmp:
         for key, group in results.groupby(GROUP, sort=True):
             _log_child(client, exp_id, pid, key, group, ok, commit, Path(run_dir.path), Path(tmp))
-        from restorebench.report.leaderboard import write_report
+        from restorebench.report.files import write_report
 
         for path in write_report(results, Path(tmp) / "leaderboard", ["md", "csv"]):
             client.log_artifact(pid, str(path), "leaderboard")

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from restorebench.report.figures import new_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -37,6 +36,14 @@ LEVELS = 5
 BINOMIAL = np.array([1, 4, 6, 4, 1], dtype=np.float64) / 16
 
 Embed = Callable[..., str]  # embed(name, figure, caption, *, photo=False) -> markup
+DPI = 100  # as the report's own figures
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A matplotlib Figure (no pyplot, so no global state) with constrained layout."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
 def photo(name: str) -> np.ndarray:

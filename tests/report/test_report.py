@@ -13,7 +13,8 @@ import pytest
 
 from restorebench.report.figures import Level, degradation_level
 from restorebench.run.pipeline import RunOptions, run_suite
-from restorebench.report.leaderboard import leaderboard, to_markdown, write_report
+from restorebench.report.files import write_report
+from restorebench.report.leaderboard import leaderboard, to_markdown
 
 METHODS = ("denoise/identity", "denoise/median", "denoise/box")
 DEGRADATIONS = ("gaussian?sigma=25", "saltpepper?density=0.1")

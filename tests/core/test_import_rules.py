@@ -1,0 +1,155 @@
+"""The layout's import rules, read from the source with ``ast`` (no module is imported).
+
+- nothing imports the old top-level names ``harness`` or ``tasks``;
+- nothing under harness/ imports a task package (tasks are found by load_plugins);
+- Ray is imported only in run/ (the executors and the worker they start); MLflow only in track/;
+- score/metrics.py imports nothing of restorebench, and score/ nothing but restorebench.core;
+- a task imports only the public face (``restorebench``), ``restorebench.neural`` and itself;
+- no import cycles between restorebench's modules (imports inside functions count too).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests import REPO
+
+ROOTS = {"harness": "restorebench", "tasks": "restorebench.tasks"}
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(REPO).with_suffix("")
+    parts = list(rel.parts)
+    parts[0] = ROOTS[parts[0]]
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(".".join(parts).split("."))
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for top in ROOTS:
+        for path in sorted((REPO / top).rglob("*.py")):
+            found[_module_name(path)] = path
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """Every module ``path`` imports (absolute names; ``from a import b`` gives a.b when a.b is a module)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append((node.module, node.lineno))
+            out += [(f"{node.module}.{a.name}", node.lineno) for a in node.names if f"{node.module}.{a.name}" in MODULES]
+    return out
+
+
+def _inside(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def _violations(rule) -> list[str]:
+    bad = []
+    for module, path in MODULES.items():
+        for name, line in _imports(path):
+            problem = rule(module, name)
+            if problem:
+                bad.append(f"{path.relative_to(REPO)}:{line}: {module} imports {name} ({problem})")
+    return bad
+
+
+def test_the_modules_are_found():
+    assert "restorebench.core.registry" in MODULES and "restorebench.tasks.denoise" in MODULES
+    assert len(MODULES) > 40
+
+
+def test_no_old_top_level_names():
+    def rule(module, name):
+        return "use restorebench" if name.split(".")[0] in ("harness", "tasks") else None
+
+    bad = _violations(rule)
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        for name, line in _imports(path):
+            if name.split(".")[0] in ("harness", "tasks"):
+                bad.append(f"{path.relative_to(REPO)}:{line}: imports {name}")
+    assert bad == []
+
+
+def test_the_engine_never_imports_a_task():
+    def rule(module, name):
+        if not _inside(module, "restorebench.tasks") and _inside(name, "restorebench.tasks"):
+            return "the engine knows no task; load_plugins() finds them"
+        return None
+
+    assert _violations(rule) == []
+
+
+@pytest.mark.parametrize(
+    ("library", "allowed"),
+    [("ray", ("restorebench.run.executors", "restorebench.run.ray_executor")), ("mlflow", ("restorebench.track",))],
+)
+def test_heavy_services_stay_in_their_wing(library, allowed):
+    def rule(module, name):
+        if _inside(name, library) and not any(_inside(module, a) for a in allowed):
+            return f"{library} belongs in {', '.join(allowed)}"
+        return None
+
+    assert _violations(rule) == []
+
+
+def test_metrics_are_pure_and_score_depends_only_on_core():
+    def rule(module, name):
+        if not _inside(name, "restorebench"):
+            return None
+        if module == "restorebench.score.metrics":
+            return "metric functions import nothing of the engine"
+        if _inside(module, "restorebench.score") and not (_inside(name, "restorebench.core") or _inside(name, "restorebench.score")):
+            return "score/ may import only restorebench.core"
+        return None
+
+    assert _violations(rule) == []
+
+
+def test_tasks_import_only_the_public_face_and_neural():
+    def rule(module, name):
+        if not _inside(module, "restorebench.tasks") or not _inside(name, "restorebench"):
+            return None
+        own = ".".join(module.split(".")[:3])
+        ok = name == "restorebench" or _inside(name, "restorebench.neural") or _inside(name, own)
+        ok = ok or name == "restorebench.score.metrics"  # pure metric functions, for a task's own metrics
+        return None if ok else "a task imports restorebench (the plugin API), restorebench.neural and itself"
+
+    assert _violations(rule) == []
+
+
+def test_no_import_cycles():
+    graph = {m: {n for n, _ in _imports(p) if n in MODULES and n != m} for m, p in MODULES.items()}
+    # A package's __init__ importing its own children is not a cycle worth reporting.
+    for m in graph:
+        graph[m] = {n for n in graph[m] if not (n.startswith(m + ".") and MODULES[m].name == "__init__.py")}
+    cycles, state, stack = [], {}, []
+
+    def visit(m):
+        state[m] = "open"
+        stack.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == "open":
+                cycles.append(" -> ".join(stack[stack.index(n) :] + [n]))
+            elif n not in state:
+                visit(n)
+        stack.pop()
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+    assert cycles == []
