@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -145,9 +146,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     return _load_torch(path), {}
 
 
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The JSON metadata of a ``.safetensors`` checkpoint, from its header alone (no torch,
-    no tensors read): cheap enough for listings."""
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON header of a ``.safetensors`` file (tensor names, dtypes, shapes and the
+    metadata), read without torch and without reading a tensor."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -155,11 +156,45 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
             if not 0 < size <= 100_000_000:
                 raise ValueError(f"header size {size} is implausible")
             header = json.loads(f.read(size))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path} is not a readable .safetensors file ({exc}); re-download or re-save it.") from exc
+    return header
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON metadata of a ``.safetensors`` checkpoint, from its header alone (no torch,
+    no tensors read): cheap enough for listings."""
+    header = read_header(path)
+    try:
         raw = (header.get("__metadata__") or {}).get(METADATA_KEY)
         metadata = json.loads(raw) if raw else {}
-    except (OSError, ValueError, AttributeError) as exc:
+    except (ValueError, AttributeError) as exc:
         raise UserError(f"{path} is not a readable .safetensors file ({exc}); re-download or re-save it.") from exc
     return metadata if isinstance(metadata, dict) else {}
+
+
+BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")  # batch-norm state, not learned
+
+
+def stored_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape as the checkpoint's header records it (no tensor is read)."""
+    header = read_header(path)
+    try:
+        return {k: tuple(int(n) for n in v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    except (TypeError, KeyError, ValueError) as exc:
+        raise UserError(f"{path}: malformed tensor entry in the .safetensors header ({exc})") from None
+
+
+def parameter_count(path: str | os.PathLike[str]) -> int:
+    """Learned parameters stored in a checkpoint: every tensor but batch-norm buffers, counted
+    from the header's shapes (what the network built from it would report, without building it)."""
+    total = 0
+    for name, shape in stored_shapes(path).items():
+        if not name.endswith(BUFFER_SUFFIXES):
+            total += math.prod(shape)
+    return total
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -142,8 +142,17 @@ class NeuralMethod(Method):
 
     def parameter_count(self) -> int | None:
         """Parameters of the largest network this method may run (e.g. DnCNN's colour model
-        beside its gray one): the leaderboard's size of the method."""
-        return max(int(sum(p.numel() for p in self._network(path).parameters())) for path in self.checkpoints())
+        beside its gray one): the leaderboard's size of the method. Read from a
+        ``.safetensors`` header without building the network (the driver never loads one)."""
+        from restorebench.neural.checkpoints import parameter_count
+
+        counts = []
+        for path in self.checkpoints():
+            if path.suffix == ".safetensors":
+                counts.append(parameter_count(path))
+            else:  # a plain state dict given by the user: build it to count
+                counts.append(int(sum(p.numel() for p in self._network(path).parameters())))
+        return max(counts)
 
     def setup(self) -> None:
         import torch

@@ -26,14 +26,6 @@ log = logging.getLogger(__name__)
 DPI = 100
 ZOOM_PATCH = 48  # side of the centre patch (in clean pixels) shown magnified under each crop
 ZOOM_FACTOR = 4
-# The parameter that is "the level" of each known degradation family.
-LEVEL_KEYS: dict[str, str] = {
-    "gaussian": "sigma",
-    "saltpepper": "density",
-    "bicubic": "scale",
-    "lowlight": "ratio",
-    "mask": "ratio",
-}
 MARKERS = "osD^v<>pP*Xh"
 
 
@@ -47,13 +39,19 @@ class Level:
     bin: tuple[float, float] | None = None  # for binned levels (``mask?ratio=0.1-0.2``); value = midpoint
 
 
+def level_key(name: str) -> str | None:
+    """The parameter that is the level of the degradation called ``name`` (its class's ``level``)."""
+    from restorebench.core.registry import DEGRADATIONS
+
+    return DEGRADATIONS.get(name).level if name in DEGRADATIONS else None
+
+
 def degradation_level(ref: str) -> Level | None:
-    """The level of a degradation reference, or None when it has no known level key.
+    """The level of a degradation reference, or None when its degradation declares no level
+    or the reference does not set it. A binned level (``ratio=0.1-0.2``) is its bin's midpoint.
 
     >>> degradation_level("gaussian?sigma=25")
     Level(family='gaussian', key='sigma', value=25.0, bin=None)
-    >>> degradation_level("mask?ratio=0.1-0.2")
-    Level(family='mask', key='ratio', value=0.15000000000000002, bin=(0.1, 0.2))
     """
     from restorebench.core.errors import UserError
     from restorebench.core.refs import Ref, canonical
@@ -62,7 +60,7 @@ def degradation_level(ref: str) -> Level | None:
         parsed = Ref.parse(ref, what="degradation")
     except UserError:
         return None
-    key = LEVEL_KEYS.get(parsed.name)
+    key = level_key(parsed.name)
     if key is None or key not in parsed.params:
         return None
     family = canonical(parsed.name, {k: v for k, v in parsed.params.items() if k != key})

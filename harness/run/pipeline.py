@@ -1,4 +1,4 @@
-"""One ``restorebench run``: suite -> work units -> executor -> store -> tracking.
+"""One ``restorebench run``: suite -> plan (work units) -> executor -> record (store) -> tracking.
 
 The command line calls :func:`run_suite`; tests and notebooks may call it directly.
 """
@@ -7,19 +7,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from restorebench.core.errors import Interrupted, UserError, choices
-from restorebench.core.suite import ResolvedSuite, Suite, narrow, parse_suite, read_suite, resolve
-from restorebench.run.units import UnitResult, WorkUnit, unit_id
+from restorebench.core.errors import Interrupted
+from restorebench.core.suite import ResolvedSuite, narrow, resolve
+from restorebench.run.plan import load_suite, make_plan
+from restorebench.run.record import Progress
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]  # (units done, units total)
 
 
 @dataclass
@@ -62,82 +61,13 @@ class RunSummary:
     errors: list[str] = field(default_factory=list)
 
 
-def load_suite(name: str | None) -> tuple[Suite, str]:
-    """A suite from a YAML path, a task's name, or (``None``/``default``) every task's suite."""
-    from restorebench.core.registry import TASKS
-
-    if name and Path(name).is_file():
-        return read_suite(name), name
-    if name and name != "default" and name in TASKS:
-        path = TASKS.get(name).suite
-        return read_suite(path), str(path)
-    if name and name != "default":
-        raise UserError(
-            f"no suite file or suite named {name!r}",
-            hint=f"give a YAML path or one of: default, {choices(TASKS.names())}",
-        )
-    blocks = []
-    for task_name, task in TASKS.items():
-        if task.suite:
-            blocks.extend(read_suite(task.suite).tasks)
-    return parse_suite({"name": "default", "seed": 0, "tasks": [b.model_dump() for b in blocks]}), "default suite"
-
-
-def expand(resolved: ResolvedSuite) -> tuple[list[WorkUnit], dict[str, dict[str, Any]]]:
-    """All work units of a suite, plus the labels of each method reference."""
-    from restorebench.score.entries import metric_versions
-
-    units: list[WorkUnit] = []
-    labels: dict[str, dict[str, Any]] = {}
-    for block in resolved.tasks:
-        versions = metric_versions(block.metrics)
-        for m in block.methods:
-            labels[m.build_ref] = {
-                "method": {"method": m.ref, "method_kind": m.kind, "method_version": m.version,
-                           "non_blind": bool(m.uses_true_level), "method_params": _parameter_count(m),
-                           "method_checkpoint": ",".join(m.identity().get("checkpoints", []))},
-                "metric_versions": versions,
-            }
-        for source in block.sources:
-            for index, image in enumerate(source.list_images()):
-                for d in block.degradations:
-                    for m in block.methods:
-                        uid = unit_id(
-                            task=block.task.name,
-                            image=image,
-                            degradation=d.identity(),
-                            method=m.identity(),
-                            metrics=versions,
-                            seed=resolved.seed,
-                            quantize=block.task.quantize_output,
-                        )
-                        units.append(
-                            WorkUnit(uid, block.task.name, image, d.ref, m.build_ref, tuple(block.metrics),
-                                     resolved.seed, block.task.quantize_output, keep_sample=index == 0)
-                        )  # fmt: skip
-    unique = {u.unit_id: u for u in units}
-    if len(unique) < len(units):
-        log.warning("%d duplicate units (the same image listed twice) run once", len(units) - len(unique))
-    return list(unique.values()), labels
-
-
-def _parameter_count(method: Any) -> float:
-    """Learned parameters of a neural method (NaN for classical ones or when unknown)."""
-    try:
-        count = method.parameter_count()
-    except Exception as exc:  # a missing checkpoint shows up as failed units, not here
-        log.debug("no parameter count for %s: %s", method.ref, exc)
-        return float("nan")
-    return float("nan") if count is None else float(count)
-
-
 def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSummary:
     """Run a suite end to end; results are stored as they land."""
-    from restorebench.run.executors import make_batches, make_executor
-    from restorebench.report.samples import save_sample
-    from restorebench.run.store import ResultCache, RunDir, rows_for
-
     from restorebench.core.plugins import load_plugins
+    from restorebench.run.batches import make_batches
+    from restorebench.run.executors import make_executor
+    from restorebench.run.record import Recorder
+    from restorebench.run.store import ResultCache, RunDir
 
     load_plugins()
     started = time.perf_counter()
@@ -148,39 +78,19 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     if options.seed is not None:
         suite = suite.model_copy(update={"seed": options.seed})
     resolved = resolve(suite, origin=origin)
-    units, labels = expand(resolved)
-    by_id = {u.unit_id: u for u in units}
+    plan = make_plan(resolved)
+    units = plan.units
 
     out = options.out or Path("runs") / f"{resolved.name}-{datetime.now():%Y%m%d-%H%M%S}"
     run_dir = RunDir.open(out, resolved.to_dict(), resume=options.resume)
     summary = RunSummary(run_dir=run_dir.path, run_id=run_dir.run_id, results=None, units=len(units))
-    done = run_dir.completed_units() & by_id.keys() if options.resume else set()
+    done = run_dir.completed_units() & plan.unit_ids if options.resume else set()
     summary.resumed = len(done)
     todo = [u for u in units if u.unit_id not in done]
-
+    record = Recorder(plan, run_dir, run_id=summary.run_id, progress=progress, finished=len(done))
     cache = ResultCache(options.cache_path)
-    finished = len(done)
-
-    def record(results: list[UnitResult]) -> None:
-        nonlocal finished
-        rows = []
-        for r in results:
-            unit = by_id[r.unit_id]
-            lab = labels[unit.method]
-            rows.extend(rows_for(unit, r, run_id=summary.run_id, method=lab["method"], metric_versions=lab["metric_versions"]))
-            if r.sample is not None:
-                save_sample(run_dir.samples, unit, lab["method"]["method"], r.sample)
-            if r.status != "ok":
-                summary.failed += 1
-                summary.errors.append(r.error)
-        run_dir.append(rows)
-        finished += len(results)
-        if progress:
-            progress(finished, len(units))
-
     try:
-        if progress:
-            progress(finished, len(units))
+        record.start()
         hits = cache.get_many([u.unit_id for u in todo]) if options.use_cache else {}
         if hits:
             record(list(hits.values()))
@@ -189,7 +99,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
         if todo:
             executor = make_executor(options.executor, address=options.address, num_cpus=options.num_cpus)
             try:
-                for results in executor.execute(make_batches(todo, executor.parallelism())):
+                for results in executor.execute(make_batches(todo, plan.methods, executor.parallelism()), plan.methods):
                     record(results)
                     cache.put_many(results)
                     summary.computed += sum(r.status == "ok" for r in results)
@@ -197,12 +107,13 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
                 executor.close()
     except KeyboardInterrupt:
         raise Interrupted(
-            f"interrupted: {finished} of {len(units)} units are stored in {run_dir.path}",
+            f"interrupted: {record.finished} of {len(units)} units are stored in {run_dir.path}",
             hint=f"complete the run with the same options plus --resume --out {run_dir.path}",
         ) from None
     finally:
         cache.close()
-    summary.results = run_dir.compact(keep_units=by_id.keys())
+        summary.failed, summary.errors = record.failed, record.errors
+    summary.results = run_dir.compact(keep_units=plan.unit_ids)
     summary.wall_s = time.perf_counter() - started
     if options.tracking:
         _track(options, resolved, run_dir, summary)

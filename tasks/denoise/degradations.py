@@ -49,6 +49,7 @@ class GaussianNoise(Degradation):
 
     name = "gaussian"
     task = "denoise"
+    level = "sigma"
     version = "1"
     Params = _GaussianParams
 
@@ -82,6 +83,7 @@ class SaltPepperNoise(Degradation):
 
     name = "saltpepper"
     task = "denoise"
+    level = "density"
     version = "1"
     Params = _SaltPepperParams
 

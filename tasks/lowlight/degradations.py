@@ -80,6 +80,7 @@ class LowLight(Degradation):
 
     name = "lowlight"
     task = "lowlight"
+    level = "ratio"
     version = "1"
     Params = _LowLightParams
 
@@ -141,6 +142,7 @@ class Underexpose(Degradation):
 
     name = "underexpose"
     task = "lowlight"
+    level = "ratio"
     version = "1"
     Params = _UnderexposeParams
 

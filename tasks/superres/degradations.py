@@ -57,6 +57,7 @@ class Bicubic(Degradation):
 
     name = "bicubic"
     task = "superres"
+    level = "scale"
     version = "1"
     Params = _BicubicParams
 

@@ -719,3 +719,24 @@ def test_modules_do_not_import_heavy_libraries():
             "heavy = [m for m in ('torch', 'safetensors', 'scipy.io', 'h5py') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_parameter_count_from_the_header_equals_the_built_networks():
+    """The leaderboard's size of a neural method comes from the checkpoint header, without a
+    network: it must equal what torch counts on the network built from that checkpoint."""
+    from restorebench.core.build import build_method
+    from restorebench.core.registry import METHODS
+    from restorebench.neural.checkpoints import parameter_count
+
+    checked = 0
+    for name, cls in METHODS.items():
+        if cls.kind != "neural" or name.startswith("tinynet"):
+            continue
+        method = build_method(name)
+        for path in method.checkpoints():
+            if not path.is_file():
+                continue
+            built = sum(p.numel() for p in method._network(path).parameters())
+            assert parameter_count(path) == built, path
+            checked += 1
+    assert checked >= 6  # DnCNN gray + rgb, SRCNN x2/x3/x4, SID U-Net, DeepUPE

@@ -33,7 +33,8 @@ def main() -> None:
     args = parser.parse_args()
     import yaml
 
-    from restorebench.run.pipeline import RunOptions, load_suite, run_suite
+    from restorebench.run.pipeline import RunOptions, run_suite
+    from restorebench.run.plan import load_suite
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -184,7 +184,35 @@ def test_degradation_level(ref, expected):
     assert degradation_level(ref) == expected
 
 
-def test_degradation_level_of_a_bin():
+@pytest.fixture
+def mask_degradation():
+    """A degradation ``mask`` whose level is a binned ``ratio`` (the inpainting task's, once it exists)."""
+    from restorebench import Degradation, Params, register
+    from restorebench.core.registry import DEGRADATIONS, _unregister
+
+    if "mask" in DEGRADATIONS:
+        yield DEGRADATIONS.get("mask")
+        return
+
+    class _Ratio(Params):
+        ratio: str = "0.1-0.2"
+
+    class Mask(Degradation):
+        name, task, level, Params = "mask", "denoise", "ratio", _Ratio
+
+    register(Mask)
+    yield Mask
+    _unregister(Mask)
+
+
+def test_the_level_is_the_parameter_a_degradation_declares(mask_degradation):
+    assert degradation_level("gaussian?sigma=25").key == "sigma"
+    assert degradation_level("bicubic?scale=3").value == 3.0
+    assert degradation_level("gaussian") is None  # level left at its default: no level to plot
+    assert degradation_level("no_such_degradation?sigma=3") is None
+
+
+def test_degradation_level_of_a_bin(mask_degradation):
     level = degradation_level("mask?ratio=0.1-0.2")
     assert (level.family, level.key, level.bin) == ("mask", "ratio", (0.1, 0.2))
     assert level.value == pytest.approx(0.15)

@@ -331,7 +331,7 @@ def test_methods_reject_the_wrong_kind_of_input(raw_item):
 
 
 def test_task_and_suite_are_registered():
-    from restorebench.run.pipeline import load_suite
+    from restorebench.run.plan import load_suite
     from restorebench.core.registry import DEGRADATIONS, SOURCES, TASKS
 
     assert TASKS.get("lowlight").metrics == ("psnr", "ssim")

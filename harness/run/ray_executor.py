@@ -1,0 +1,232 @@
+"""The Ray executor: batches as Ray tasks, each neural method in actors that hold its weights.
+
+It starts a local Ray runtime when no address is given (``--address`` or ``RAY_ADDRESS``
+point it at a cluster), retries tasks whose worker died, and records the units of a
+batch that keeps failing as failed instead of stopping the run. Ray is imported only
+here (and in the tasks and actors it starts).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+
+from restorebench.core.errors import UserError
+from restorebench.core.interfaces import Resources
+from restorebench.run.batches import failed_batch
+from restorebench.run.plan import MethodInfo
+from restorebench.run.units import UnitResult, WorkUnit
+
+log = logging.getLogger(__name__)
+
+
+class RayExecutor:
+    """Runs batches on a local Ray runtime or the cluster at ``address``.
+
+    Batches of classical methods run as tasks; each neural method runs in actors that
+    load its weights once and take its batches (see :func:`make_batches`).
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, *, num_cpus: int | None = None, max_retries: int = 3) -> None:
+        import ray
+
+        self._ray = ray
+        self._started_here = False
+        self.max_retries = max_retries
+        if not ray.is_initialized():
+            address = address or os.environ.get("RAY_ADDRESS") or None
+            kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+            if address is None:
+                kwargs["num_cpus"] = num_cpus
+            try:
+                ray.init(address=address, **kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise UserError(
+                    f"cannot connect to the Ray cluster at {address!r}: {exc}",
+                    hint="check --address / RAY_ADDRESS, or use --executor local",
+                ) from None
+            self._started_here = True
+        self._task = ray.remote(_run_batch_task)
+        self._actor_cls = ray.remote(_MethodActor)
+
+    def parallelism(self) -> int:
+        return max(1, int(self._ray.cluster_resources().get("CPU", 1)))
+
+    def execute(self, batches: Sequence[Sequence[WorkUnit]], methods: Mapping[str, MethodInfo]) -> Iterator[list[UnitResult]]:
+        ray = self._ray
+        tasks: list[Sequence[WorkUnit]] = []
+        pools: dict[str, _ActorPool] = {}
+        for batch in reversed(batches):
+            ref = _neural_method(batch, methods)
+            if ref is None:
+                tasks.append(batch)
+            else:
+                pools.setdefault(ref, _ActorPool(self, ref, methods[ref].resources)).queue.append(batch)
+        for pool in pools.values():
+            problem = pool.unschedulable()
+            if problem:
+                yield from (failed_batch(b, problem) for b in pool.queue)
+                pool.queue.clear()
+        pending: dict = {}
+        limit = 2 * self.parallelism()
+        while tasks or pending or any(p.queue for p in pools.values()):
+            while tasks and sum(a is None for _, a in pending.values()) < limit:
+                batch = tasks.pop()
+                cpus = max(methods[u.method].resources.num_cpus for u in batch)
+                ref = self._task.options(num_cpus=cpus, max_retries=self.max_retries).remote(batch, cpus)
+                pending[ref] = (batch, None)
+            for pool in pools.values():
+                for actor, batch in pool.assign():
+                    pending[actor.run.remote(batch)] = (batch, (pool, actor))
+            if not pending:
+                continue
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                batch, owner = pending.pop(ref)
+                try:
+                    results = ray.get(ref)
+                except Exception as exc:  # failed after its retries (e.g. its worker died)
+                    if owner is not None:
+                        owner[0].replace(owner[1])
+                    retry = _after_failure(batch, exc, self.max_retries)
+                    if isinstance(retry, list):
+                        (owner[0].queue if owner else tasks).extend(reversed(retry))
+                        continue
+                    results = retry.results
+                else:
+                    if owner is not None:
+                        owner[0].release(owner[1])
+                yield results
+
+    def close(self) -> None:
+        if self._started_here and self._ray.is_initialized():
+            self._ray.shutdown()
+
+
+class _Failed:
+    def __init__(self, results: list[UnitResult]) -> None:
+        self.results = results
+
+
+def _after_failure(batch: Sequence[WorkUnit], exc: Exception, retries: int) -> list[list[WorkUnit]] | _Failed:
+    """Split a failed batch to find its culprit, or record a lone unit as failed."""
+    if len(batch) > 1:
+        log.warning("a batch of %d units failed on Ray (%s); retrying unit by unit", len(batch), exc)
+        return [[u] for u in batch]
+    reason = f"Ray task failed after {retries} retries: {type(exc).__name__}: {exc}"
+    return _Failed(failed_batch(batch, reason.splitlines()[0]))
+
+
+PIPELINE = 2  # batches in flight per actor: the next one waits in the actor while the driver stores the last
+
+
+class _ActorPool:
+    """The actors of one neural method: created on demand, killed when its work is done.
+
+    Each actor holds up to :data:`PIPELINE` batches (Ray runs an actor's calls in order),
+    so it never idles while the driver records the batch it just returned.
+    """
+
+    def __init__(self, executor: RayExecutor, ref: str, resources: Resources) -> None:
+        self.executor = executor
+        self.ref = ref
+        self.resources = resources
+        self.queue: list[Sequence[WorkUnit]] = []
+        self.idle: list = []  # one entry per free slot, so an actor appears up to PIPELINE times
+        self.live: list = []
+        self.busy = 0
+        self.size = self._size()
+
+    def _size(self) -> int:
+        total = self.executor._ray.cluster_resources()
+        fits = [total.get("CPU", 1) / max(self.resources.num_cpus, 1e-9)]
+        if self.resources.num_gpus:
+            fits.append(total.get("GPU", 0) / self.resources.num_gpus)
+        # Leave room for the classical tasks on CPU-only runtimes.
+        return max(1, int(min(fits)) // (1 if self.resources.num_gpus else 2))
+
+    def unschedulable(self) -> str | None:
+        gpus = self.executor._ray.cluster_resources().get("GPU", 0)
+        if self.resources.num_gpus > gpus:
+            return f"{self.ref} needs {self.resources.num_gpus:g} GPU(s) per worker; the Ray cluster has {gpus:g}"
+        return None
+
+    def _new_actor(self):
+        res = self.resources
+        cls = self.executor._actor_cls.options(
+            num_cpus=res.num_cpus, num_gpus=res.num_gpus, max_restarts=1, max_task_retries=self.executor.max_retries
+        )
+        actor = cls.remote(self.ref, res.num_cpus)
+        self.live.append(actor)
+        self.idle.extend([actor] * (PIPELINE - 1))
+        return actor
+
+    def assign(self) -> list[tuple]:
+        pairs = []
+        while self.queue and (self.idle or len(self.live) < self.size):
+            actor = self.idle.pop() if self.idle else self._new_actor()
+            pairs.append((actor, self.queue.pop()))
+            self.busy += 1
+        return pairs
+
+    def release(self, actor) -> None:
+        self.busy -= 1
+        if any(a is actor for a in self.live):
+            self.idle.append(actor)
+        if not self.queue and not self.busy:  # free the CPUs/GPUs for the rest of the run
+            for a in self.live:
+                self.executor._ray.kill(a)
+            self.live.clear()
+            self.idle.clear()
+
+    def replace(self, actor) -> None:
+        """Drop an actor whose call failed (its other in-flight batch fails and lands here too)."""
+        self.busy -= 1
+        if any(a is actor for a in self.live):
+            self.live = [a for a in self.live if a is not actor]
+            self.idle = [a for a in self.idle if a is not actor]
+            self.executor._ray.kill(actor)
+
+
+class _MethodActor:
+    """Holds one neural method with its weights loaded; runs its batches."""
+
+    def __init__(self, ref: str, num_threads: float) -> None:
+        from restorebench.core.plugins import load_plugins
+        from restorebench.run.worker import _method, set_thread_limit
+
+        load_plugins()
+
+        self.threads = max(1, int(num_threads))
+        set_thread_limit(self.threads)
+        _method(ref)  # load the weights once
+
+    def run(self, batch: Sequence[WorkUnit]) -> list[UnitResult]:
+        return _run_batch_task(batch, self.threads)
+
+
+def _neural_method(batch: Sequence[WorkUnit], methods: Mapping[str, MethodInfo]) -> str | None:
+    """The method of a batch that holds one neural method's units only, else None."""
+    refs = {u.method for u in batch}
+    if len(refs) == 1:
+        ref = next(iter(refs))
+        if methods[ref].kind == "neural":
+            return ref
+    return None
+
+
+def _run_batch_task(batch: Sequence[WorkUnit], num_threads: float) -> list[UnitResult]:
+    import ray
+
+    from restorebench.run.worker import run_batch
+
+    results = run_batch(batch, num_threads=max(1, int(num_threads)))
+    node = ray.get_runtime_context().get_node_id()
+    for r in results:
+        r.node = node
+    return results
+
+

@@ -1,0 +1,58 @@
+"""The plan (built once on the driver) and the record step (each batch into the run directory)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from restorebench.core.suite import parse_suite, resolve
+from restorebench.run.plan import make_plan
+from restorebench.run.record import Recorder
+from restorebench.run.store import RunDir
+from restorebench.run.units import UnitResult
+
+
+def _plan(folder, methods=("denoise/identity", "denoise/median")):
+    suite = parse_suite({"name": "t", "tasks": [{"task": "denoise", "datasets": [f"folder:{folder}"],
+                                                 "degradations": ["gaussian?sigma=25"], "methods": list(methods)}]})
+    return make_plan(resolve(suite))
+
+
+def test_the_plan_describes_each_method_once(image_folder):
+    plan = _plan(image_folder, ("denoise/median?size=5", "denoise/dncnn?num_cpus=2"))
+    assert len(plan.units) == 3 * 2
+    median, dncnn = plan.methods["denoise/median?size=5"], plan.methods["denoise/dncnn?num_cpus=2"]
+    assert (median.kind, median.label, median.checkpoints) == ("classical", "denoise/median?size=5", ())
+    assert math.isnan(median.parameters) and median.resources.num_cpus == 1
+    # the label leaves out where it runs; the resources keep it; the size comes from the checkpoint header
+    assert (dncnn.kind, dncnn.label, dncnn.resources.num_cpus) == ("neural", "denoise/dncnn", 2)
+    assert dncnn.parameters == 210_960 and len(dncnn.checkpoints) == 2
+    assert plan.metric_versions == {"psnr": "1", "ssim": "1", "psnr_y": "1", "ssim_y": "1"}
+    assert {u.method for u in plan.units} == set(plan.methods)
+
+
+def test_record_writes_a_shard_its_samples_and_counts_failures(image_folder, tmp_path):
+    plan = _plan(image_folder)
+    run = RunDir.open(tmp_path / "run", plan.suite.to_dict(), resume=False)
+    seen = []
+    record = Recorder(plan, run, run_id=run.run_id, progress=lambda done, total: seen.append((done, total)))
+    record.start()
+    first, second = plan.units[0], plan.units[1]
+    crop = np.full((4, 4, 3), 7, np.uint8)
+    ok = UnitResult(first.unit_id, "ok", {"psnr": 30.0, "ssim": 0.9, "psnr_y": 31.0, "ssim_y": 0.91}, runtime_s=0.5,
+                    megapixels=0.1, device="cpu", sample={"clean": crop, "degraded": crop, "restored": crop})
+    bad = UnitResult(second.unit_id, "failed", error="b_camera.png: ValueError: boom")
+    record([ok, bad])
+    assert seen == [(0, 6), (2, 6)]
+    assert (record.finished, record.failed, record.errors) == (2, 1, ["b_camera.png: ValueError: boom"])
+    shards = list(run.shards.glob("part-*.parquet"))
+    assert len(shards) == 1
+    rows = pd.read_parquet(shards[0])
+    assert len(rows) == 2 * 4 and set(rows["run_id"]) == {run.run_id}
+    good = rows[rows["unit_id"] == first.unit_id].set_index("metric")
+    assert good.loc["psnr", "value"] == 30.0 and good.loc["psnr", "method"] == plan.methods[first.method].label
+    assert rows.loc[rows["unit_id"] == second.unit_id, "value"].isna().all()
+    samples = list(run.samples.rglob("*.png"))
+    assert {p.name for p in samples} == {"clean.png", "degraded.png", f"method-{first.method.replace('/', '_')}.png"}
