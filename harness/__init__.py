@@ -25,7 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from restorebench.core.errors import ImageLoadError, UserError
-    from restorebench.core.interfaces import Degradation, Degraded, ImageRef, Method, Metric, Params, Resources, Source, Task
+    from restorebench.core.interfaces import (
+        Degradation,
+        Degraded,
+        ImageRef,
+        Method,
+        Metric,
+        Params,
+        Resources,
+        Source,
+        Task,
+    )
     from restorebench.core.plugins import load_plugins
     from restorebench.core.registry import register
     from restorebench.neural.inference import NeuralMethod, NeuralParams

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,38 +23,56 @@ app = typer.Typer(
 )
 
 TrackingUri = Annotated[
-    Optional[str], typer.Option("--tracking-uri", help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db]")
+    str | None,
+    typer.Option("--tracking-uri", help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db]"),
 ]
 
 
 @app.command()
 def run(
-    suite: Annotated[Optional[str], typer.Argument(help="Suite YAML, a task's name, or nothing for the default suite")] = None,
+    suite: Annotated[
+        str | None, typer.Argument(help="Suite YAML, a task's name, or nothing for the default suite")
+    ] = None,
     task: Annotated[list[str], typer.Option("--task", help="Only these tasks")] = [],
     dataset: Annotated[list[str], typer.Option("--dataset", help="Datasets, e.g. folder:DIR, bundled:photos")] = [],
     degradation: Annotated[list[str], typer.Option("--degradation", help="e.g. 'gaussian?sigma=25'")] = [],
     method: Annotated[list[str], typer.Option("--method", help="e.g. denoise/median or module:Class")] = [],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Run directory [default: runs/SUITE-TIME]")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Run directory [default: runs/SUITE-TIME]")] = None,
     executor: Annotated[str, typer.Option("--executor", help="ray or local")] = "ray",
-    address: Annotated[Optional[str], typer.Option("--address", help="Ray cluster address [default: $RAY_ADDRESS or a local Ray]")] = None,
-    num_cpus: Annotated[Optional[int], typer.Option("--num-cpus", help="CPUs of a local Ray runtime")] = None,
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster address [default: $RAY_ADDRESS or a local Ray]")
+    ] = None,
+    num_cpus: Annotated[int | None, typer.Option("--num-cpus", help="CPUs of a local Ray runtime")] = None,
     tracking_uri: TrackingUri = None,
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow")] = False,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Global seed of every degradation")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Global seed of every degradation")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Complete an interrupted run directory")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute units found in the results cache")] = False,
     fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 when any unit failed")] = False,
-    report_dir: Annotated[Optional[Path], typer.Option("--report", help="Also write the leaderboard (md, csv, html) here")] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report", help="Also write the leaderboard (md, csv, html) here")
+    ] = None,
 ) -> None:
     """Run a suite and print its leaderboard."""
     from restorebench.report.console import print_run_summary, progress_bar
     from restorebench.run.pipeline import RunOptions, run_suite
 
     options = RunOptions(
-        suite=suite, tasks=task, datasets=dataset, degradations=degradation, methods=method, out=out,
-        executor=executor, address=address, num_cpus=num_cpus, tracking_uri=tracking_uri,
-        tracking=not no_tracking, seed=seed, resume=resume, use_cache=not no_cache,
-    )  # fmt: skip
+        suite=suite,
+        tasks=task,
+        datasets=dataset,
+        degradations=degradation,
+        methods=method,
+        out=out,
+        executor=executor,
+        address=address,
+        num_cpus=num_cpus,
+        tracking_uri=tracking_uri,
+        tracking=not no_tracking,
+        seed=seed,
+        resume=resume,
+        use_cache=not no_cache,
+    )
     with progress_bar() as progress:
         summary = run_suite(options, progress=progress)
     print_run_summary(summary)
@@ -70,8 +88,10 @@ def run(
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory or results .parquet")],
-    format: Annotated[str, typer.Option("--format", help="Comma-separated: md,csv,html (html: self-contained index.html + figures/)")] = "md,csv,html",
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output folder [default: RUN_DIR/report]")] = None,
+    format: Annotated[
+        str, typer.Option("--format", help="Comma-separated: md,csv,html (html: self-contained index.html + figures/)")
+    ] = "md,csv,html",
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder [default: RUN_DIR/report]")] = None,
 ) -> None:
     """Write the leaderboard of a run as Markdown and CSV."""
     _plugins()
@@ -108,10 +128,14 @@ def log_cmd(
 def compare(
     base: Annotated[str, typer.Argument(help="BASE: a run directory, results .parquet or MLflow run id")],
     cand: Annotated[str, typer.Argument(help="CAND: a run directory, results .parquet or MLflow run id")],
-    metric: Annotated[list[str], typer.Option("--metric", help="Metrics to compare (repeat or comma-separate)")] = ["psnr"],
-    tolerance: Annotated[float, typer.Option("--tolerance", help="Smallest delta that counts, in the metric's units (dB for PSNR)")] = 0.05,
+    metric: Annotated[list[str], typer.Option("--metric", help="Metrics to compare (repeat or comma-separate)")] = [
+        "psnr"
+    ],
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", help="Smallest delta that counts, in the metric's units (dB for PSNR)")
+    ] = 0.05,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of Markdown")] = False,
-    markdown: Annotated[Optional[Path], typer.Option("--markdown", help="Also write the Markdown to this file")] = None,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the Markdown to this file")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap resampling")] = 0,
     resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap resamples")] = 2000,
     tracking_uri: TrackingUri = None,
@@ -120,7 +144,9 @@ def compare(
     _plugins()
     from restorebench.commands.compare import compare_refs
 
-    result = compare_refs(base, cand, tracking_uri=tracking_uri, metrics=metric, tolerance=tolerance, resamples=resamples, seed=seed)
+    result = compare_refs(
+        base, cand, tracking_uri=tracking_uri, metrics=metric, tolerance=tolerance, resamples=resamples, seed=seed
+    )
     if markdown:
         markdown.write_text(result.to_markdown())
     typer.echo(result.to_json() if json_out else result.to_markdown())
@@ -131,32 +157,51 @@ def compare(
 @app.command()
 def train(
     method: Annotated[str, typer.Argument(help="TASK/METHOD[?params], e.g. 'superres/srcnn?scale=3'")],
-    data: Annotated[list[str], typer.Option("--data", help="Training datasets, e.g. folder:DIR [default: the recipe's]")] = [],
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Optimisation steps [default: the recipe's]")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Checkpoint file [default: the committed one]")] = None,
+    data: Annotated[
+        list[str], typer.Option("--data", help="Training datasets, e.g. folder:DIR [default: the recipe's]")
+    ] = [],
+    steps: Annotated[int | None, typer.Option("--steps", help="Optimisation steps [default: the recipe's]")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Checkpoint file [default: the committed one]")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     tracking_uri: TrackingUri = None,
     no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow")] = False,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch [default: all cores]")] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="CPU threads for torch [default: all cores]")
+    ] = None,
 ) -> None:
     """Train a neural method's checkpoint with its recipe."""
     _plugins()
     from restorebench.commands.train import train_method
 
-    summary = train_method(method, data=data, steps=steps, out=out, seed=seed, tracking_uri=tracking_uri,
-                           tracking=not no_tracking, threads=threads)  # fmt: skip
+    summary = train_method(
+        method,
+        data=data,
+        steps=steps,
+        out=out,
+        seed=seed,
+        tracking_uri=tracking_uri,
+        tracking=not no_tracking,
+        threads=threads,
+    )
     metrics = summary.metadata["metrics"]
     given = metrics["val_psnr_input"]
-    typer.echo(f"wrote {summary.checkpoint}: {summary.metadata['steps']} steps in {summary.metadata['seconds']} s, "
-               f"validation PSNR {metrics['val_psnr']:.2f} dB" + (f" (input {given:.2f} dB)" if given is not None else ""))  # fmt: skip
+    typer.echo(
+        f"wrote {summary.checkpoint}: {summary.metadata['steps']} steps in {summary.metadata['seconds']} s, "
+        f"validation PSNR {metrics['val_psnr']:.2f} dB" + (f" (input {given:.2f} dB)" if given is not None else "")
+    )
     if summary.mlflow_run_id:
         typer.echo(f"MLflow run {summary.mlflow_run_id} (experiment restorebench-training)")
 
 
 @app.command()
 def convert(
-    weights: Annotated[Path, typer.Argument(help="Released weights: .pth/.pt state dict or pickled model, .mat, .safetensors, "
-                                                   "TF checkpoint PREFIX (PREFIX.index + PREFIX.data-*)")],
+    weights: Annotated[
+        Path,
+        typer.Argument(
+            help="Released weights: .pth/.pt state dict or pickled model, .mat, .safetensors, "
+            "TF checkpoint PREFIX (PREFIX.index + PREFIX.data-*)"
+        ),
+    ],
     method: Annotated[str, typer.Option("--method", help="TASK/NAME[?params] whose architecture they belong to")],
     out: Annotated[Path, typer.Option("--out", help="The .safetensors checkpoint to write")],
 ) -> None:

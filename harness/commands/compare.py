@@ -100,8 +100,22 @@ class Comparison:
             f"tolerance {self.tolerance:g} (metric units, dB for PSNR); delta = CAND - BASE, mean over paired "
             f"images; 95 % paired bootstrap CI ({self.resamples} resamples, seed {self.seed}).",
             "",
-            markdown_table(_display(self.rows), ["task", "dataset", "degradation", "method", "metric", "n",
-                                                  "base", "cand", "delta", "95 % CI", "verdict"]),  # fmt: skip
+            markdown_table(
+                _display(self.rows),
+                [
+                    "task",
+                    "dataset",
+                    "degradation",
+                    "method",
+                    "metric",
+                    "n",
+                    "base",
+                    "cand",
+                    "delta",
+                    "95 % CI",
+                    "verdict",
+                ],
+            ),
             "",
             "### Mismatches",
             "",
@@ -112,11 +126,18 @@ class Comparison:
     def to_json(self) -> str:
         """The rows, mismatches and ``regressions`` count as a JSON document."""
         doc = {
-            "base": self.labels[0], "cand": self.labels[1], "metrics": list(self.metrics),
-            "tolerance": self.tolerance, "resamples": self.resamples, "seed": self.seed, "level": 0.95,
-            "regressions": self.regressions, "summary": self.summary(),
-            "rows": json.loads(self.rows.to_json(orient="records")), "mismatches": self.mismatches,
-        }  # fmt: skip
+            "base": self.labels[0],
+            "cand": self.labels[1],
+            "metrics": list(self.metrics),
+            "tolerance": self.tolerance,
+            "resamples": self.resamples,
+            "seed": self.seed,
+            "level": 0.95,
+            "regressions": self.regressions,
+            "summary": self.summary(),
+            "rows": json.loads(self.rows.to_json(orient="records")),
+            "mismatches": self.mismatches,
+        }
         return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
@@ -163,10 +184,14 @@ def compare(
     paired = both[same_protocol]
     if paired.empty:
         detail = "; ".join(mismatches[:5]) or "one side has no ok rows for these metrics"
-        raise UserError(f"nothing to compare: no result is ok on both sides under the same protocol ({detail})",
-                        hint=f"check that BASE and CAND ran the same task, dataset, degradation and method for {', '.join(names)}")  # fmt: skip
-    rows = [_row(key, g, METRICS.get(key[-1]).higher_is_better, tolerance, resamples, seed)
-            for key, g in paired.groupby(GROUP, sort=True)]  # fmt: skip
+        raise UserError(
+            f"nothing to compare: no result is ok on both sides under the same protocol ({detail})",
+            hint=f"check that BASE and CAND ran the same task, dataset, degradation and method for {', '.join(names)}",
+        )
+    rows = [
+        _row(key, g, METRICS.get(key[-1]).higher_is_better, tolerance, resamples, seed)
+        for key, g in paired.groupby(GROUP, sort=True)
+    ]
     table = pd.DataFrame(rows)
     fails = [_failed_units(f).rename(c) for f, c in ((sides[0], "base_failed"), (sides[1], "cand_failed"))]
     table = table.join(pd.concat(fails, axis=1), on=GROUP[:4]).fillna({"base_failed": 0, "cand_failed": 0})
@@ -211,7 +236,9 @@ def compare_refs(base: str, cand: str, *, tracking_uri: str | None = None, **opt
 
 
 def _check(frame: DataFrame, label: str) -> DataFrame:
-    missing = [c for c in (*PAIR, "value", "status", "metric_version", "method_version", "unit_id") if c not in frame.columns]
+    missing = [
+        c for c in (*PAIR, "value", "status", "metric_version", "method_version", "unit_id") if c not in frame.columns
+    ]
     if missing:
         raise UserError(f"{label} is not a restorebench results table (missing columns: {', '.join(missing)})")
     return frame
@@ -224,11 +251,23 @@ def _row(key: tuple, g: DataFrame, higher_is_better: bool, tolerance: float, res
     low, high = paired_bootstrap_ci(deltas, resamples=resamples, seed=seed)
     sign = 1.0 if higher_is_better else -1.0  # improvement = sign * delta
     gain, gain_low, gain_high = sign * delta, min(sign * low, sign * high), max(sign * low, sign * high)
-    verdict = "worse" if gain < -tolerance and gain_high < 0 else "better" if gain > tolerance and gain_low > 0 else "same"
+    verdict = (
+        "worse" if gain < -tolerance and gain_high < 0 else "better" if gain > tolerance and gain_low > 0 else "same"
+    )
     versions = [", ".join(sorted(map(str, g[c].unique()))) for c in ("method_version_base", "method_version_cand")]
-    return {**dict(zip(GROUP, key)), "n": len(g), "base": float(base.mean()), "cand": float(cand.mean()),
-            "delta": delta, "ci_low": low, "ci_high": high, "verdict": verdict,
-            "higher_is_better": higher_is_better, "base_version": versions[0], "cand_version": versions[1]}  # fmt: skip
+    return {
+        **dict(zip(GROUP, key)),
+        "n": len(g),
+        "base": float(base.mean()),
+        "cand": float(cand.mean()),
+        "delta": delta,
+        "ci_low": low,
+        "ci_high": high,
+        "verdict": verdict,
+        "higher_is_better": higher_is_better,
+        "base_version": versions[0],
+        "cand_version": versions[1],
+    }
 
 
 def _failed_units(frame: DataFrame):
@@ -247,8 +286,11 @@ def _failures(sides: list[DataFrame]) -> list[str]:
 
 def _protocol(rows: DataFrame) -> list[str]:
     keys = [*GROUP, "metric_version_base", "metric_version_cand"]
-    return [f"{_where(k[:4])}: metric `{k[4]}` version {k[5]} in BASE vs {k[6]} in CAND: {len(g)} image(s) "
-            "not compared (different protocols)" for k, g in rows.groupby(keys, sort=True)]  # fmt: skip
+    return [
+        f"{_where(k[:4])}: metric `{k[4]}` version {k[5]} in BASE vs {k[6]} in CAND: {len(g)} image(s) "
+        "not compared (different protocols)"
+        for k, g in rows.groupby(keys, sort=True)
+    ]
 
 
 def _one_sided(rows: DataFrame, other: DataFrame, label: str, other_label: str) -> list[str]:
@@ -271,7 +313,8 @@ def _one_sided(rows: DataFrame, other: DataFrame, label: str, other_label: str) 
                 failed = [n for n in names if (*key, n) in images]
                 lost = [n for n in names if (*key, n) not in images]
                 parts = ([f"{len(lost)} image(s) only in {label}: {_names(lost)}"] if lost else []) + (
-                    [f"{len(failed)} image(s) failed in {other_label}: {_names(failed)}"] if failed else [])
+                    [f"{len(failed)} image(s) failed in {other_label}: {_names(failed)}"] if failed else []
+                )
                 text = f"{_where(key)}: " + "; ".join(parts)
             found.setdefault(text, []).append(metric)
     return [f"{text} [{', '.join(dict.fromkeys(ms))}]" if ms else text for text, ms in found.items()]
@@ -298,6 +341,7 @@ def _display(rows: DataFrame) -> DataFrame:
     out["95 % CI"] = [f"[{f(lo)}, {f(hi)}]" for f, lo, hi in zip(sfmt, rows["ci_low"], rows["ci_high"])]
     out["verdict"] = rows["verdict"].map(SYMBOLS)
     changed = rows["base_version"] != rows["cand_version"]
-    out["method"] = np.where(changed, rows["method"] + " (v" + rows["base_version"] + " → v" + rows["cand_version"] + ")",
-                             rows["method"])  # fmt: skip
+    out["method"] = np.where(
+        changed, rows["method"] + " (v" + rows["base_version"] + " → v" + rows["cand_version"] + ")", rows["method"]
+    )
     return out

@@ -35,8 +35,11 @@ def convert_weights(source: str | Path, method_ref: str, out: str | Path) -> dic
         "architecture": getattr(method, "architecture", method.name),
         "config": config,
         "method": method.build_ref,
-        "converted_from": {"path": str(source), "sha256": file_sha256(weights.path or source),
-                           "format": weights.source_format},
+        "converted_from": {
+            "path": str(source),
+            "sha256": file_sha256(weights.path or source),
+            "format": weights.source_format,
+        },
     }
     save_checkpoint(out, state, metadata)
     return metadata

@@ -81,14 +81,19 @@ def train_method(
     images, keys, data_info = load_training_images(datasets)
     network = method.build_network(recipe.config)
     target = Path(out) if out else method.training_output()
-    command = " ".join(["restorebench", "train", shlex.quote(method.build_ref)] + [f"--data {shlex.quote(d)}" for d in datasets]
-                       + ([f"--steps {steps}"] if steps is not None else []) + [f"--seed {seed}"])  # fmt: skip
+    command = " ".join(
+        ["restorebench", "train", shlex.quote(method.build_ref)]
+        + [f"--data {shlex.quote(d)}" for d in datasets]
+        + ([f"--steps {steps}"] if steps is not None else [])
+        + [f"--seed {seed}"]
+    )
 
     run = TrainingTracker(tracking_uri, method.build_ref, recipe, data_info) if tracking else None
     from restorebench.neural.training import fit
 
-    result = fit(recipe, network, images, keys, steps=steps, seed=seed, num_threads=threads,
-                 log_fn=run.log if run else None)  # fmt: skip
+    result = fit(
+        recipe, network, images, keys, steps=steps, seed=seed, num_threads=threads, log_fn=run.log if run else None
+    )
     import torch
 
     metadata = {
@@ -104,8 +109,12 @@ def train_method(
         "seconds": round(result.seconds, 1),
         "metrics": {"val_psnr": result.val_psnr, "val_psnr_input": result.val_psnr_input},
         "history": result.history,
-        "versions": {"restorebench": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                     "python": platform.python_version()},  # fmt: skip
+        "versions": {
+            "restorebench": __version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
     }
     if run is not None:
         metadata["mlflow"] = run.ids()

@@ -90,7 +90,9 @@ def import_plugin(spec: str) -> type[Method]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise UserError(f"cannot import plugin module {module_name!r}: {exc}", hint="is it installed or on PYTHONPATH?") from None
+        raise UserError(
+            f"cannot import plugin module {module_name!r}: {exc}", hint="is it installed or on PYTHONPATH?"
+        ) from None
     except Exception as exc:
         raise UserError(f"plugin module {module_name!r} fails on import: {type(exc).__name__}: {exc}") from None
     obj = getattr(module, attr, None)

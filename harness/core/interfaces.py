@@ -66,9 +66,7 @@ class Component:
 def param_defaults(model: type[BaseModel]) -> dict[str, Any]:
     """The JSON defaults of a parameter model's optional fields."""
     return {
-        name: f.get_default(call_default_factory=True)
-        for name, f in model.model_fields.items()
-        if not f.is_required()
+        name: f.get_default(call_default_factory=True) for name, f in model.model_fields.items() if not f.is_required()
     }
 
 

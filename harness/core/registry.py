@@ -51,7 +51,9 @@ class Registry(Generic[T]):
         import difflib
 
         if not self._items:
-            return f"unknown {self.what} {name!r}: no {self.what} is registered (call restorebench.load_plugins() first)"
+            return (
+                f"unknown {self.what} {name!r}: no {self.what} is registered (call restorebench.load_plugins() first)"
+            )
         close = difflib.get_close_matches(name, self._items, n=1)
         guess = f"did you mean {close[0]!r}? " if close else ""
         return f"unknown {self.what} {name!r}; {guess}valid choices: {choices(self._items)}"
@@ -120,4 +122,3 @@ def _unregister(component: Any) -> None:
     """Remove a registered component (tests of plugins clean up with this)."""
     registry, name = _slot(component)
     registry._items.pop(name, None)
-

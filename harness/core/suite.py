@@ -126,7 +126,9 @@ def resolve(suite: Suite, *, origin: str = "suite") -> ResolvedSuite:
                     _located(f"{at}.degradations[{j}]", build_degradation, d, task=task.name)
                     for j, d in enumerate(entry.degradations)
                 ],
-                methods=[_located(f"{at}.methods[{j}]", build_method, m, task=task.name) for j, m in enumerate(entry.methods)],
+                methods=[
+                    _located(f"{at}.methods[{j}]", build_method, m, task=task.name) for j, m in enumerate(entry.methods)
+                ],
                 metrics=metrics,
             )
         )
@@ -156,8 +158,8 @@ def narrow(
     to an earlier block; an option that fits no block is an error.
     """
     from restorebench.core.build import method_class
-    from restorebench.core.registry import DEGRADATIONS
     from restorebench.core.refs import Ref
+    from restorebench.core.registry import DEGRADATIONS
 
     def task_of(registry_get, text: str) -> str:
         return registry_get(Ref.parse(text).name).task
@@ -191,5 +193,7 @@ def narrow(
             if owner not in used:
                 raise UserError(f"{option} {value!r} is for task {owner!r}, which this run does not include")
     if not blocks:
-        raise UserError("the options leave nothing to run", hint="check --task/--degradation/--method against the suite")
+        raise UserError(
+            "the options leave nothing to run", hint="check --task/--degradation/--method against the suite"
+        )
     return suite.model_copy(update={"tasks": blocks})

@@ -24,10 +24,20 @@ log = logging.getLogger(__name__)
 _BUNDLED = {
     "photos": ("astronaut.png", "camera.png", "chelsea.png", "coffee.png", "rocket.jpg"),
     "photos-train": (
-        "brick.png", "grass.png", "gravel.png", "coins.png", "clock_motion.png", "color.png",
-        "ihc.png", "motorcycle_right.png", "page.png", "text.png", "cell.png", "moon.png",
+        "brick.png",
+        "grass.png",
+        "gravel.png",
+        "coins.png",
+        "clock_motion.png",
+        "color.png",
+        "ihc.png",
+        "motorcycle_right.png",
+        "page.png",
+        "text.png",
+        "cell.png",
+        "moon.png",
     ),
-}  # fmt: skip
+}
 
 
 class BundledParams(Params):

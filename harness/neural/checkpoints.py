@@ -242,10 +242,7 @@ def select_state_dict(obj: Any, is_state_dict: Any, *, source: Path) -> Any:
             f"at the top level or under any of {', '.join(WRAPPER_KEYS)}; "
             "save model.state_dict() instead."
         )
-    raise UserError(
-        f"{source} holds a {type(obj).__name__}, not a state dict; "
-        "save model.state_dict() instead."
-    )
+    raise UserError(f"{source} holds a {type(obj).__name__}, not a state dict; save model.state_dict() instead.")
 
 
 def strip_module_prefix(state: Mapping[str, Any]) -> dict[str, Any]:
@@ -258,19 +255,12 @@ def existing_file(path: str | os.PathLike[str], accepted: tuple[str, ...]) -> Pa
     path = Path(path)
     if path.suffix.lower() == ".mat" and ".mat" not in accepted:
         raise UserError(
-            f"{path} is a MATLAB .mat file, which is not loaded directly; convert it "
-            f"first with `{_CONVERT_HINT}`."
+            f"{path} is a MATLAB .mat file, which is not loaded directly; convert it first with `{_CONVERT_HINT}`."
         )
     if path.suffix.lower() not in accepted:
-        raise UserError(
-            f"{path} has an unknown extension {path.suffix!r}; "
-            f"accepted: {', '.join(accepted)}."
-        )
+        raise UserError(f"{path} has an unknown extension {path.suffix!r}; accepted: {', '.join(accepted)}.")
     if not path.is_file():
-        raise UserError(
-            f"{path} does not exist; check the path "
-            f"(accepted extensions: {', '.join(accepted)})."
-        )
+        raise UserError(f"{path} does not exist; check the path (accepted extensions: {', '.join(accepted)}).")
     return path
 
 
@@ -278,14 +268,10 @@ def _metadata_json(metadata: Mapping[str, Any]) -> str:
     if not isinstance(metadata, Mapping):
         raise UserError(f"checkpoint metadata must be a dict, got {type(metadata).__name__}.")
     if not isinstance(metadata.get("architecture"), str):
-        raise UserError(
-            "checkpoint metadata needs 'architecture': the registered name of the "
-            "network (a str); add it."
-        )
+        raise UserError("checkpoint metadata needs 'architecture': the registered name of the network (a str); add it.")
     if not isinstance(metadata.get("config", {}), dict):
         raise UserError(
-            "checkpoint metadata 'config' must be a dict of the architecture's "
-            "constructor keyword arguments."
+            "checkpoint metadata 'config' must be a dict of the architecture's constructor keyword arguments."
         )
     try:
         return json.dumps(dict(metadata), sort_keys=True, allow_nan=False)
@@ -304,9 +290,7 @@ def _load_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
             header = f.metadata() or {}
             tensors = {name: f.get_tensor(name) for name in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(
-            f"{path} is not a readable .safetensors file ({exc}); re-download or re-save it."
-        ) from exc
+        raise UserError(f"{path} is not a readable .safetensors file ({exc}); re-download or re-save it.") from exc
     raw = header.get(METADATA_KEY)
     if raw is None:
         return tensors, {}

@@ -124,12 +124,18 @@ class NeuralMethod(Method):
         rows = []
         for path in self.checkpoints():
             meta = read_metadata(path)
-            rows.append({
-                "file": str(path), "sha256": checkpoint_sha256(path)[:12],
-                "architecture": meta.get("architecture", "?"), "steps": meta.get("steps", "-"),
-                "seconds": meta.get("seconds", "-"), "val_psnr": (meta.get("metrics") or {}).get("val_psnr"),
-                "command": meta.get("command", "-"), "mlflow_run": (meta.get("mlflow") or {}).get("run_id") or "-",
-            })  # fmt: skip
+            rows.append(
+                {
+                    "file": str(path),
+                    "sha256": checkpoint_sha256(path)[:12],
+                    "architecture": meta.get("architecture", "?"),
+                    "steps": meta.get("steps", "-"),
+                    "seconds": meta.get("seconds", "-"),
+                    "val_psnr": (meta.get("metrics") or {}).get("val_psnr"),
+                    "command": meta.get("command", "-"),
+                    "mlflow_run": (meta.get("mlflow") or {}).get("run_id") or "-",
+                }
+            )
         return rows
 
     def identity(self) -> dict[str, Any]:
@@ -160,7 +166,9 @@ class NeuralMethod(Method):
         want = self.params.device
         if want == "cuda" and not torch.cuda.is_available():
             raise UserError(f"{self.qualified_name}: device=cuda asked for, but no CUDA device is visible")
-        self._device = torch.device("cuda" if want == "cuda" or (want == "auto" and torch.cuda.is_available()) else "cpu")
+        self._device = torch.device(
+            "cuda" if want == "cuda" or (want == "auto" and torch.cuda.is_available()) else "cpu"
+        )
         self.checkpoints()  # fail early on a missing file
 
     def device_name(self) -> str:

@@ -40,6 +40,7 @@ class MatLayer:
     weights: tuple[np.ndarray, ...]
     attrs: dict[str, Any]
 
+
 def read_matconvnet(path: str | os.PathLike[str]) -> list[MatLayer]:
     """The layers of a MatConvNet SimpleNN ``.mat`` file (variable ``net``, or ``layers``).
 
@@ -62,9 +63,19 @@ def read_mat_variables(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 # --- MATLAB .mat files -------------------------------------------------------------------
 
-_MATLAB_NUMERIC = {"double": "f8", "single": "f4", "int8": "i1", "uint8": "u1", "int16": "i2",
-                   "uint16": "u2", "int32": "i4", "uint32": "u4", "int64": "i8", "uint64": "u8",
-                   "logical": "u1"}
+_MATLAB_NUMERIC = {
+    "double": "f8",
+    "single": "f4",
+    "int8": "i1",
+    "uint8": "u1",
+    "int16": "i2",
+    "uint16": "u2",
+    "int32": "i4",
+    "uint32": "u4",
+    "int64": "i8",
+    "uint64": "u8",
+    "logical": "u1",
+}
 
 
 def mat_version(path: Path) -> str:
@@ -74,8 +85,10 @@ def mat_version(path: Path) -> str:
         return "v73"
     if head.startswith(b"MATLAB 5.0"):
         return "v5"
-    raise UserError(f"{path} is not a MATLAB v5 or v7.3 MAT-file (unrecognised header); "
-                    "re-save it in MATLAB with save(..., '-v7') or '-v7.3'.")
+    raise UserError(
+        f"{path} is not a MATLAB v5 or v7.3 MAT-file (unrecognised header); "
+        "re-save it in MATLAB with save(..., '-v7') or '-v7.3'."
+    )
 
 
 def load_mat(path: Path, version: str) -> dict[str, Any]:
@@ -122,8 +135,10 @@ def _from_h5(obj: Any, f: Any) -> Any:
     cls = cls.decode() if isinstance(cls, bytes) else (str(cls) if cls is not None else None)
     if isinstance(obj, h5py.Group):
         fields = {k: obj[k] for k in obj}
-        if fields and all(isinstance(d, h5py.Dataset) and d.dtype == h5py.ref_dtype
-                          and "MATLAB_class" not in d.attrs for d in fields.values()):
+        if fields and all(
+            isinstance(d, h5py.Dataset) and d.dtype == h5py.ref_dtype and "MATLAB_class" not in d.attrs
+            for d in fields.values()
+        ):
             refs = {k: d[()].T.ravel(order="F") for k, d in fields.items()}  # struct array
             n = min(len(r) for r in refs.values())
             items = [{k: _from_h5(f[r[i]], f) for k, r in refs.items()} for i in range(n)]
@@ -154,11 +169,14 @@ def layers_from(tree: dict[str, Any], path: Path) -> list[MatLayer]:
     layers = net.get("layers") if isinstance(net, dict) else tree.get("layers")
     layers = [layers] if isinstance(layers, dict) else layers
     if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
-        raise UserError(f"{path} has no MatConvNet SimpleNN network (a 'net' struct whose 'layers' "
-                        "is a cell array of structs).")
+        raise UserError(
+            f"{path} has no MatConvNet SimpleNN network (a 'net' struct whose 'layers' is a cell array of structs)."
+        )
     if any("block" in layer for layer in layers):
-        raise UserError(f"{path} holds a MatConvNet DagNN network, which is not supported; "
-                        "convert it to SimpleNN in MATLAB or use a PyTorch release of the weights.")
+        raise UserError(
+            f"{path} holds a MatConvNet DagNN network, which is not supported; "
+            "convert it to SimpleNN in MATLAB or use a PyTorch release of the weights."
+        )
     return [_layer(i, layer, path) for i, layer in enumerate(layers)]
 
 
@@ -202,6 +220,8 @@ def _attr(value: Any) -> Any:
 def variables_from(tree: dict[str, Any], path: Path) -> dict[str, np.ndarray]:
     found = {k: v for k, v in tree.items() if isinstance(v, np.ndarray) and v.dtype.kind in "biufc"}
     if not found:
-        raise UserError(f"{path} holds no numeric variables (found: {', '.join(tree) or 'nothing'}); "
-                        "it is neither a MatConvNet network nor a file of weight arrays.")
+        raise UserError(
+            f"{path} holds no numeric variables (found: {', '.join(tree) or 'nothing'}); "
+            "it is neither a MatConvNet network nor a file of weight arrays."
+        )
     return found

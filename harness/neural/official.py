@@ -47,8 +47,15 @@ from restorebench.neural.matlab import (
 from restorebench.neural.tf_checkpoint import read_tf_checkpoint, tf_checkpoint_prefix
 from restorebench.neural.torch_pickle import read_pickled_model
 
-__all__ = ["MatLayer", "OfficialWeights", "read_mat_variables", "read_matconvnet",
-           "read_official", "read_pickled_model", "read_tf_checkpoint"]
+__all__ = [
+    "MatLayer",
+    "OfficialWeights",
+    "read_mat_variables",
+    "read_matconvnet",
+    "read_official",
+    "read_pickled_model",
+    "read_tf_checkpoint",
+]
 
 OFFICIAL_EXTENSIONS = (".safetensors", *TORCH_EXTENSIONS, ".mat", ".index")
 
@@ -68,6 +75,7 @@ class OfficialWeights:
     layers: list[MatLayer] | None = None
     variables: dict[str, np.ndarray] | None = None
     path: Path | None = None
+
 
 def read_official(path: str | os.PathLike[str]) -> OfficialWeights:
     """Read released weights in any supported format.
@@ -101,6 +109,7 @@ def read_official(path: str | os.PathLike[str]) -> OfficialWeights:
     except PickledCheckpointError:
         return OfficialWeights("pickled_model", state_dict=read_pickled_model(path), path=path)
     return OfficialWeights("state_dict", state_dict=_numpy_state(state), path=path)
+
 
 def _numpy_state(state: Mapping[str, Any]) -> dict[str, np.ndarray]:
     import torch

@@ -42,8 +42,23 @@ _MAGIC = 0xDB4775248B80FB57
 _FOOTER = 48
 _TRAILER = 5  # compression type byte + masked CRC32C
 _BUNDLE_VERSION = 1  # kTensorBundleVersion: the newest format a reader of TF's own understands
-_DTYPES = {1: "<f4", 2: "<f8", 3: "<i4", 4: "u1", 5: "<i2", 6: "i1", 8: "<c8", 9: "<i8", 10: "?",
-           14: "<u2", 17: "<u2", 18: "<c16", 19: "<f2", 22: "<u4", 23: "<u8"}  # TF DataType -> numpy
+_DTYPES = {
+    1: "<f4",
+    2: "<f8",
+    3: "<i4",
+    4: "u1",
+    5: "<i2",
+    6: "i1",
+    8: "<c8",
+    9: "<i8",
+    10: "?",
+    14: "<u2",
+    17: "<u2",
+    18: "<c16",
+    19: "<f2",
+    22: "<u4",
+    23: "<u8",
+}  # TF DataType -> numpy
 _BFLOAT16 = 14
 _SKIPPED = {7: "string", 20: "resource", 21: "variant"}
 _DATA_FILE = re.compile(r"\.data-\d{5}-of-\d{5}$")
@@ -85,8 +100,10 @@ def read_tf_checkpoint(prefix: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     try:
         raw = index.read_bytes()
     except OSError as exc:
-        raise UserError(f"cannot read the TensorFlow checkpoint index {index}: {exc.strerror or exc}; "
-                        "check the path (a checkpoint is PREFIX.index + PREFIX.data-*).") from None
+        raise UserError(
+            f"cannot read the TensorFlow checkpoint index {index}: {exc.strerror or exc}; "
+            "check the path (a checkpoint is PREFIX.index + PREFIX.data-*)."
+        ) from None
     entries = _table_entries(raw, index)
     if b"" not in entries:
         raise _bad(index, "it has no bundle header (key '')")
@@ -103,11 +120,14 @@ def read_tf_checkpoint(prefix: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         else:
             skipped.append(f"{name} ({_SKIPPED.get(dtype, f'dtype {dtype}')})")
     if skipped:
-        logger.warning("%s: skipped the variables without numeric values (%d): %s",
-                       index, len(skipped), ", ".join(skipped))
+        logger.warning(
+            "%s: skipped the variables without numeric values (%d): %s", index, len(skipped), ", ".join(skipped)
+        )
     if not wanted:
-        raise UserError(f"{index} holds no numeric variables (only {', '.join(skipped) or 'nothing'}); "
-                        "it is not a checkpoint of weights.")
+        raise UserError(
+            f"{index} holds no numeric variables (only {', '.join(skipped) or 'nothing'}); "
+            "it is not a checkpoint of weights."
+        )
     return _read_tensors(prefix, wanted, num_shards, ">" if big_endian else "<")
 
 
@@ -159,12 +179,14 @@ def _block(raw: bytes, offset: int, size: int, index: Path) -> bytes:
         raise _bad(index, f"a block at bytes {offset}..{end} runs past the end of the file (truncated?)")
     contents, kind = raw[offset:end], raw[end]
     if kind == 1:
-        raise UserError(f"{index} has snappy-compressed blocks, which are not supported; read it with "
-                        "TensorFlow (tf.train.load_checkpoint) and save the arrays as .safetensors.")
+        raise UserError(
+            f"{index} has snappy-compressed blocks, which are not supported; read it with "
+            "TensorFlow (tf.train.load_checkpoint) and save the arrays as .safetensors."
+        )
     if kind != 0:
         raise _bad(index, f"a block has unknown compression type {kind}")
-    stored = int.from_bytes(raw[end + 1:end + _TRAILER], "little")
-    if stored != _masked_crc32c(raw[offset:end + 1]):  # over the contents and the type byte
+    stored = int.from_bytes(raw[end + 1 : end + _TRAILER], "little")
+    if stored != _masked_crc32c(raw[offset : end + 1]):  # over the contents and the type byte
         raise _bad(index, f"the block at byte {offset} fails its CRC32C check (corrupted)")
     return contents
 
@@ -177,7 +199,7 @@ def _block_entries(block: bytes, index: Path) -> list[tuple[bytes, bytes]]:
     end = len(block) - 4 - 4 * restarts
     if restarts < 1 or end < 0:
         raise _bad(index, f"a block claims {restarts} restart points")
-    points = {int.from_bytes(block[end + 4 * i:end + 4 * i + 4], "little") for i in range(restarts)}
+    points = {int.from_bytes(block[end + 4 * i : end + 4 * i + 4], "little") for i in range(restarts)}
     out: list[tuple[bytes, bytes]] = []
     key, pos, fresh = b"", 0, set()
     while pos < end:
@@ -189,8 +211,8 @@ def _block_entries(block: bytes, index: Path) -> list[tuple[bytes, bytes]]:
             raise _bad(index, f"an entry at byte {start} of a block overruns it")
         if shared == 0:
             fresh.add(start)
-        key = key[:shared] + block[pos:pos + non_shared]
-        out.append((key, block[pos + non_shared:pos + non_shared + length]))
+        key = key[:shared] + block[pos : pos + non_shared]
+        out.append((key, block[pos + non_shared : pos + non_shared + length]))
         pos += non_shared + length
     if not points <= fresh | {end}:  # an empty block has its one restart point at its end
         raise _bad(index, "a restart point is not at an unshared key")
@@ -213,10 +235,10 @@ def _fields(buf: bytes, index: Path) -> list[tuple[int, int | bytes]]:
             value, pos = _varint(buf, pos, index)
         elif wire in (1, 5):
             width = 8 if wire == 1 else 4
-            value, pos = int.from_bytes(buf[pos:pos + width], "little"), pos + width
+            value, pos = int.from_bytes(buf[pos : pos + width], "little"), pos + width
         elif wire == 2:
             length, pos = _varint(buf, pos, index)
-            value, pos = buf[pos:pos + length], pos + length
+            value, pos = buf[pos : pos + length], pos + length
         else:
             raise _bad(index, f"a protobuf field has wire type {wire}")
         if pos > len(buf):
@@ -233,8 +255,10 @@ def _header(buf: bytes, index: Path) -> tuple[int, bool]:
     if not all(isinstance(v, int) for v in (shards, endianness, min_consumer)) or shards < 1 or endianness > 1:
         raise _bad(index, f"its header is implausible ({shards!r} shards, endianness {endianness!r})")
     if min_consumer > _BUNDLE_VERSION:
-        raise UserError(f"{index} needs a reader of bundle version >= {min_consumer} (this one reads "
-                        f"{_BUNDLE_VERSION}); save it with an older TensorFlow or convert it with TF.")
+        raise UserError(
+            f"{index} needs a reader of bundle version >= {min_consumer} (this one reads "
+            f"{_BUNDLE_VERSION}); save it with an older TensorFlow or convert it with TF."
+        )
     return shards, endianness == 1
 
 
@@ -244,9 +268,11 @@ def _entry(buf: bytes, name: str, index: Path) -> dict[str, int | tuple[int, ...
     dims: list[int] = []
     for number, value in _fields(buf, index):
         if number == 7:
-            raise UserError(f"{index}: variable {name!r} is saved in slices (a partitioned variable), which is "
-                            "not supported; read it with TensorFlow (tf.train.load_checkpoint) and save the "
-                            "arrays as .safetensors.")
+            raise UserError(
+                f"{index}: variable {name!r} is saved in slices (a partitioned variable), which is "
+                "not supported; read it with TensorFlow (tf.train.load_checkpoint) and save the "
+                "arrays as .safetensors."
+            )
         if number == 2:
             for dim_number, dim in _fields(value, index):  # TensorShapeProto: dim = 2, unknown_rank = 3
                 if dim_number == 3 and dim:
@@ -274,15 +300,18 @@ def _read_tensors(prefix: Path, wanted: dict[str, dict], num_shards: int, order:
         for name, e in sorted(wanted.items(), key=lambda item: (item[1]["shard"], item[1]["offset"])):
             shard = e["shard"]
             if not 0 <= shard < num_shards:
-                raise _bad(prefix.with_name(prefix.name + ".index"),
-                           f"variable {name!r} is in shard {shard} of {num_shards}")
+                raise _bad(
+                    prefix.with_name(prefix.name + ".index"), f"variable {name!r} is in shard {shard} of {num_shards}"
+                )
             if shard not in files:
                 path = prefix.with_name(f"{prefix.name}.data-{shard:05d}-of-{num_shards:05d}")
                 try:
                     f = path.open("rb")
                 except OSError as exc:
-                    raise UserError(f"the TensorFlow checkpoint {prefix} lacks its data file {path} "
-                                    f"({exc.strerror or exc}); put it beside {prefix.name}.index.") from None
+                    raise UserError(
+                        f"the TensorFlow checkpoint {prefix} lacks its data file {path} "
+                        f"({exc.strerror or exc}); put it beside {prefix.name}.index."
+                    ) from None
                 files[shard] = (path, f, os.fstat(f.fileno()).st_size)
             path, f, file_size = files[shard]
             out[name] = _tensor(name, e, path, f, file_size, order)
@@ -297,11 +326,15 @@ def _tensor(name: str, e: dict, path: Path, f: BinaryIO, file_size: int, order: 
     shape, offset, size = e["shape"], e["offset"], e["size"]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if size != expected:
-        raise UserError(f"{path}: variable {name!r} of shape {list(shape)} takes {size} bytes, not "
-                        f"{expected}; the checkpoint is damaged ({_HINT}).")
+        raise UserError(
+            f"{path}: variable {name!r} of shape {list(shape)} takes {size} bytes, not "
+            f"{expected}; the checkpoint is damaged ({_HINT})."
+        )
     if offset + size > file_size:
-        raise UserError(f"{path} has {file_size} bytes but variable {name!r} needs bytes {offset}..{offset + size}; "
-                        f"the file is truncated ({_HINT}).")
+        raise UserError(
+            f"{path} has {file_size} bytes but variable {name!r} needs bytes {offset}..{offset + size}; "
+            f"the file is truncated ({_HINT})."
+        )
     buf = bytearray(size)
     f.seek(offset)
     f.readinto(buf)
@@ -366,7 +399,7 @@ def _crc32c(data: bytes | bytearray) -> int:
     log2_lane = max(8, log2_total - 16)  # at most 65536 lanes of at least 256 bytes
     padded = np.zeros(1 << log2_total, dtype=np.uint8)
     padded[-n:] = np.frombuffer(data, dtype=np.uint8)
-    padded[-n:-n + 4] ^= 0xFF
+    padded[-n : -n + 4] ^= 0xFF
     lanes = np.ascontiguousarray(padded.reshape(-1, 1 << log2_lane).T)  # row i: byte i of every lane
     table, regs = _crc_table(), np.zeros(lanes.shape[1], dtype=np.uint32)
     for row in lanes:

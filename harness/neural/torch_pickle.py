@@ -47,16 +47,48 @@ def read_pickled_model(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 # --- restricted unpickling of torch.save files -------------------------------------------
 
-_STORAGES = {"FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
-             "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
-             "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8",
-             "BoolStorage": "bool", "ComplexFloatStorage": "complex64",
-             "ComplexDoubleStorage": "complex128", "UntypedStorage": "uint8"}
-_NUMPY = {"float32": "f4", "float64": "f8", "float16": "f2", "bfloat16": "u2", "int64": "i8",
-          "int32": "i4", "int16": "i2", "int8": "i1", "uint8": "u1", "uint16": "u2",
-          "uint32": "u4", "uint64": "u8", "bool": "?", "complex64": "c8", "complex128": "c16"}
-_DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64",
-                  "int": "int32", "short": "int16", "cfloat": "complex64", "cdouble": "complex128"}
+_STORAGES = {
+    "FloatStorage": "float32",
+    "DoubleStorage": "float64",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+    "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128",
+    "UntypedStorage": "uint8",
+}
+_NUMPY = {
+    "float32": "f4",
+    "float64": "f8",
+    "float16": "f2",
+    "bfloat16": "u2",
+    "int64": "i8",
+    "int32": "i4",
+    "int16": "i2",
+    "int8": "i1",
+    "uint8": "u1",
+    "uint16": "u2",
+    "uint32": "u4",
+    "uint64": "u8",
+    "bool": "?",
+    "complex64": "c8",
+    "complex128": "c16",
+}
+_DTYPE_ALIASES = {
+    "float": "float32",
+    "double": "float64",
+    "half": "float16",
+    "long": "int64",
+    "int": "int32",
+    "short": "int16",
+    "cfloat": "complex64",
+    "cdouble": "complex128",
+}
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
 
@@ -147,8 +179,9 @@ def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *_: Any, 
     return _Tensor(storage[0], offset, tuple(size), tuple(stride), dtype or storage[1])
 
 
-def _rebuild_tensor_v3(storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any,
-                       hooks: Any, dtype: Any, *_: Any) -> _Tensor:
+def _rebuild_tensor_v3(
+    storage: Any, offset: Any, size: Any, stride: Any, requires_grad: Any, hooks: Any, dtype: Any, *_: Any
+) -> _Tensor:
     if not isinstance(dtype, _Dtype) or dtype.name not in _NUMPY:
         raise UserError(f"unsupported tensor dtype {_describe(dtype)}.")
     return _rebuild_tensor(storage, offset, size, stride, dtype=dtype.name)
@@ -179,8 +212,11 @@ _SAFE: dict[tuple[str, str], Any] = {
     ("copyreg", "_reconstructor"): _reconstructor,
     ("copy_reg", "_reconstructor"): _reconstructor,
     ("_codecs", "encode"): _codecs_encode,
-    **{(mod, name): getattr(builtins, name)
-       for mod in ("builtins", "__builtin__") for name in ("set", "frozenset", "complex", "slice")},
+    **{
+        (mod, name): getattr(builtins, name)
+        for mod in ("builtins", "__builtin__")
+        for name in ("set", "frozenset", "complex", "slice")
+    },
 }
 
 
@@ -212,8 +248,20 @@ def _unpickle(path: Path, stream: Any, persistent: Callable[[tuple[Any, ...]], A
         return _RestrictedUnpickler(stream, persistent).load()
     except UserError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError,
-            IndexError, struct.error, UnicodeDecodeError, RecursionError, OverflowError, MemoryError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        IndexError,
+        struct.error,
+        UnicodeDecodeError,
+        RecursionError,
+        OverflowError,
+        MemoryError,
+    ) as exc:
         raise UserError(
             f"{path}: cannot read the pickled model ({type(exc).__name__}: {exc}); the file is "
             "not a torch.save() file, is corrupt, or uses a construct this reader refuses."
@@ -278,8 +326,9 @@ def _read_legacy(path: Path) -> tuple[Any, bool]:
     size = path.stat().st_size
     with path.open("rb") as f:
         if _unpickle(path, f, refuse) != _LEGACY_MAGIC or _unpickle(path, f, refuse) != _LEGACY_PROTOCOL:
-            raise UserError(f"{path} is not a file written by torch.save() (bad magic number); "
-                            "convert only accepts PyTorch files.")
+            raise UserError(
+                f"{path} is not a file written by torch.save() (bad magic number); convert only accepts PyTorch files."
+            )
         info = _unpickle(path, f, refuse)
         little = not isinstance(info, dict) or info.get("little_endian", True)
         obj = _unpickle(path, f, persistent)
@@ -336,15 +385,20 @@ def _flatten(module: _Stub, prefix: str, out: dict[str, _Tensor], active: set[in
 
 def _pickled_state_dict(obj: Any, path: Path, little: bool) -> dict[str, np.ndarray]:
     def is_tensors(v: Any) -> bool:
-        return isinstance(v, Mapping) and bool(v) and all(
-            isinstance(k, str) and isinstance(t, _Tensor) for k, t in v.items())
+        return (
+            isinstance(v, Mapping)
+            and bool(v)
+            and all(isinstance(k, str) and isinstance(t, _Tensor) for k, t in v.items())
+        )
 
     def usable(v: Any) -> bool:
         return is_tensors(v) or _module_state(v) is not None
 
     if not usable(obj) and not isinstance(obj, Mapping):
-        raise UserError(f"{path} holds a {_describe(obj)}, which is neither a model nor a dict of "
-                        "tensors; nothing was run. Use the weights file the authors released.")
+        raise UserError(
+            f"{path} holds a {_describe(obj)}, which is neither a model nor a dict of "
+            "tensors; nothing was run. Use the weights file the authors released."
+        )
     chosen = select_state_dict(obj, usable, source=path)
     tensors: dict[str, _Tensor] = dict(chosen) if is_tensors(chosen) else {}
     if not tensors:

@@ -206,8 +206,12 @@ def fit(
         for name, value in {"loss": loss.item(), **terms}.items():
             running[name] = running.get(name, 0.0) + float(value)
         if step % recipe.val_every == 0 or step == steps:
-            record = {**{k: v / count for k, v in running.items()}, "val_psnr": validate(),
-                      "lr": optimiser.param_groups[0]["lr"], "seconds": time.perf_counter() - started}  # fmt: skip
+            record = {
+                **{k: v / count for k, v in running.items()},
+                "val_psnr": validate(),
+                "lr": optimiser.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - started,
+            }
             running, count = {}, 0
             history.append({"step": step, **record})
             log.info("step %d: %s", step, record)

@@ -17,9 +17,13 @@ def progress_bar() -> Iterator[Callable[[int, int], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     progress = Progress(
-        TextColumn("units"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=False,
-    )  # fmt: skip
+        TextColumn("units"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
     task_id = None
 
     def update(done: int, total: int) -> None:
@@ -48,7 +52,9 @@ def print_run_summary(summary: Any) -> None:
     from restorebench.report.leaderboard import leaderboard, to_markdown
 
     board = leaderboard(summary.results)
-    compact = board.drop(columns=[c for c in ("runtime_ms", "images", "failed", "kind") if c in board.columns], errors="ignore")
+    compact = board.drop(
+        columns=[c for c in ("runtime_ms", "images", "failed", "kind") if c in board.columns], errors="ignore"
+    )
     print(to_markdown(compact, title=f"Leaderboard ({summary.run_dir})"))
     print(
         f"units: {summary.units} ({summary.computed} computed, {summary.from_cache} from cache, "
@@ -84,8 +90,10 @@ def _rows(what: str) -> list[tuple[str, ...]]:
     if what == "degradations":
         return [(n, c.task, _params(c.Params, param_defaults)) for n, c in registry.DEGRADATIONS.items()]
     if what == "metrics":
-        return [(n, f"v{m.version}", "higher is better" if m.higher_is_better else "lower is better", m.description)
-                for n, m in registry.METRICS.items()]  # fmt: skip
+        return [
+            (n, f"v{m.version}", "higher is better" if m.higher_is_better else "lower is better", m.description)
+            for n, m in registry.METRICS.items()
+        ]
     if what == "datasets":
         return [(f"{n}:", (c.__doc__ or "").strip().splitlines()[0]) for n, c in registry.SOURCES.items()]
     if what == "checkpoints":
@@ -112,9 +120,18 @@ def _checkpoint_rows() -> list[tuple[str, ...]]:
             continue
         for info in infos:
             psnr = info["val_psnr"]
-            rows.append((name, Path(info["file"]).name, f"sha256:{info['sha256']}", f"steps={info['steps']}",
-                         f"train_s={info['seconds']}", f"val_psnr={psnr:.2f}" if psnr is not None else "val_psnr=-",
-                         f"mlflow_run={info['mlflow_run']}", info["command"]))  # fmt: skip
+            rows.append(
+                (
+                    name,
+                    Path(info["file"]).name,
+                    f"sha256:{info['sha256']}",
+                    f"steps={info['steps']}",
+                    f"train_s={info['seconds']}",
+                    f"val_psnr={psnr:.2f}" if psnr is not None else "val_psnr=-",
+                    f"mlflow_run={info['mlflow_run']}",
+                    info["command"],
+                )
+            )
     return rows
 
 

@@ -122,8 +122,15 @@ def runtime_figure(board: pd.DataFrame, metric: str) -> Figure | None:
     fig = new_figure(4.2 * len(datasets) + 2.6, 3.6)
     for ax, dataset in zip(fig.subplots(1, len(datasets), squeeze=False)[0], datasets):
         for _, row in data[data["dataset"] == dataset].iterrows():
-            ax.scatter(row["runtime_ms_per_mp"], row[metric], color=colours[row["method"]],
-                       marker=marker[row["degradation"]], s=42, edgecolor="black", linewidth=0.4)  # fmt: skip
+            ax.scatter(
+                row["runtime_ms_per_mp"],
+                row[metric],
+                color=colours[row["method"]],
+                marker=marker[row["degradation"]],
+                s=42,
+                edgecolor="black",
+                linewidth=0.4,
+            )
         ax.set_xscale("log")
         ax.set(title=short(dataset), xlabel="runtime (ms per megapixel, log scale)", ylabel=f"{metric} (dB)")
         ax.grid(True, which="both", alpha=0.3)
@@ -155,7 +162,7 @@ def level_figure(board: pd.DataFrame, metric: str) -> Figure | None:
         ax.set_xticks(sorted(ticks), [ticks[v] for v in sorted(ticks)])
         ax.set(title=f"{short(dataset)} · {family}", xlabel=key, ylabel=f"{metric} (dB)")
         ax.grid(True, alpha=0.3)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
     _legend(fig, colours, {})
     return fig
@@ -166,7 +173,7 @@ def short(label: str, width: int = 30) -> str:
     if len(label) <= width:
         return label
     head = width // 3
-    return f"{label[:head]}…{label[-(width - head - 1):]}"
+    return f"{label[:head]}…{label[-(width - head - 1) :]}"
 
 
 def _level_label(level: Level) -> str:
@@ -181,7 +188,9 @@ def _legend(fig: Figure, colours: dict[str, Any], markers: dict[str, str]) -> No
     fig.legend(handles=handles, loc="outside right upper", fontsize=8, frameon=False)
 
 
-def zoom_patch(img: np.ndarray, fraction: tuple[float, float], out_side: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def zoom_patch(
+    img: np.ndarray, fraction: tuple[float, float], out_side: int
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The centre patch covering ``fraction`` of each side, magnified to ``out_side`` (nearest neighbour).
 
     Returns the magnified patch and its box ``(top, left, height, width)`` in ``img``.

@@ -93,8 +93,9 @@ class FigureWriter:
             f"<figcaption>{escape(caption)}</figcaption></figure>"
         )
 
-    def embed_or_note(self, name: str, fig: Figure | None, caption: str, note: str = "no data", *,
-                      photo: bool = False) -> str:  # fmt: skip
+    def embed_or_note(
+        self, name: str, fig: Figure | None, caption: str, note: str = "no data", *, photo: bool = False
+    ) -> str:
         if fig is None:
             return f'<p class="missing">{escape(note)}</p>'
         return self.embed(name, fig, caption, photo=photo)
@@ -104,8 +105,11 @@ class FigureWriter:
         (e.g. a grid saved under another format or a group that is gone); returns them."""
         if not self.folder.is_dir():
             return []
-        stale = [p for p in self.folder.iterdir()
-                 if p.is_file() and p.suffix in (".png", ".jpg") and p.name not in self.written]  # fmt: skip
+        stale = [
+            p
+            for p in self.folder.iterdir()
+            if p.is_file() and p.suffix in (".png", ".jpg") and p.name not in self.written
+        ]
         for path in stale:
             path.unlink()
         return stale
@@ -172,23 +176,34 @@ def primary_metric(results: pd.DataFrame, task: str) -> str | None:
     return str(metrics.iloc[0]) if len(metrics) else None
 
 
-def _task_section(task: str, board: pd.DataFrame, results: pd.DataFrame, writer: FigureWriter, samples: Path | None) -> str:
+def _task_section(
+    task: str, board: pd.DataFrame, results: pd.DataFrame, writer: FigureWriter, samples: Path | None
+) -> str:
     metric = primary_metric(results, task) or "psnr"
-    parts = [f'<section id="task-{slug(task)}">', f"<h2>{escape(task)}</h2>",
-             f'<p class="meta">Plots and sample labels use <code>{escape(metric)}</code>, the task\'s first metric.</p>']  # fmt: skip
+    parts = [
+        f'<section id="task-{slug(task)}">',
+        f"<h2>{escape(task)}</h2>",
+        f'<p class="meta">Plots and sample labels use <code>{escape(metric)}</code>, the task\'s first metric.</p>',
+    ]
     groups = list(board.groupby(["dataset", "degradation"], sort=True))
     for (dataset, degradation), table in groups:
         parts += [f"<h3>{escape(dataset)} · {escape(degradation)}</h3>", table_html(table, task, dataset, degradation)]
     parts += [
         "<h3>Quality against runtime</h3>",
-        writer.embed_or_note(f"{task}-runtime", runtime_figure(board, metric),
-                             f"{task}: mean {metric} against runtime per megapixel (log), one point per method and degradation"),
+        writer.embed_or_note(
+            f"{task}-runtime",
+            runtime_figure(board, metric),
+            f"{task}: mean {metric} against runtime per megapixel (log), one point per method and degradation",
+        ),
         "<h3>Quality against degradation level</h3>",
-        writer.embed_or_note(f"{task}-levels", level_figure(board, metric),
-                             f"{task}: mean {metric} against the degradation level, one line per method",
-                             "no degradation with a known level"),
+        writer.embed_or_note(
+            f"{task}-levels",
+            level_figure(board, metric),
+            f"{task}: mean {metric} against the degradation level, one line per method",
+            "no degradation with a known level",
+        ),
         "<h3>Before / after</h3>",
-    ]  # fmt: skip
+    ]
     for (dataset, degradation), table in groups:
         parts.append(f"<h4>{escape(dataset)} · {escape(degradation)}</h4>")
         parts.append(_samples_html(task, dataset, degradation, list(table["method"]), results, metric, writer, samples))
@@ -227,8 +242,16 @@ def _truthy(value: Any) -> bool:
     return bool(value) and str(value).lower() not in ("false", "0", "no")
 
 
-def _samples_html(task: str, dataset: str, degradation: str, methods: list[str], results: pd.DataFrame,
-                  metric: str, writer: FigureWriter, samples: Path | None) -> str:  # fmt: skip
+def _samples_html(
+    task: str,
+    dataset: str,
+    degradation: str,
+    methods: list[str],
+    results: pd.DataFrame,
+    metric: str,
+    writer: FigureWriter,
+    samples: Path | None,
+) -> str:
     folder = sample_dir(samples, task, dataset, degradation) if samples is not None else None
     if folder is None or not folder.is_dir():
         return '<p class="missing">no sample</p>'
@@ -240,11 +263,18 @@ def _samples_html(task: str, dataset: str, degradation: str, methods: list[str],
     return writer.embed_or_note(f"{task}-{dataset}-{degradation}-samples", fig, caption, "no sample", photo=True)
 
 
-def _image_scores(results: pd.DataFrame, task: str, dataset: str, degradation: str, image: str | None,
-                  metric: str) -> dict[str, float]:  # fmt: skip
+def _image_scores(
+    results: pd.DataFrame, task: str, dataset: str, degradation: str, image: str | None, metric: str
+) -> dict[str, float]:
     """Each method's ``metric`` on the sampled image (missing methods are left out)."""
     if image is None:
         return {}
-    rows = results[(results["task"] == task) & (results["dataset"] == dataset) & (results["degradation"] == degradation)
-                   & (results["image"] == image) & (results["metric"] == metric) & (results["status"] == "ok")]  # fmt: skip
+    rows = results[
+        (results["task"] == task)
+        & (results["dataset"] == dataset)
+        & (results["degradation"] == degradation)
+        & (results["image"] == image)
+        & (results["metric"] == metric)
+        & (results["status"] == "ok")
+    ]
     return {str(m): float(v) for m, v in zip(rows["method"], rows["value"]) if v is not None and np.isfinite(v)}

@@ -44,7 +44,9 @@ def leaderboard(results: Any, *, rank_by: str | None = None) -> Any:
     )
     runtime = pd.DataFrame(
         {
-            "runtime_ms_per_mp": ok_units.apply(lambda g: 1e3 * g["runtime_s"].sum() / g["megapixels"].sum(), include_groups=False),
+            "runtime_ms_per_mp": ok_units.apply(
+                lambda g: 1e3 * g["runtime_s"].sum() / g["megapixels"].sum(), include_groups=False
+            ),
             "runtime_ms": ok_units["runtime_s"].mean() * 1e3,
         }
     )
@@ -57,7 +59,11 @@ def leaderboard(results: Any, *, rank_by: str | None = None) -> Any:
     table["rank"] = group.rank(ascending=False, method="min").fillna(len(table)).astype(int)
     table["gap_db"] = ranking - group.transform("max")
     table = table.sort_values(keys[:3] + ["rank", "method"]).reset_index(drop=True)
-    columns = ["rank", "kind", "non_blind", "params"] + metric_cols + ["gap_db", "runtime_ms", "runtime_ms_per_mp", "images", "failed"]
+    columns = (
+        ["rank", "kind", "non_blind", "params"]
+        + metric_cols
+        + ["gap_db", "runtime_ms", "runtime_ms_per_mp", "images", "failed"]
+    )
     return table[keys + columns]
 
 

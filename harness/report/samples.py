@@ -26,7 +26,11 @@ def save_sample(root: Path, unit: WorkUnit, method: str, sample: dict[str, np.nd
     """Write one unit's crops: ``clean.png``, ``degraded.png`` and ``<method>.png``."""
     folder = sample_dir(root, unit.task, unit.dataset, unit.degradation)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, img in (("clean", sample["clean"]), ("degraded", sample["degraded"]), (f"method-{slug(method)}", sample["restored"])):
+    for name, img in (
+        ("clean", sample["clean"]),
+        ("degraded", sample["degraded"]),
+        (f"method-{slug(method)}", sample["restored"]),
+    ):
         path = folder / f"{name}.png"
         if name.startswith("method-") or not path.exists():
             write_png(path, img)
@@ -50,7 +54,10 @@ def read_png(path: Path) -> np.ndarray:
 
 def grid(images: list[np.ndarray]) -> np.ndarray:
     """Images side by side on a white background, each padded to the tallest."""
-    rgb = [np.repeat(i[..., None], 3, axis=2) if i.ndim == 2 else (np.repeat(i, 3, axis=2) if i.shape[2] == 1 else i) for i in images]
+    rgb = [
+        np.repeat(i[..., None], 3, axis=2) if i.ndim == 2 else (np.repeat(i, 3, axis=2) if i.shape[2] == 1 else i)
+        for i in images
+    ]
     height = max(i.shape[0] for i in rgb)
     width = sum(i.shape[1] for i in rgb) + _GAP * (len(rgb) - 1)
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)

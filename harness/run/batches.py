@@ -11,7 +11,9 @@ from restorebench.run.units import UnitResult, WorkUnit
 MAX_BATCH = 64
 
 
-def make_batches(units: Sequence[WorkUnit], methods: Mapping[str, MethodInfo], parallelism: int) -> list[list[WorkUnit]]:
+def make_batches(
+    units: Sequence[WorkUnit], methods: Mapping[str, MethodInfo], parallelism: int
+) -> list[list[WorkUnit]]:
     """Cut units into batches.
 
     Classical units of one image stay together (the image is loaded and degraded once);

@@ -23,7 +23,9 @@ class Executor(Protocol):
 
     def parallelism(self) -> int: ...
 
-    def execute(self, batches: Sequence[Sequence[WorkUnit]], methods: Mapping[str, MethodInfo]) -> Iterator[list[UnitResult]]: ...
+    def execute(
+        self, batches: Sequence[Sequence[WorkUnit]], methods: Mapping[str, MethodInfo]
+    ) -> Iterator[list[UnitResult]]: ...
 
     def close(self) -> None: ...
 
@@ -36,7 +38,9 @@ class LocalExecutor:
     def parallelism(self) -> int:
         return 1
 
-    def execute(self, batches: Sequence[Sequence[WorkUnit]], methods: Mapping[str, MethodInfo]) -> Iterator[list[UnitResult]]:
+    def execute(
+        self, batches: Sequence[Sequence[WorkUnit]], methods: Mapping[str, MethodInfo]
+    ) -> Iterator[list[UnitResult]]:
         from restorebench.run.worker import run_batch
 
         for batch in batches:

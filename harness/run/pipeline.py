@@ -73,8 +73,13 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     started = time.perf_counter()
     suite, origin = load_suite(options.suite)
     if options.tasks or options.datasets or options.degradations or options.methods:
-        suite = narrow(suite, tasks=options.tasks, datasets=options.datasets,
-                       degradations=options.degradations, methods=options.methods)  # fmt: skip
+        suite = narrow(
+            suite,
+            tasks=options.tasks,
+            datasets=options.datasets,
+            degradations=options.degradations,
+            methods=options.methods,
+        )
     if options.seed is not None:
         suite = suite.model_copy(update={"seed": options.seed})
     resolved = resolve(suite, origin=origin)
@@ -126,9 +131,12 @@ def _track(options: RunOptions, resolved: ResolvedSuite, run_dir, summary: RunSu
     summary.tracking_uri = tracking.resolve_uri(options.tracking_uri)
     try:
         summary.mlflow_run_id = tracking.log_run(
-            run_dir, summary.results, resolved.to_dict(), uri=summary.tracking_uri,
+            run_dir,
+            summary.results,
+            resolved.to_dict(),
+            uri=summary.tracking_uri,
             extra={"executor": options.executor, "wall_s": summary.wall_s},
-        )  # fmt: skip
+        )
     except Exception as exc:  # results are stored; tracking can be redone with `restorebench log`
         summary.tracking_error = f"{type(exc).__name__}: {exc}"
         log.warning("could not log to MLflow at %s: %s", summary.tracking_uri, exc)

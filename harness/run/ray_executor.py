@@ -55,7 +55,9 @@ class RayExecutor:
     def parallelism(self) -> int:
         return max(1, int(self._ray.cluster_resources().get("CPU", 1)))
 
-    def execute(self, batches: Sequence[Sequence[WorkUnit]], methods: Mapping[str, MethodInfo]) -> Iterator[list[UnitResult]]:
+    def execute(
+        self, batches: Sequence[Sequence[WorkUnit]], methods: Mapping[str, MethodInfo]
+    ) -> Iterator[list[UnitResult]]:
         ray = self._ray
         tasks: list[Sequence[WorkUnit]] = []
         pools: dict[str, _ActorPool] = {}
@@ -228,5 +230,3 @@ def _run_batch_task(batch: Sequence[WorkUnit], num_threads: float) -> list[UnitR
     for r in results:
         r.node = node
     return results
-
-

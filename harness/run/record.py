@@ -23,8 +23,9 @@ class Recorder:
     >>> recorder(results)  # one batch: a shard, its samples, progress
     """
 
-    def __init__(self, plan: Plan, run_dir: RunDir, *, run_id: str, progress: Progress | None = None,
-                 finished: int = 0) -> None:
+    def __init__(
+        self, plan: Plan, run_dir: RunDir, *, run_id: str, progress: Progress | None = None, finished: int = 0
+    ) -> None:
         self.plan = plan
         self.run_dir = run_dir
         self.run_id = run_id
@@ -45,8 +46,9 @@ class Recorder:
         for r in results:
             unit = self.plan.unit(r.unit_id)
             info = self.plan.methods[unit.method]
-            rows.extend(rows_for(unit, r, run_id=self.run_id, method=info.columns(),
-                                 metric_versions=self.plan.metric_versions))
+            rows.extend(
+                rows_for(unit, r, run_id=self.run_id, method=info.columns(), metric_versions=self.plan.metric_versions)
+            )
             if r.sample is not None:
                 save_sample(self.run_dir.samples, unit, info.label, r.sample)
             if r.status != "ok":

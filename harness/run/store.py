@@ -24,10 +24,30 @@ from restorebench.core.errors import UserError
 from restorebench.run.units import UnitResult, WorkUnit
 
 COLUMNS = [
-    "run_id", "unit_id", "task", "dataset", "image", "image_hash", "degradation", "method",
-    "method_kind", "method_version", "method_checkpoint", "non_blind", "method_params", "metric", "metric_version", "value", "runtime_s",
-    "megapixels", "device", "node", "status", "error", "cached",
-]  # fmt: skip
+    "run_id",
+    "unit_id",
+    "task",
+    "dataset",
+    "image",
+    "image_hash",
+    "degradation",
+    "method",
+    "method_kind",
+    "method_version",
+    "method_checkpoint",
+    "non_blind",
+    "method_params",
+    "metric",
+    "metric_version",
+    "value",
+    "runtime_s",
+    "megapixels",
+    "device",
+    "node",
+    "status",
+    "error",
+    "cached",
+]
 
 
 def default_cache_path() -> Path:
@@ -200,7 +220,9 @@ class ResultCache:
         records = [
             (
                 r.unit_id,
-                json.dumps({"metrics": r.metrics, "runtime_s": r.runtime_s, "megapixels": r.megapixels, "device": r.device}),
+                json.dumps(
+                    {"metrics": r.metrics, "runtime_s": r.runtime_s, "megapixels": r.megapixels, "device": r.device}
+                ),
                 _pack(r.sample),
             )
             for r in results

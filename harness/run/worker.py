@@ -14,7 +14,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -27,14 +27,14 @@ log = logging.getLogger(__name__)
 SAMPLE_CROP = 192  # side of the centre crop kept for before/after grids
 
 
-@lru_cache(maxsize=None)
+@cache
 def _degradation(ref: str, task: str) -> Any:
     from restorebench.core.build import build_degradation
 
     return build_degradation(ref, task=task)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _method(ref: str) -> Method:
     from restorebench.core.build import build_method
 
@@ -122,8 +122,11 @@ def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResul
     values = score(restored, clean, degraded, unit.metrics, quantize=unit.quantize)
     sample = None
     if unit.keep_sample:
-        sample = {"clean": _centre_crop(clean), "degraded": _centre_crop(_displayable(degraded.image)),
-                  "restored": _centre_crop(restored)}  # fmt: skip
+        sample = {
+            "clean": _centre_crop(clean),
+            "degraded": _centre_crop(_displayable(degraded.image)),
+            "restored": _centre_crop(restored),
+        }
     return UnitResult(
         unit_id=unit.unit_id,
         status="ok",

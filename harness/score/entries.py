@@ -14,6 +14,7 @@ from restorebench.core.interfaces import Degraded, Metric, ScoreFn
 from restorebench.core.registry import METRICS, register
 from restorebench.score import metrics
 
+
 def _register(name: str, version: str, higher_is_better: bool, description: str) -> Callable[[ScoreFn], ScoreFn]:
     def deco(fn: ScoreFn) -> ScoreFn:
         register(Metric(name, fn, version, higher_is_better, description))

@@ -49,8 +49,10 @@ def _cite(fn):
 def _as_float64(img: np.ndarray, name: str = "img") -> np.ndarray:
     img = np.asarray(img)
     if not np.issubdtype(img.dtype, np.floating):
-        raise TypeError(f"{name} must be a float array in [0, 1], got dtype {img.dtype}; "
-                        "convert 8-bit images with img.astype(np.float64) / 255.")
+        raise TypeError(
+            f"{name} must be a float array in [0, 1], got dtype {img.dtype}; "
+            "convert 8-bit images with img.astype(np.float64) / 255."
+        )
     return img.astype(np.float64, copy=False)
 
 
@@ -129,8 +131,9 @@ def crop_border(img: np.ndarray, border: int) -> np.ndarray:
         return img
     h, w = img.shape[:2]
     if 2 * border >= min(h, w):
-        raise ValueError(f"crop_border={border} would leave nothing of a {h}x{w} image; "
-                         f"use crop_border < {(min(h, w) + 1) // 2}.")
+        raise ValueError(
+            f"crop_border={border} would leave nothing of a {h}x{w} image; use crop_border < {(min(h, w) + 1) // 2}."
+        )
     return img[border:-border, border:-border, ...]
 
 
@@ -141,28 +144,39 @@ def _prepare(restored, reference, data_range, border, y_channel):
     """Validate, crop, optionally convert to Y; return (a, b, data_range) in float64."""
     a, b = _as_float64(restored, "restored"), _as_float64(reference, "reference")
     if a.shape != b.shape:
-        raise ValueError(f"restored has shape {a.shape} but reference has shape {b.shape}; "
-                         "resize or crop them to the same shape (HxW or HxWxC) first.")
+        raise ValueError(
+            f"restored has shape {a.shape} but reference has shape {b.shape}; "
+            "resize or crop them to the same shape (HxW or HxWxC) first."
+        )
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3)):
-        raise ValueError(f"images must be HxW or HxWxC with C in (1, 3), got shape {a.shape}; "
-                         "drop alpha channels and put channels last.")
+        raise ValueError(
+            f"images must be HxW or HxWxC with C in (1, 3), got shape {a.shape}; "
+            "drop alpha channels and put channels last."
+        )
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("images contain NaN or inf; fix the restoration output "
-                         "(e.g. np.nan_to_num) before scoring.")
+        raise ValueError("images contain NaN or inf; fix the restoration output (e.g. np.nan_to_num) before scoring.")
     if not data_range > 0:
         raise ValueError(f"data_range must be > 0, got {data_range}.")
     a, b = _crop(a, border), _crop(b, border)
     if y_channel:
         if data_range != 1.0:
-            raise ValueError("y_channel=True expects images in [0, 1] (data_range=1.0); "
-                             f"got data_range={data_range}. Rescale the images first.")
+            raise ValueError(
+                "y_channel=True expects images in [0, 1] (data_range=1.0); "
+                f"got data_range={data_range}. Rescale the images first."
+            )
         return rgb_to_y(a), rgb_to_y(b), 255.0
     return a, b, float(data_range)
 
 
 @_cite
-def psnr(restored: np.ndarray, reference: np.ndarray, *, data_range: float = 1.0,
-         crop_border: int = 0, y_channel: bool = False) -> float:
+def psnr(
+    restored: np.ndarray,
+    reference: np.ndarray,
+    *,
+    data_range: float = 1.0,
+    crop_border: int = 0,
+    y_channel: bool = False,
+) -> float:
     """Peak signal-to-noise ratio ``10 log10(R^2 / MSE)`` in dB.
 
     Parameters
@@ -191,8 +205,7 @@ def _ssim_mean(a: np.ndarray, b: np.ndarray, r: float) -> float:
     p = _SSIM_WIN // 2
 
     def filt(x):  # separable Gaussian correlation, then keep the valid region
-        y = cv2.sepFilter2D(x, cv2.CV_64F, _SSIM_KERNEL, _SSIM_KERNEL,
-                            borderType=cv2.BORDER_REFLECT_101)
+        y = cv2.sepFilter2D(x, cv2.CV_64F, _SSIM_KERNEL, _SSIM_KERNEL, borderType=cv2.BORDER_REFLECT_101)
         return y[p:-p, p:-p]
 
     c1, c2 = (_K1 * r) ** 2, (_K2 * r) ** 2
@@ -206,8 +219,14 @@ def _ssim_mean(a: np.ndarray, b: np.ndarray, r: float) -> float:
 
 
 @_cite
-def ssim(restored: np.ndarray, reference: np.ndarray, *, data_range: float = 1.0,
-         crop_border: int = 0, y_channel: bool = False) -> float:
+def ssim(
+    restored: np.ndarray,
+    reference: np.ndarray,
+    *,
+    data_range: float = 1.0,
+    crop_border: int = 0,
+    y_channel: bool = False,
+) -> float:
     """Structural similarity index (Wang et al. 2004), mean over the valid region.
 
     11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, ``C1 = (K1 R)^2``,
@@ -233,9 +252,11 @@ def ssim(restored: np.ndarray, reference: np.ndarray, *, data_range: float = 1.0
     """
     a, b, r = _prepare(restored, reference, data_range, crop_border, y_channel)
     if min(a.shape[:2]) < _SSIM_WIN:
-        raise ValueError(f"SSIM needs images of at least {_SSIM_WIN}x{_SSIM_WIN} after "
-                         f"crop_border={crop_border}, got {a.shape[0]}x{a.shape[1]}; "
-                         "use a smaller crop_border or a larger image.")
+        raise ValueError(
+            f"SSIM needs images of at least {_SSIM_WIN}x{_SSIM_WIN} after "
+            f"crop_border={crop_border}, got {a.shape[0]}x{a.shape[1]}; "
+            "use a smaller crop_border or a larger image."
+        )
     if a.ndim == 3 and a.shape[2] == 1:
         a, b = a[:, :, 0], b[:, :, 0]
     return _ssim_mean(np.ascontiguousarray(a), np.ascontiguousarray(b), r)

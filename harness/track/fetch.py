@@ -27,11 +27,14 @@ def fetch_results(run_id: str, tracking_uri: str | None) -> DataFrame:
     with tempfile.TemporaryDirectory() as tmp:
         try:
             tracking.check_reachable(uri)
-            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="results.parquet", dst_path=tmp,
-                                                        tracking_uri=uri)  # fmt: skip
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="results.parquet", dst_path=tmp, tracking_uri=uri
+            )
         except (MlflowException, OSError) as exc:  # ConnectionError is an OSError
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"cannot read results.parquet of MLflow run {run_id} at {uri}: {first}",
-                            hint="give the parent run id printed by `restorebench run`, and --tracking-uri "
-                                 "if the run was logged elsewhere") from None  # fmt: skip
+            raise UserError(
+                f"cannot read results.parquet of MLflow run {run_id} at {uri}: {first}",
+                hint="give the parent run id printed by `restorebench run`, and --tracking-uri "
+                "if the run was logged elsewhere",
+            ) from None
         return pd.read_parquet(local)

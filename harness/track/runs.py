@@ -46,10 +46,18 @@ def log_run(run_dir: Any, results: Any, spec: dict[str, Any], *, uri: str, extra
     pid = parent.info.run_id
     ok = results[results["status"] == "ok"]
     units = results.drop_duplicates("unit_id")
-    params = {"suite": spec["name"], "seed": spec["seed"], "run_dir": str(Path(run_dir.path).resolve()), **(extra or {})}
+    params = {
+        "suite": spec["name"],
+        "seed": spec["seed"],
+        "run_dir": str(Path(run_dir.path).resolve()),
+        **(extra or {}),
+    }
     client.log_batch(
         pid,
-        metrics=[Metric("units", len(units), now, 0), Metric("failed_units", int((units["status"] != "ok").sum()), now, 0)],
+        metrics=[
+            Metric("units", len(units), now, 0),
+            Metric("failed_units", int((units["status"] != "ok").sum()), now, 0),
+        ],
         params=[Param(k, str(v)) for k, v in params.items()],
     )
     client.log_artifact(pid, str(Path(run_dir.path) / "spec.yaml"))
@@ -68,7 +76,9 @@ def log_run(run_dir: Any, results: Any, spec: dict[str, Any], *, uri: str, extra
     return pid
 
 
-def _log_child(client: Any, exp_id: str, pid: str, key: tuple, group: Any, ok: Any, commit: str, root: Path, tmp: Path) -> None:
+def _log_child(
+    client: Any, exp_id: str, pid: str, key: tuple, group: Any, ok: Any, commit: str, root: Path, tmp: Path
+) -> None:
     """One child run: tags, aggregate metrics, params, per-image table, sample grid."""
     from mlflow.entities import Metric, Param
 
@@ -76,13 +86,22 @@ def _log_child(client: Any, exp_id: str, pid: str, key: tuple, group: Any, ok: A
     now = int(time.time() * 1000)
     good = ok[(ok[GROUP] == list(key)).all(axis=1)]
     first = group.iloc[0]
-    tags = {"mlflow.parentRunId": pid, **dict(zip(GROUP, key)), "method_kind": first["method_kind"],
-            "method_version": str(first["method_version"]), "checkpoint_sha256": str(first.get("method_checkpoint") or ""),
-            "git_commit": commit, "device": str(first["device"])}  # fmt: skip
+    tags = {
+        "mlflow.parentRunId": pid,
+        **dict(zip(GROUP, key)),
+        "method_kind": first["method_kind"],
+        "method_version": str(first["method_version"]),
+        "checkpoint_sha256": str(first.get("method_checkpoint") or ""),
+        "git_commit": commit,
+        "device": str(first["device"]),
+    }
     cid = client.create_run(exp_id, run_name=f"{task}/{dataset}/{degradation}/{method}", tags=tags).info.run_id
     metrics = [Metric("failed_images", int(group.loc[group["status"] != "ok", "unit_id"].nunique()), now, 0)]
     for metric, values in good.groupby("metric")["value"]:
-        metrics += [Metric(f"{metric}_mean", float(values.mean()), now, 0), Metric(f"{metric}_median", float(values.median()), now, 0)]
+        metrics += [
+            Metric(f"{metric}_mean", float(values.mean()), now, 0),
+            Metric(f"{metric}_median", float(values.median()), now, 0),
+        ]
     per_unit = good.drop_duplicates("unit_id")
     if len(per_unit):
         runtime = per_unit["runtime_s"]
@@ -90,9 +109,17 @@ def _log_child(client: Any, exp_id: str, pid: str, key: tuple, group: Any, ok: A
             Metric("runtime_s_mean", float(runtime.mean()), now, 0),
             Metric("runtime_s_per_mp", float(runtime.sum() / per_unit["megapixels"].sum()), now, 0),
         ]
-    params = {"task": task, "dataset": dataset, "degradation": degradation, "method": method,
-              "method_version": first["method_version"], "images": group["image"].nunique()}  # fmt: skip
-    client.log_batch(cid, metrics=[m for m in metrics if _finite(m.value)], params=[Param(k, str(v)) for k, v in params.items()])
+    params = {
+        "task": task,
+        "dataset": dataset,
+        "degradation": degradation,
+        "method": method,
+        "method_version": first["method_version"],
+        "images": group["image"].nunique(),
+    }
+    client.log_batch(
+        cid, metrics=[m for m in metrics if _finite(m.value)], params=[Param(k, str(v)) for k, v in params.items()]
+    )
     _log_child_artifacts(client, cid, group, root, tmp, key)
     client.set_terminated(cid)
 
@@ -101,7 +128,9 @@ def _log_child_artifacts(client: Any, run_id: str, group: Any, root: Path, tmp: 
     from restorebench.report.samples import method_grid, sample_dir, write_png
 
     task, dataset, degradation, method = key
-    table = group.pivot_table(index=["image", "status", "error", "runtime_s"], columns="metric", values="value", dropna=False)
+    table = group.pivot_table(
+        index=["image", "status", "error", "runtime_s"], columns="metric", values="value", dropna=False
+    )
     folder = tmp / run_id
     folder.mkdir()
     table.reset_index().to_csv(folder / "per_image.csv", index=False)

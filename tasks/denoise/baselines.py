@@ -25,8 +25,17 @@ from restorebench import Degraded, Method, Params, UserError, register
 from restorebench.tasks.denoise.levels import NoiseLevel, impulse_sigma, interp, noise_level, step
 
 __all__ = [
-    "Identity", "Box", "Gaussian", "Binomial", "Median", "Bilateral", "Wiener",
-    "NLMeans", "TV", "Wavelet", "BM3D",
+    "Identity",
+    "Box",
+    "Gaussian",
+    "Binomial",
+    "Median",
+    "Bilateral",
+    "Wiener",
+    "NLMeans",
+    "TV",
+    "Wavelet",
+    "BM3D",
 ]
 
 _MIN_SIGMA = 0.5  # floor (0-255 units) for sigma-proportional rules: an estimated sigma may be ~0
@@ -332,9 +341,15 @@ class NLMeans(_Classical):
         from skimage.restoration import denoise_nl_means
 
         img, p = _image(item), self.resolve(item)
-        out = denoise_nl_means(img, patch_size=p["patch_size"], patch_distance=p["patch_distance"],
-                               h=p["h"] / 255.0, sigma=p["sigma"] / 255.0, fast_mode=True,
-                               channel_axis=-1)
+        out = denoise_nl_means(
+            img,
+            patch_size=p["patch_size"],
+            patch_distance=p["patch_distance"],
+            h=p["h"] / 255.0,
+            sigma=p["sigma"] / 255.0,
+            fast_mode=True,
+            channel_axis=-1,
+        )
         return _like(out, img)
 
 
@@ -411,9 +426,16 @@ class Wavelet(_Classical):
 
         img, p = _image(item), self.resolve(item)
         color = img.shape[2] == 3
-        out = denoise_wavelet(img.astype(np.float64), sigma=p["sigma"] / 255.0, wavelet=p["wavelet"],
-                              mode="soft", method="BayesShrink", rescale_sigma=True,
-                              convert2ycbcr=color, channel_axis=-1)
+        out = denoise_wavelet(
+            img.astype(np.float64),
+            sigma=p["sigma"] / 255.0,
+            wavelet=p["wavelet"],
+            mode="soft",
+            method="BayesShrink",
+            rescale_sigma=True,
+            convert2ycbcr=color,
+            channel_axis=-1,
+        )
         return _like(out, img)
 
 

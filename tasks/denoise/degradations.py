@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import Field
-from restorebench import Degradation, Degraded, Params, register
 
+from restorebench import Degradation, Degraded, Params, register
 
 __all__ = ["GaussianNoise", "SaltPepperNoise"]
 
@@ -18,8 +18,10 @@ __all__ = ["GaussianNoise", "SaltPepperNoise"]
 def _as_image(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
     if not np.issubdtype(image.dtype, np.floating) or image.ndim not in (2, 3):
-        raise ValueError(f"expected a float HxW or HxWxC image in [0, 1], got dtype {image.dtype} "
-                         f"and shape {image.shape}; divide 8-bit images by 255 first")
+        raise ValueError(
+            f"expected a float HxW or HxWxC image in [0, 1], got dtype {image.dtype} "
+            f"and shape {image.shape}; divide 8-bit images by 255 first"
+        )
     return image
 
 
@@ -60,8 +62,9 @@ class GaussianNoise(Degradation):
         noisy = image.astype(np.float64) + noise
         if clip:
             np.clip(noisy, 0.0, 1.0, out=noisy)
-        return Degraded(image=noisy.astype(np.float32), degradation=self.name,
-                        params={"sigma": float(sigma), "clip": bool(clip)})
+        return Degraded(
+            image=noisy.astype(np.float32), degradation=self.name, params={"sigma": float(sigma), "clip": bool(clip)}
+        )
 
 
 class _SaltPepperParams(Params):
@@ -95,6 +98,8 @@ class SaltPepperNoise(Degradation):
         out = np.array(image, dtype=np.float32, copy=True)
         out[corrupted & is_salt] = 1.0
         out[corrupted & ~is_salt] = 0.0
-        return Degraded(image=out, degradation=self.name,
-                        params={"density": float(self.params.density),
-                                "salt_ratio": float(self.params.salt_ratio)})
+        return Degraded(
+            image=out,
+            degradation=self.name,
+            params={"density": float(self.params.density), "salt_ratio": float(self.params.salt_ratio)},
+        )

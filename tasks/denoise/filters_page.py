@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -163,8 +162,12 @@ def hybrid_figure() -> Figure:
     sizes = [rescale(hybrid, 1 / 2**k, anti_aliasing=True) for k in range(4)]
     fig = new_figure(10, 6.4)
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.15])
-    parts = [(a, LOW_PHOTO), (lowpass(a, SIGMA_LOW), f"low-pass σ={SIGMA_LOW:g}"),
-             (b, HIGH_PHOTO), (highpass(b, SIGMA_HIGH) + 0.5, f"high-pass σ={SIGMA_HIGH:g} (+0.5)")]  # fmt: skip
+    parts = [
+        (a, LOW_PHOTO),
+        (lowpass(a, SIGMA_LOW), f"low-pass σ={SIGMA_LOW:g}"),
+        (b, HIGH_PHOTO),
+        (highpass(b, SIGMA_HIGH) + 0.5, f"high-pass σ={SIGMA_HIGH:g} (+0.5)"),
+    ]
     for ax, (img, title) in zip(top.subplots(1, 4), parts):
         _show(ax, img, title)
     _show(bottom.subplots(), _strip(sizes), "hybrid = low-pass + high-pass, at 1, 1/2, 1/4, 1/8 size")
@@ -213,8 +216,12 @@ def filters_section(embed: Embed) -> str:
     )
     figures = [
         ("filters-hybrid", hybrid_figure, f"Hybrid image: low-pass of {LOW_PHOTO} + high-pass of {HIGH_PHOTO}", True),
-        ("filters-pyramids", pyramid_figure, f"Gaussian and Laplacian pyramids of {PYRAMID_PHOTO} (Burt & Adelson 1983)",
-         True),
+        (
+            "filters-pyramids",
+            pyramid_figure,
+            f"Gaussian and Laplacian pyramids of {PYRAMID_PHOTO} (Burt & Adelson 1983)",
+            True,
+        ),
         ("filters-kernels", kernel_figure, "Kernels of the linear baselines and their frequency responses", False),
     ]
     parts = ['<section id="filters">', "<h2>Filters</h2>", f"<p>{intro}</p>"]

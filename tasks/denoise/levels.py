@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from restorebench import Degraded
 
+from restorebench import Degraded
 
 __all__ = ["NoiseLevel", "noise_level", "estimate_sigma", "interp", "step", "impulse_sigma"]
 

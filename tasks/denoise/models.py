@@ -51,13 +51,19 @@ class DnCNN(nn.Module):
     torch.Size([1, 1, 8, 8])
     """
 
-    def __init__(self, depth: int = 17, features: int = 64, channels: int = 1, batch_norm: bool = True,
-                 last_bias: bool = False) -> None:
+    def __init__(
+        self, depth: int = 17, features: int = 64, channels: int = 1, batch_norm: bool = True, last_bias: bool = False
+    ) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError(f"DnCNN depth must be at least 2, got {depth}")
-        self.config: dict[str, Any] = {"depth": depth, "features": features, "channels": channels,
-                                       "batch_norm": batch_norm, "last_bias": last_bias}
+        self.config: dict[str, Any] = {
+            "depth": depth,
+            "features": features,
+            "channels": channels,
+            "batch_norm": batch_norm,
+            "last_bias": last_bias,
+        }
         layers: list[nn.Module] = [nn.Conv2d(channels, features, 3, padding=1, bias=True), nn.ReLU(inplace=True)]
         for _ in range(depth - 2):
             layers.append(nn.Conv2d(features, features, 3, padding=1, bias=not batch_norm))
@@ -92,7 +98,6 @@ class DnCNN(nn.Module):
                 noise = self.dncnn(x)
             return x - noise.float()  # the residual subtraction stays in float32
         return x - self.dncnn(x)
-
 
 
 class ChannelAdaptingDnCNN(DnCNN):
@@ -246,8 +251,10 @@ def _structure(layers: Sequence[_Conv | _BNorm]) -> tuple[list[_Conv], dict[int,
         cin = channels if i == 0 else features
         cout = channels if i == depth - 1 else features
         if conv.weight.shape != (cout, cin, 3, 3):
-            raise UserError(f"convolution {i + 1} has shape {conv.weight.shape}, expected {(cout, cin, 3, 3)} "
-                            f"for a DnCNN of {features} features and {channels} channels")  # fmt: skip
+            raise UserError(
+                f"convolution {i + 1} has shape {conv.weight.shape}, expected {(cout, cin, 3, 3)} "
+                f"for a DnCNN of {features} features and {channels} channels"
+            )
     return convs, after
 
 
@@ -269,9 +276,15 @@ def _assemble(layers: Sequence[_Conv | _BNorm]) -> tuple[dict[str, torch.Tensor]
         if batch_norm:
             bn = after[i]
             mean = bn.mean - bias_of(conv, features)  # BN(Wx + b) with mean m == BN(Wx) with mean m - b
-            state.update({f"dncnn.{at + 1}.weight": bn.weight, f"dncnn.{at + 1}.bias": bn.bias,
-                          f"dncnn.{at + 1}.running_mean": mean, f"dncnn.{at + 1}.running_var": bn.var,
-                          f"dncnn.{at + 1}.num_batches_tracked": np.zeros((), np.int64)})  # fmt: skip
+            state.update(
+                {
+                    f"dncnn.{at + 1}.weight": bn.weight,
+                    f"dncnn.{at + 1}.bias": bn.bias,
+                    f"dncnn.{at + 1}.running_mean": mean,
+                    f"dncnn.{at + 1}.running_var": bn.var,
+                    f"dncnn.{at + 1}.num_batches_tracked": np.zeros((), np.int64),
+                }
+            )
         else:
             state[f"dncnn.{at}.bias"] = bias_of(conv, features)
     last, at = convs[-1], step * (depth - 1) - (1 if batch_norm else 0)

@@ -40,8 +40,10 @@ BLIND_SIGMA_MAX = 55.0  # blind models see sigma ~ U[0, 55] (DnCNN-B)
 # builds and loads the full models too (see `restorebench convert`). The colour model is
 # shallower and wider (12 x 48, 29 min): at 15 x 32 (11 min) it was 0.3-0.4 dB worse on
 # every colour photo; the gray model is 15 x 32 (13 min).
-_LIGHT = {"gray": {"depth": 15, "features": 32, "batch_norm": True},
-          "rgb": {"depth": 12, "features": 48, "batch_norm": True}}
+_LIGHT = {
+    "gray": {"depth": 15, "features": 32, "batch_norm": True},
+    "rgb": {"depth": 12, "features": 48, "batch_norm": True},
+}
 _TRAINING = {"batch_size": 32, "steps": 4000, "lr": 1e-3, "lr_milestones": (0.7, 0.9)}
 _SPECIFIC_NAME = re.compile(r"dncnn_s(\d+(?:\.\d+)?)_(gray|rgb)\.safetensors$")
 
@@ -156,8 +158,10 @@ class DnCNNMethod(NeuralMethod):
 
     def _train_sigma(self) -> float:
         if self.params.sigma is None:
-            raise UserError(f"{self.qualified_name}?model=specific needs the sigma to train for",
-                            hint="e.g. restorebench train 'denoise/dncnn?model=specific&sigma=25&channels=gray'")
+            raise UserError(
+                f"{self.qualified_name}?model=specific needs the sigma to train for",
+                hint="e.g. restorebench train 'denoise/dncnn?model=specific&sigma=25&channels=gray'",
+            )
         return float(self.params.sigma)
 
     def recipe(self) -> Any:
@@ -178,11 +182,20 @@ class DnCNNMethod(NeuralMethod):
             pair, what = noisy_pair(sigma, sigma), f"specific, sigma {sigma:g}"
         config = {**_LIGHT[channels], "channels": 1 if channels == "gray" else 3}
         return Recipe(
-            architecture=self.architecture, config=config, make_pair=pair, patch_size=40,
-            channels=channels, loss="mse", val_every=500, val_patches=64, **_TRAINING,
-            notes=(f"DnCNN {what}; {config['depth']} layers x {config['features']} features (paper: 17 x 64, "
-                   "batch 128); trained on Train400 (gray) / BSDS400 (colour) in the committed checkpoints"),
-        )  # fmt: skip
+            architecture=self.architecture,
+            config=config,
+            make_pair=pair,
+            patch_size=40,
+            channels=channels,
+            loss="mse",
+            val_every=500,
+            val_patches=64,
+            **_TRAINING,
+            notes=(
+                f"DnCNN {what}; {config['depth']} layers x {config['features']} features (paper: 17 x 64, "
+                "batch 128); trained on Train400 (gray) / BSDS400 (colour) in the committed checkpoints"
+            ),
+        )
 
     # ------------------------------------------------------------ released weights
 
@@ -198,8 +211,10 @@ class DnCNNMethod(NeuralMethod):
             return convert_matconvnet(weights.layers)
         if weights.state_dict is not None:
             return convert_state_dict(weights.state_dict)
-        raise UserError(f"{self.qualified_name}: released DnCNN weights come as a PyTorch state dict or a "
-                        f"MatConvNet net.layers file, not {weights.source_format}")
+        raise UserError(
+            f"{self.qualified_name}: released DnCNN weights come as a PyTorch state dict or a "
+            f"MatConvNet net.layers file, not {weights.source_format}"
+        )
 
 
 def noisy_pair(sigma_min: float, sigma_max: float) -> Any:

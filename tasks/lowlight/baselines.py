@@ -28,8 +28,17 @@ from restorebench import Degraded, Method, Params, UserError, register
 from restorebench.tasks.lowlight.degradations import require_raw, require_srgb
 from restorebench.tasks.lowlight.raw import render
 
-__all__ = ["Camera", "CameraHistEq", "CameraGamma", "CameraNLMeans", "CameraBM3D", "Gamma", "HistEq",
-           "equalize_luma", "auto_gamma"]
+__all__ = [
+    "Camera",
+    "CameraHistEq",
+    "CameraGamma",
+    "CameraNLMeans",
+    "CameraBM3D",
+    "Gamma",
+    "HistEq",
+    "equalize_luma",
+    "auto_gamma",
+]
 
 _LUMA = np.array([0.299, 0.587, 0.114])  # BT.601 (JPEG YCbCr) luma weights
 
@@ -152,8 +161,15 @@ class CameraNLMeans(_Camera):
         from skimage.restoration import denoise_nl_means
 
         p, sigma = self.params, _estimated_sigma(rgb)
-        out = denoise_nl_means(rgb, h=p.h_factor * sigma, sigma=sigma, fast_mode=True, patch_size=p.patch_size,
-                               patch_distance=p.patch_distance, channel_axis=-1)
+        out = denoise_nl_means(
+            rgb,
+            h=p.h_factor * sigma,
+            sigma=sigma,
+            fast_mode=True,
+            patch_size=p.patch_size,
+            patch_distance=p.patch_distance,
+            channel_axis=-1,
+        )
         return np.asarray(out, np.float32)
 
 

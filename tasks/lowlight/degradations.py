@@ -50,14 +50,20 @@ def _rgb_even(image: np.ndarray) -> np.ndarray:
 
 def raw_extras(raw: RawImage, raw_file: bytes) -> dict[str, Any]:
     """The ``extras`` of a raw input: the file and what a raw method needs to read it."""
-    return {"raw_file": raw_file, "black_level": raw.black_level, "white_level": raw.white_level,
-            "cfa": raw.cfa_name, "wb": raw.wb}
+    return {
+        "raw_file": raw_file,
+        "black_level": raw.black_level,
+        "white_level": raw.white_level,
+        "cfa": raw.cfa_name,
+        "wb": raw.wb,
+    }
 
 
 class _LowLightParams(Params):
     ratio: float = Field(gt=1, allow_inf_nan=False, description="exposure ratio long/short (SID: 100, 250, 300)")
-    iso: float | None = Field(None, gt=0, allow_inf_nan=False,
-                              description="ISO fixing the shot-noise gain; None: sampled (ISO 100-12000)")
+    iso: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="ISO fixing the shot-noise gain; None: sampled (ISO 100-12000)"
+    )
 
 
 @register
@@ -90,8 +96,13 @@ class LowLight(Degradation):
         short = read_raw(pair.short_dng, name="synthetic short exposure")
         extras = raw_extras(short, pair.short_dng)
         extras["noise"] = {"shot": pair.noise.shot, "read": pair.noise.read, "iso": pair.noise.iso}  # type: ignore[union-attr]
-        return Degraded(image=pack_bayer(short), degradation=self.name, params={"ratio": float(self.params.ratio)},
-                        reference=render(pair.long_dng, name="synthetic long exposure"), extras=extras)
+        return Degraded(
+            image=pack_bayer(short),
+            degradation=self.name,
+            params={"ratio": float(self.params.ratio)},
+            reference=render(pair.long_dng, name="synthetic long exposure"),
+            extras=extras,
+        )
 
 
 @register
@@ -108,22 +119,31 @@ class Sid(Degradation):
     version = "1"
 
     def apply(self, image: np.ndarray, rng: np.random.Generator) -> Degraded:
-        raise ValueError("the 'sid' degradation reads real short exposures and needs a sid: dataset "
-                         "(e.g. sid:Sony_test_list.txt?root=DIR); for other images use 'lowlight?ratio=...'")
+        raise ValueError(
+            "the 'sid' degradation reads real short exposures and needs a sid: dataset "
+            "(e.g. sid:Sony_test_list.txt?root=DIR); for other images use 'lowlight?ratio=...'"
+        )
 
     def degrade(self, source: Source, image: ImageRef, clean: np.ndarray, rng: np.random.Generator) -> Degraded:
         from restorebench.tasks.lowlight.sources import SidSource
 
         if not isinstance(source, SidSource):
-            raise ValueError(f"the 'sid' degradation needs a sid: dataset, not {source.ref!r}; "
-                             "for other images use 'lowlight?ratio=...'")
+            raise ValueError(
+                f"the 'sid' degradation needs a sid: dataset, not {source.ref!r}; "
+                "for other images use 'lowlight?ratio=...'"
+            )
         pair = source.pair(image)
         data = source.short_bytes(image)
         short = source.load_short(image)
         extras = raw_extras(short, data)
         extras["iso"] = pair.iso
-        return Degraded(image=pack_bayer(short), degradation=self.name, params={"ratio": float(pair.ratio)},  # type: ignore[arg-type]
-                        reference=clean, extras=extras)
+        return Degraded(
+            image=pack_bayer(short),
+            degradation=self.name,
+            params={"ratio": float(pair.ratio)},  # type: ignore[arg-type]
+            reference=clean,
+            extras=extras,
+        )
 
 
 class _UnderexposeParams(Params):
@@ -154,8 +174,11 @@ class Underexpose(Degradation):
         if self.params.noise > 0:
             dark = dark + rng.standard_normal(dark.shape) * (self.params.noise / 255.0)
         out = np.round(np.clip(dark, 0.0, 1.0) * 255.0) / 255.0
-        return Degraded(image=out.astype(np.float32), degradation=self.name,
-                        params={"ratio": float(self.params.ratio), "noise": float(self.params.noise)})
+        return Degraded(
+            image=out.astype(np.float32),
+            degradation=self.name,
+            params={"ratio": float(self.params.ratio), "noise": float(self.params.noise)},
+        )
 
 
 def require_srgb(item: Degraded, method: str, raw_alternative: str) -> np.ndarray:
@@ -163,8 +186,10 @@ def require_srgb(item: Degraded, method: str, raw_alternative: str) -> np.ndarra
     for raw inputs, which sRGB-only methods cannot read."""
     image = np.asarray(item.image, np.float32)
     if item.degradation in RAW_DEGRADATIONS or image.ndim != 3 or image.shape[2] not in (1, 3):
-        raise ValueError(f"{method} works on sRGB inputs (e.g. degradation 'underexpose'), got a "
-                         f"{item.degradation!r} input of shape {image.shape}; for raw inputs use {raw_alternative}")
+        raise ValueError(
+            f"{method} works on sRGB inputs (e.g. degradation 'underexpose'), got a "
+            f"{item.degradation!r} input of shape {image.shape}; for raw inputs use {raw_alternative}"
+        )
     return image
 
 
@@ -173,11 +198,16 @@ def require_raw(item: Degraded, method: str, srgb_alternative: str, *, raw_file:
     ``raw_file``, its ``extras['raw_file']``), or a ValueError naming ``srgb_alternative``."""
     image = np.asarray(item.image)
     if item.degradation not in RAW_DEGRADATIONS or image.ndim != 3 or image.shape[2] != 4:
-        raise ValueError(f"{method} works on packed raw inputs (degradations {', '.join(RAW_DEGRADATIONS)}), got a "
-                         f"{item.degradation!r} input of shape {image.shape}; for sRGB inputs use {srgb_alternative}")
-    missing = ([] if "ratio" in item.params else ["params['ratio']"]) + \
-        ([] if not raw_file or "raw_file" in item.extras else ["extras['raw_file']"])
+        raise ValueError(
+            f"{method} works on packed raw inputs (degradations {', '.join(RAW_DEGRADATIONS)}), got a "
+            f"{item.degradation!r} input of shape {image.shape}; for sRGB inputs use {srgb_alternative}"
+        )
+    missing = ([] if "ratio" in item.params else ["params['ratio']"]) + (
+        [] if not raw_file or "raw_file" in item.extras else ["extras['raw_file']"]
+    )
     if missing:
-        raise ValueError(f"{method} needs {' and '.join(missing)} of its {item.degradation!r} input, which raw "
-                         "degradations provide; was the input built by hand?")
+        raise ValueError(
+            f"{method} needs {' and '.join(missing)} of its {item.degradation!r} input, which raw "
+            "degradations provide; was the input built by hand?"
+        )
     return image

@@ -48,8 +48,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from restorebench import UserError
 
+from restorebench import UserError
 
 __all__ = [
     "DEEPUPE_WEIGHTS",
@@ -80,13 +80,26 @@ class SIDUNet(nn.Module):
     torch.Size([1, 3, 14, 10])
     """
 
-    def __init__(self, base: int = 32, depth: int = 5, in_channels: int = 4, out_channels: int = 3,
-                 block: int = 2, up_bias: bool = True) -> None:
+    def __init__(
+        self,
+        base: int = 32,
+        depth: int = 5,
+        in_channels: int = 4,
+        out_channels: int = 3,
+        block: int = 2,
+        up_bias: bool = True,
+    ) -> None:
         super().__init__()
         if depth < 1 or base < 1 or block < 1:
             raise ValueError(f"SIDUNet needs depth >= 1, base >= 1, block >= 1, got {depth}, {base}, {block}")
-        self.config: dict[str, Any] = {"base": base, "depth": depth, "in_channels": in_channels,
-                                       "out_channels": out_channels, "block": block, "up_bias": up_bias}
+        self.config: dict[str, Any] = {
+            "base": base,
+            "depth": depth,
+            "in_channels": in_channels,
+            "out_channels": out_channels,
+            "block": block,
+            "up_bias": up_bias,
+        }
         self.depth, self.block = depth, block
         widths = [base * 2**i for i in range(depth)]
         previous = in_channels
@@ -142,8 +155,9 @@ class SIDUNet(nn.Module):
         return x[..., : h * self.block, : w * self.block]
 
 
-def sid_unet_parameter_count(base: int = 32, depth: int = 5, in_channels: int = 4, out_channels: int = 3,
-                             block: int = 2, up_bias: bool = True) -> int:
+def sid_unet_parameter_count(
+    base: int = 32, depth: int = 5, in_channels: int = 4, out_channels: int = 3, block: int = 2, up_bias: bool = True
+) -> int:
     """Learned parameters of :class:`SIDUNet` (the official SID network: ``up_bias=False``)."""
     widths = [base * 2**i for i in range(depth)]
     total, previous = 0, in_channels
@@ -232,8 +246,9 @@ def _from_tf(raw: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     last = max(level for level, _ in convs)
     depth = last // 2
     if sorted(deconvs) != list(range(depth - 1)):
-        raise UserError(f"expected {depth - 1} transposed-convolution filters Variable, Variable_1, ..., "
-                        f"found {sorted(deconvs)}")
+        raise UserError(
+            f"expected {depth - 1} transposed-convolution filters Variable, Variable_1, ..., found {sorted(deconvs)}"
+        )
     out: dict[str, np.ndarray] = {}
     for (level, index), params in sorted(convs.items()):
         if "weights" not in params or "biases" not in params:
@@ -279,9 +294,14 @@ def _sid_config(state: Mapping[str, np.ndarray]) -> dict[str, Any]:
         raise UserError(f"the SID U-Net weights lack {exc.args[0]}") from None
     if out.shape[0] % 4:
         raise UserError(f"the output convolution has {out.shape[0]} channels, not 4 per colour (depth-to-space by 2)")
-    return {"base": int(first.shape[0]), "depth": depth, "in_channels": int(first.shape[1]),
-            "out_channels": int(out.shape[0] // 4), "block": 2,
-            "up_bias": any(k.startswith("upv") and k.endswith(".bias") for k in state)}
+    return {
+        "base": int(first.shape[0]),
+        "depth": depth,
+        "in_channels": int(first.shape[1]),
+        "out_channels": int(out.shape[0] // 4),
+        "block": 2,
+        "up_bias": any(k.startswith("upv") and k.endswith(".bias") for k in state),
+    }
 
 
 # ================================================================ DeepUPE-style
@@ -298,8 +318,9 @@ LOG_OFFSET = 1e-4  # log(L + 1e-4), L the input's luminance (the authors' code)
 LUMA = (0.2989, 0.587, 0.114)  # tf.image.rgb_to_grayscale, which the authors' code uses
 
 
-def smoothness_loss(s: torch.Tensor, image: torch.Tensor, theta: float = SMOOTH_THETA,
-                    eps: float = SMOOTH_EPS) -> torch.Tensor:
+def smoothness_loss(
+    s: torch.Tensor, image: torch.Tensor, theta: float = SMOOTH_THETA, eps: float = SMOOTH_EPS
+) -> torch.Tensor:
     """The illumination smoothness prior: ``mean_p,c w_x (d_x S)^2 + w_y (d_y S)^2``, halved.
 
     ``w = (|d L|^theta + eps)^-1`` with ``L = log(luminance(I) + 1e-4)``, one weight per
@@ -326,8 +347,9 @@ def colour_angle_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return torch.atan2(torch.sqrt((cross * cross).sum(dim=1) + 1e-12), dot).mean()
 
 
-def deepupe_loss_terms(image: torch.Tensor, s: torch.Tensor, output: torch.Tensor,
-                       target: torch.Tensor) -> dict[str, torch.Tensor]:
+def deepupe_loss_terms(
+    image: torch.Tensor, s: torch.Tensor, output: torch.Tensor, target: torch.Tensor
+) -> dict[str, torch.Tensor]:
     """The three terms of the paper's loss, as means over the batch.
 
     ``reconstruction``: ``mean (I / S - target)^2`` (the authors: "divide the input by the
@@ -335,8 +357,11 @@ def deepupe_loss_terms(image: torch.Tensor, s: torch.Tensor, output: torch.Tenso
     :func:`smoothness_loss`; ``colour``: :func:`colour_angle_loss` (the paper's angle;
     the authors' code uses ``1 - cos``, which has the same minimum).
     """
-    return {"reconstruction": ((output - target) ** 2).mean(), "smoothness": smoothness_loss(s, image),
-            "colour": colour_angle_loss(output, target)}
+    return {
+        "reconstruction": ((output - target) ** 2).mean(),
+        "smoothness": smoothness_loss(s, image),
+        "colour": colour_angle_loss(output, target),
+    }
 
 
 def deepupe_objective(network: DeepUPELight, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -366,16 +391,27 @@ class DeepUPELight(nn.Module):
         self.config: dict[str, Any] = {"features": features, "eps": eps}
         f, h = features, features // 2
         self.eps = eps
-        self.down = nn.ModuleList([nn.Conv2d(3, h, 3, stride=2, padding=1), nn.Conv2d(h, f, 3, stride=2, padding=1),
-                                   nn.Conv2d(f, 2 * f, 3, stride=2, padding=1),
-                                   nn.Conv2d(2 * f, 2 * f, 3, stride=2, padding=1)])
-        self.local = nn.Sequential(nn.Conv2d(2 * f, 2 * f, 3, padding=1), nn.LeakyReLU(LRELU_SLOPE),
-                                   nn.Conv2d(2 * f, 2 * f, 3, padding=1))
+        self.down = nn.ModuleList(
+            [
+                nn.Conv2d(3, h, 3, stride=2, padding=1),
+                nn.Conv2d(h, f, 3, stride=2, padding=1),
+                nn.Conv2d(f, 2 * f, 3, stride=2, padding=1),
+                nn.Conv2d(2 * f, 2 * f, 3, stride=2, padding=1),
+            ]
+        )
+        self.local = nn.Sequential(
+            nn.Conv2d(2 * f, 2 * f, 3, padding=1), nn.LeakyReLU(LRELU_SLOPE), nn.Conv2d(2 * f, 2 * f, 3, padding=1)
+        )
         self.glob = nn.Sequential(nn.Linear(2 * f, 2 * f), nn.LeakyReLU(LRELU_SLOPE), nn.Linear(2 * f, 2 * f))
         self.reduce = nn.Conv2d(2 * f, h, 1)  # low-resolution "grid" features, upsampled
         self.guide = nn.Conv2d(3, h, 3, padding=1)
-        self.head = nn.Sequential(nn.Conv2d(2 * h + 3, h, 1), nn.LeakyReLU(LRELU_SLOPE),
-                                  nn.Conv2d(h, h, 1), nn.LeakyReLU(LRELU_SLOPE), nn.Conv2d(h, 3, 1))
+        self.head = nn.Sequential(
+            nn.Conv2d(2 * h + 3, h, 1),
+            nn.LeakyReLU(LRELU_SLOPE),
+            nn.Conv2d(h, h, 1),
+            nn.LeakyReLU(LRELU_SLOPE),
+            nn.Conv2d(h, 3, 1),
+        )
 
     def illumination(self, image: torch.Tensor) -> torch.Tensor:
         """``S`` in ``[eps, 1]`` for the input ``I`` (``N x 3 x H x W``), before the ``S >= I`` clamp."""

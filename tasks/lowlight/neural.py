@@ -31,8 +31,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from restorebench import Degraded, UserError, register
-from restorebench.tasks.lowlight.degradations import LowLight, Underexpose, require_raw, require_srgb
 from restorebench.neural.inference import NeuralMethod, NeuralParams
+from restorebench.tasks.lowlight.degradations import LowLight, Underexpose, require_raw, require_srgb
 
 __all__ = [
     "DEEPUPE_RATIOS",
@@ -124,14 +124,26 @@ class SIDUNetMethod(NeuralMethod):
 
         config = dict(SID_VARIANTS[self.params.variant])
         return Recipe(
-            architecture=self.architecture, config=config, make_pair=sid_training_pair, patch_size=96,
-            batch_size=6, steps=40000, lr=1e-3, channels="rgb", loss="l1", lr_milestones=(0.7, 0.9),
-            grad_clip=1.0, val_every=500, val_patches=32,
-            notes=(f"SID U-Net ({self.params.variant}: base {config['base']}, depth {config['depth']}); pairs made by "
-                   "the 'lowlight' degradation on each 96x96 clean patch (ratio from 100/250/300, noise level "
-                   "sampled as Brooks et al.), input min(packed * ratio, 1), target rawpy render of the long "
-                   "exposure; L1 as SID"),
-        )  # fmt: skip
+            architecture=self.architecture,
+            config=config,
+            make_pair=sid_training_pair,
+            patch_size=96,
+            batch_size=6,
+            steps=40000,
+            lr=1e-3,
+            channels="rgb",
+            loss="l1",
+            lr_milestones=(0.7, 0.9),
+            grad_clip=1.0,
+            val_every=500,
+            val_patches=32,
+            notes=(
+                f"SID U-Net ({self.params.variant}: base {config['base']}, depth {config['depth']}); pairs made by "
+                "the 'lowlight' degradation on each 96x96 clean patch (ratio from 100/250/300, noise level "
+                "sampled as Brooks et al.), input min(packed * ratio, 1), target rawpy render of the long "
+                "exposure; L1 as SID"
+            ),
+        )
 
     def convert_official(self, weights: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """SID weights as a state dict: ours / PyTorch ports, or the TF checkpoint's names.
@@ -141,8 +153,10 @@ class SIDUNetMethod(NeuralMethod):
         from restorebench.tasks.lowlight.models import sid_from_official
 
         if weights.state_dict is None:
-            raise UserError(f"{self.qualified_name}: SID weights come as a state dict (.pth/.safetensors) or a "
-                            f"TensorFlow checkpoint (model.ckpt), not {weights.source_format}")
+            raise UserError(
+                f"{self.qualified_name}: SID weights come as a state dict (.pth/.safetensors) or a "
+                f"TensorFlow checkpoint (model.ckpt), not {weights.source_format}"
+            )
         return sid_from_official(weights.state_dict)
 
 
@@ -187,7 +201,9 @@ class DeepUPEMethod(NeuralMethod):
         try:
             return DeepUPELight(**{**DEEPUPE_CONFIG, **config})
         except (TypeError, ValueError) as exc:
-            raise UserError(f"{self.qualified_name}: checkpoint config {config} does not fit DeepUPELight ({exc})") from None
+            raise UserError(
+                f"{self.qualified_name}: checkpoint config {config} does not fit DeepUPELight ({exc})"
+            ) from None
 
     def default_checkpoints(self) -> list[Path]:
         return [(self.checkpoint_dir or CHECKPOINT_DIR) / "deepupe_light.safetensors"]
@@ -213,19 +229,32 @@ class DeepUPEMethod(NeuralMethod):
         Adam lr 1e-3, gradients clipped at norm 1 (the smoothness weights reach 1e4 on
         flat patches).
         """
-        from restorebench.tasks.lowlight.models import DEEPUPE_WEIGHTS, deepupe_objective
         from restorebench.neural.training import Recipe
+        from restorebench.tasks.lowlight.models import DEEPUPE_WEIGHTS, deepupe_objective
 
         w = DEEPUPE_WEIGHTS
         return Recipe(
-            architecture=self.architecture, config=dict(DEEPUPE_CONFIG), make_pair=deepupe_training_pair,
-            patch_size=96, batch_size=8, steps=3000, lr=1e-3, channels="rgb", loss="mse",
-            objective=deepupe_objective, grad_clip=1.0, lr_milestones=(0.7, 0.9), val_every=500, val_patches=64,
-            notes=("DeepUPE-style, light (no VGG encoder, no bilateral grid); pairs made by the 'underexpose' "
-                   f"degradation, ratio log-uniform in [{DEEPUPE_RATIOS[0]:g}, {DEEPUPE_RATIOS[1]:g}], noise 0; loss "
-                   f"= mse(I/S, target) + {w['smoothness']:g} * smoothness(S; log luminance of I) + "
-                   f"{w['colour']:g} * colour angle"),
-        )  # fmt: skip
+            architecture=self.architecture,
+            config=dict(DEEPUPE_CONFIG),
+            make_pair=deepupe_training_pair,
+            patch_size=96,
+            batch_size=8,
+            steps=3000,
+            lr=1e-3,
+            channels="rgb",
+            loss="mse",
+            objective=deepupe_objective,
+            grad_clip=1.0,
+            lr_milestones=(0.7, 0.9),
+            val_every=500,
+            val_patches=64,
+            notes=(
+                "DeepUPE-style, light (no VGG encoder, no bilateral grid); pairs made by the 'underexpose' "
+                f"degradation, ratio log-uniform in [{DEEPUPE_RATIOS[0]:g}, {DEEPUPE_RATIOS[1]:g}], noise 0; loss "
+                f"= mse(I/S, target) + {w['smoothness']:g} * smoothness(S; log luminance of I) + "
+                f"{w['colour']:g} * colour angle"
+            ),
+        )
 
 
 def deepupe_training_pair(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -21,24 +21,33 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
+
 from restorebench import ImageLoadError
 
+__all__ = [
+    "RawImage",
+    "read_raw",
+    "pack_bayer",
+    "render",
+    "encode_dng",
+    "write_dng",
+    "cfa_name",
+    "XYZ_FROM_SRGB",
+    "RENDER_OPTIONS",
+]
 
-__all__ = ["RawImage", "read_raw", "pack_bayer", "render", "encode_dng", "write_dng", "cfa_name",
-           "XYZ_FROM_SRGB", "RENDER_OPTIONS"]
-
-RawSource = Union[str, os.PathLike, bytes]
+RawSource = str | os.PathLike | bytes
 
 # What SID renders its references with (and what every render here uses).
 RENDER_OPTIONS: dict[str, Any] = {"use_camera_wb": True, "half_size": False, "no_auto_bright": True, "output_bps": 16}
 
 # Linear sRGB (D65) -> CIE XYZ, the constant dcraw/LibRaw multiply a DNG ColorMatrix with.
-XYZ_FROM_SRGB = np.array([[0.412453, 0.357580, 0.180423],
-                          [0.212671, 0.715160, 0.072169],
-                          [0.019334, 0.119193, 0.950227]])  # fmt: skip
+XYZ_FROM_SRGB = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
 
 _LETTER_CODE = {"R": 0, "G": 1, "B": 2}  # TIFF/EP CFAPattern codes
 _MIN_SIDE = 22  # LibRaw rejects raw images smaller than this
@@ -130,8 +139,14 @@ def read_raw(src: RawSource, *, name: str | None = None) -> RawImage:
         wb[3] = wb[1]
     if wb[1] > 0:
         wb = [w / wb[1] for w in wb]
-    return RawImage(mosaic=mosaic, black_level=black, white_level=white, cfa=cfa,  # type: ignore[arg-type]
-                    wb=tuple(wb), color_matrix=None if not matrix.any() else matrix)  # type: ignore[arg-type]
+    return RawImage(
+        mosaic=mosaic,
+        black_level=black,
+        white_level=white,
+        cfa=cfa,  # type: ignore[arg-type]
+        wb=tuple(wb),
+        color_matrix=None if not matrix.any() else matrix,
+    )  # type: ignore[arg-type]
 
 
 def pack_bayer(raw: RawImage) -> np.ndarray:
@@ -195,8 +210,14 @@ def _rationals(values: Sequence[float], denominator: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _dng_tags(cfa: str, black_level: int | Sequence[int], white_level: int,
-              as_shot_neutral: Sequence[float], color_matrix: np.ndarray, model: str) -> list[tuple]:
+def _dng_tags(
+    cfa: str,
+    black_level: int | Sequence[int],
+    white_level: int,
+    as_shot_neutral: Sequence[float],
+    color_matrix: np.ndarray,
+    model: str,
+) -> list[tuple]:
     if len(cfa) != 4 or sorted(cfa.upper()) != ["B", "G", "G", "R"]:
         raise ValueError(f"cfa must be a 2x2 Bayer layout such as 'RGGB' or 'BGGR', got {cfa!r}")
     blacks = [int(black_level)] if np.isscalar(black_level) else [int(b) for b in black_level]  # type: ignore[arg-type]
@@ -247,8 +268,15 @@ def encode_dng(
     tags = _dng_tags(cfa, black_level, white_level, as_shot_neutral, color_matrix, camera_model)
     buf = io.BytesIO()
     with tifffile.TiffWriter(buf) as tif:
-        tif.write(np.ascontiguousarray(mosaic), photometric=32803, subfiletype=0, compression=None,
-                  metadata=None, software=False, extratags=tags)
+        tif.write(
+            np.ascontiguousarray(mosaic),
+            photometric=32803,
+            subfiletype=0,
+            compression=None,
+            metadata=None,
+            software=False,
+            extratags=tags,
+        )
     return buf.getvalue()
 
 
@@ -281,6 +309,13 @@ def write_dng(
     ...     read_raw(Path(d) / "x.dng").cfa_name
     'BGGR'
     """
-    data = encode_dng(mosaic, cfa=cfa, black_level=black_level, white_level=white_level,
-                      as_shot_neutral=as_shot_neutral, color_matrix=color_matrix, camera_model=camera_model)
+    data = encode_dng(
+        mosaic,
+        cfa=cfa,
+        black_level=black_level,
+        white_level=white_level,
+        as_shot_neutral=as_shot_neutral,
+        color_matrix=color_matrix,
+        camera_model=camera_model,
+    )
     Path(path).write_bytes(data)

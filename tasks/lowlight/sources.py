@@ -25,10 +25,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from collections.abc import Callable
 from typing import Literal, TypeVar
 
 import numpy as np
@@ -82,8 +82,9 @@ def _exposure(path: Path) -> float:
 def _parse_line(number: int, text: str, root: Path) -> SidPair:
     parts = text.split()
     if len(parts) < 2:
-        return SidPair(number, text, Path(parts[0]) if parts else Path(), Path(),
-                       error="expected 'SHORT_FILE LONG_FILE [ISO] [F]'")
+        return SidPair(
+            number, text, Path(parts[0]) if parts else Path(), Path(), error="expected 'SHORT_FILE LONG_FILE [ISO] [F]'"
+        )
     short, long = root / parts[0], root / parts[1]
     match = _NAME.match(short.stem)
     scene = match["scene"] if match else None
@@ -231,8 +232,10 @@ class SidSource(Source):
         except ImageLoadError as exc:
             raise ImageLoadError(f"{where}: {exc}") from None
         if short != long:
-            raise ImageLoadError(f"{where}: short exposure {pair.short} is {short[0]}x{short[1]} "
-                                 f"but long exposure {pair.long} is {long[0]}x{long[1]}")
+            raise ImageLoadError(
+                f"{where}: short exposure {pair.short} is {short[0]}x{short[1]} "
+                f"but long exposure {pair.long} is {long[0]}x{long[1]}"
+            )
         return pair
 
     def load(self, image: ImageRef) -> np.ndarray:

@@ -35,8 +35,19 @@ import numpy as np
 
 from restorebench.tasks.lowlight.raw import XYZ_FROM_SRGB, encode_dng
 
-__all__ = ["XYZ2CAMS", "SyntheticPair", "NoiseLevel", "make_pair", "sample_noise", "srgb_to_linear",
-           "linear_to_srgb", "rgb_to_camera", "BLACK", "WHITE", "SHOT_PER_ISO"]
+__all__ = [
+    "XYZ2CAMS",
+    "SyntheticPair",
+    "NoiseLevel",
+    "make_pair",
+    "sample_noise",
+    "srgb_to_linear",
+    "linear_to_srgb",
+    "rgb_to_camera",
+    "BLACK",
+    "WHITE",
+    "SHOT_PER_ISO",
+]
 
 BLACK, WHITE = 512, 16383  # SID's Sony a7S II levels
 SHOT_PER_ISO = 1e-6  # shot-noise gain (units of white - black) per ISO step
@@ -46,12 +57,14 @@ RED_GAIN, BLUE_GAIN = (1.9, 2.4), (1.5, 1.9)
 
 # XYZ -> camera matrices of four cameras, as listed by Brooks et al. (google-research
 # "unprocessing", from the Adobe DNG converter's profiles).
-XYZ2CAMS = np.array([
-    [[1.0234, -0.2969, -0.2266], [-0.5625, 1.6328, -0.0469], [-0.0703, 0.2188, 0.6406]],
-    [[0.4913, -0.0541, -0.0202], [-0.6130, 1.3513, 0.2906], [-0.1564, 0.2151, 0.7183]],
-    [[0.8380, -0.2630, -0.0639], [-0.2887, 1.0725, 0.2496], [-0.0627, 0.1427, 0.5438]],
-    [[0.6596, -0.2079, -0.0562], [-0.4782, 1.3016, 0.1933], [-0.0970, 0.1581, 0.5181]],
-])  # fmt: skip
+XYZ2CAMS = np.array(
+    [
+        [[1.0234, -0.2969, -0.2266], [-0.5625, 1.6328, -0.0469], [-0.0703, 0.2188, 0.6406]],
+        [[0.4913, -0.0541, -0.0202], [-0.6130, 1.3513, 0.2906], [-0.1564, 0.2151, 0.7183]],
+        [[0.8380, -0.2630, -0.0639], [-0.2887, 1.0725, 0.2496], [-0.0627, 0.1427, 0.5438]],
+        [[0.6596, -0.2079, -0.0562], [-0.4782, 1.3016, 0.1933], [-0.0970, 0.1581, 0.5181]],
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -161,8 +174,20 @@ def make_pair(
     x = unprocess(clean, xyz2cam, gains)
     long = _to_dn(x)
     short = _expose_short(x, ratio, level, rng) if level else _to_dn(x / ratio)
-    tags = {"cfa": "RGGB", "black_level": BLACK, "white_level": WHITE,
-            "as_shot_neutral": tuple(1.0 / gains), "color_matrix": xyz2cam}
-    return SyntheticPair(long_dng=encode_dng(long, **tags), short_dng=encode_dng(short, **tags),
-                         long=long, short=short, ratio=float(ratio), noise=level,
-                         wb=tuple(float(g) for g in gains), xyz2cam=xyz2cam)  # type: ignore[arg-type]
+    tags = {
+        "cfa": "RGGB",
+        "black_level": BLACK,
+        "white_level": WHITE,
+        "as_shot_neutral": tuple(1.0 / gains),
+        "color_matrix": xyz2cam,
+    }
+    return SyntheticPair(
+        long_dng=encode_dng(long, **tags),
+        short_dng=encode_dng(short, **tags),
+        long=long,
+        short=short,
+        ratio=float(ratio),
+        noise=level,
+        wb=tuple(float(g) for g in gains),
+        xyz2cam=xyz2cam,
+    )  # type: ignore[arg-type]

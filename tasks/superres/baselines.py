@@ -39,8 +39,10 @@ class _Upscaler(Method):
 def _scale(item: Degraded) -> int:
     scale = item.params.get("scale")
     if scale is None or int(scale) != scale or scale < 1:
-        raise ValueError(f"{item.degradation!r} input has no integer 'scale' parameter (params: "
-                         f"{dict(item.params)}); super-resolution methods need the bicubic degradation")
+        raise ValueError(
+            f"{item.degradation!r} input has no integer 'scale' parameter (params: "
+            f"{dict(item.params)}); super-resolution methods need the bicubic degradation"
+        )
     return int(scale)
 
 
@@ -102,6 +104,8 @@ class Lanczos(_Upscaler):
         from PIL import Image
 
         size = (img.shape[1] * scale, img.shape[0] * scale)
-        planes = [np.asarray(Image.fromarray(img[:, :, c]).resize(size, Image.Resampling.LANCZOS))
-                  for c in range(img.shape[2])]
+        planes = [
+            np.asarray(Image.fromarray(img[:, :, c]).resize(size, Image.Resampling.LANCZOS))
+            for c in range(img.shape[2])
+        ]
         return np.stack(planes, axis=-1)

@@ -65,12 +65,14 @@ class Bicubic(Degradation):
         scale = self.params.scale
         image = np.asarray(image)
         if not np.issubdtype(image.dtype, np.floating) or image.ndim not in (2, 3):
-            raise ValueError(f"expected a float HxW or HxWxC image in [0, 1], got dtype {image.dtype} "
-                             f"and shape {image.shape}")
+            raise ValueError(
+                f"expected a float HxW or HxWxC image in [0, 1], got dtype {image.dtype} and shape {image.shape}"
+            )
         hr = modcrop(image, scale)
         if hr.shape[0] == 0 or hr.shape[1] == 0:
             raise ValueError(f"image of shape {image.shape} is smaller than the scale {scale}")
         lr = imresize(hr, 1 / scale)
         lr = (np.round(np.clip(lr * 255.0, 0.0, 255.0)) / 255.0).astype(np.float32)
-        return Degraded(image=lr, degradation=self.name, params={"scale": scale},
-                        crop_border=scale, reference=hr.astype(np.float32))
+        return Degraded(
+            image=lr, degradation=self.name, params={"scale": scale}, crop_border=scale, reference=hr.astype(np.float32)
+        )

@@ -49,9 +49,13 @@ __all__ = ["imresize", "modcrop"]
 _KERNEL_WIDTH = 4.0  # support of the cubic kernel, [-2, 2]
 
 
-def imresize(img: np.ndarray, scale: float | None = None, *,
-             output_shape: tuple[int, int] | None = None,
-             antialiasing: bool = True) -> np.ndarray:
+def imresize(
+    img: np.ndarray,
+    scale: float | None = None,
+    *,
+    output_shape: tuple[int, int] | None = None,
+    antialiasing: bool = True,
+) -> np.ndarray:
     """Resize an image like MATLAB's ``imresize(img, scale, 'bicubic')``.
 
     Parameters
@@ -117,15 +121,18 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
 def _as_float_image(img: np.ndarray) -> np.ndarray:
     img = np.asarray(img)
     if not np.issubdtype(img.dtype, np.floating) or img.ndim not in (2, 3):
-        raise ValueError(f"expected a float HxW or HxWxC image, got dtype {img.dtype} and shape "
-                         f"{img.shape}; convert 8-bit images with img / 255 first")
+        raise ValueError(
+            f"expected a float HxW or HxWxC image, got dtype {img.dtype} and shape "
+            f"{img.shape}; convert 8-bit images with img / 255 first"
+        )
     if img.shape[0] < 1 or img.shape[1] < 1:
         raise ValueError(f"cannot resize an empty image (shape {img.shape})")
     return img
 
 
-def _scales_and_shape(in_shape: tuple[int, ...], scale: float | None,
-                      output_shape: tuple[int, int] | None) -> tuple[tuple[float, float], tuple[int, int]]:
+def _scales_and_shape(
+    in_shape: tuple[int, ...], scale: float | None, output_shape: tuple[int, int] | None
+) -> tuple[tuple[float, float], tuple[int, int]]:
     """MATLAB's ``fixupSizeAndScale``: per-dimension scales and the output size."""
     if (scale is None) == (output_shape is None):
         raise ValueError("give exactly one of scale and output_shape")
@@ -150,8 +157,7 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     return inner + outer
 
 
-def _contributions(in_len: int, out_len: int, scale: float,
-                   antialiasing: bool) -> tuple[np.ndarray, np.ndarray]:
+def _contributions(in_len: int, out_len: int, scale: float, antialiasing: bool) -> tuple[np.ndarray, np.ndarray]:
     """Per output pixel, the weights and 0-based input indices of its taps, ``(out, P)`` each."""
     width, stretch = _KERNEL_WIDTH, 1.0
     if scale < 1 and antialiasing:

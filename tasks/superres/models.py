@@ -29,13 +29,12 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from restorebench import UserError
 
+from restorebench import UserError
 
 __all__ = ["SRCNN", "srcnn_from_official", "srcnn_parameter_count"]
 
-DEFAULT_CONFIG: dict[str, Any] = {"f1": 9, "f2": 1, "f3": 5, "n1": 64, "n2": 32, "channels": 1,
-                                  "padding": "replicate"}
+DEFAULT_CONFIG: dict[str, Any] = {"f1": 9, "f2": 1, "f3": 5, "n1": 64, "n2": 32, "channels": 1, "padding": "replicate"}
 
 
 class SRCNN(nn.Module):
@@ -65,8 +64,16 @@ class SRCNN(nn.Module):
     8129
     """
 
-    def __init__(self, f1: int = 9, f2: int = 1, f3: int = 5, n1: int = 64, n2: int = 32,
-                 channels: int = 1, padding: Literal["replicate", "zeros"] = "replicate") -> None:
+    def __init__(
+        self,
+        f1: int = 9,
+        f2: int = 1,
+        f3: int = 5,
+        n1: int = 64,
+        n2: int = 32,
+        channels: int = 1,
+        padding: Literal["replicate", "zeros"] = "replicate",
+    ) -> None:
         super().__init__()
         if any(f < 1 or f % 2 == 0 for f in (f1, f2, f3)):
             raise ValueError(f"filter sizes must be odd, got {f1}-{f2}-{f3}")
@@ -92,8 +99,7 @@ class SRCNN(nn.Module):
         return self.conv3(x)
 
 
-def srcnn_parameter_count(f1: int = 9, f2: int = 1, f3: int = 5, n1: int = 64, n2: int = 32,
-                          channels: int = 1) -> int:
+def srcnn_parameter_count(f1: int = 9, f2: int = 1, f3: int = 5, n1: int = 64, n2: int = 32, channels: int = 1) -> int:
     """The analytic number of weights and biases of :class:`SRCNN` (8129 for 9-1-5).
 
     >>> srcnn_parameter_count(f2=5)
@@ -136,13 +142,24 @@ def _config_of(layers: Sequence[_Layer]) -> dict[str, Any]:
     if any(w.shape[2] != w.shape[3] or w.shape[2] % 2 == 0 for w in (w1, w2, w3)):
         raise UserError(f"SRCNN filters must be square and odd-sized; got {[w.shape for w in (w1, w2, w3)]}")
     if w2.shape[1] != w1.shape[0] or w3.shape[1] != w2.shape[0] or w3.shape[0] != w1.shape[1]:
-        raise UserError("the three conv layers do not chain (Cout of each = Cin of the next, image channels "
-                        f"in = out): shapes {[w.shape for w in (w1, w2, w3)]}")
+        raise UserError(
+            "the three conv layers do not chain (Cout of each = Cin of the next, image channels "
+            f"in = out): shapes {[w.shape for w in (w1, w2, w3)]}"
+        )
     if w1.shape[1] != 1:
-        raise UserError(f"these weights take {w1.shape[1]} image channels; superres/srcnn runs on the "
-                        "luminance (Y) only and needs a 1-channel SRCNN")
-    return {"f1": sizes[0], "f2": sizes[1], "f3": sizes[2], "n1": int(w1.shape[0]), "n2": int(w2.shape[0]),
-            "channels": 1, "padding": "replicate"}
+        raise UserError(
+            f"these weights take {w1.shape[1]} image channels; superres/srcnn runs on the "
+            "luminance (Y) only and needs a 1-channel SRCNN"
+        )
+    return {
+        "f1": sizes[0],
+        "f2": sizes[1],
+        "f3": sizes[2],
+        "n1": int(w1.shape[0]),
+        "n2": int(w2.shape[0]),
+        "channels": 1,
+        "padding": "replicate",
+    }
 
 
 def _matlab_filters(columns: np.ndarray, f: int) -> np.ndarray:
@@ -168,8 +185,9 @@ def _from_mat_variables(variables: Mapping[str, np.ndarray]) -> list[_Layer]:
     names = [f"{kind}_conv{i}" for i in (1, 2, 3) for kind in ("weights", "biases")]
     missing = [n for n in names if n not in variables]
     if missing:
-        raise UserError(f"not SRCNN's MATLAB weights: {', '.join(missing)} missing "
-                        f"(found {', '.join(sorted(variables))})")
+        raise UserError(
+            f"not SRCNN's MATLAB weights: {', '.join(missing)} missing (found {', '.join(sorted(variables))})"
+        )
     w1, w2, w3 = (np.asarray(variables[f"weights_conv{i}"], dtype=np.float64) for i in (1, 2, 3))
     if w1.ndim == 3 and w1.shape[0] == 1:  # 1 x f1^2 x n1
         w1 = w1[0]
@@ -205,8 +223,10 @@ def _from_matconvnet(layers: Sequence[Any]) -> list[_Layer]:
             bias = layer.weights[1].ravel(order="F") if len(layer.weights) > 1 else np.zeros(filters.shape[3])
             convs.append((filters.transpose(3, 2, 0, 1), bias))
         elif layer.type not in _SKIPPED_LAYERS:
-            raise UserError(f"MatConvNet layer {layer.name} of type {layer.type!r} is not part of SRCNN "
-                            f"(conv, relu and a loss only)")
+            raise UserError(
+                f"MatConvNet layer {layer.name} of type {layer.type!r} is not part of SRCNN "
+                f"(conv, relu and a loss only)"
+            )
     if len(convs) != 3:
         raise UserError(f"SRCNN has 3 conv layers; this MatConvNet net has {len(convs)}")
     return convs
@@ -216,8 +236,10 @@ def _from_state_dict(state: Mapping[str, np.ndarray]) -> list[_Layer]:
     """The 4-D ``*.weight`` tensors in file order (= module order) with their biases."""
     weights = [k for k, v in state.items() if k.endswith("weight") and np.ndim(v) == 4]
     if len(weights) != 3:
-        raise UserError(f"SRCNN has 3 conv layers; this state dict has {len(weights)} 4-D weights "
-                        f"({', '.join(weights) or 'none'}; keys: {', '.join(list(state)[:12])})")
+        raise UserError(
+            f"SRCNN has 3 conv layers; this state dict has {len(weights)} 4-D weights "
+            f"({', '.join(weights) or 'none'}; keys: {', '.join(list(state)[:12])})"
+        )
     layers = []
     for key in weights:
         weight = np.asarray(state[key])

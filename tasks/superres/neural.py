@@ -136,11 +136,12 @@ class SRCNNMethod(NeuralMethod):
         if self.params.checkpoint:
             return self.checkpoints()[0]
         if self.params.scale is not None and scale != self.params.scale:
-            raise UserError(f"{self.ref} is for x{self.params.scale} inputs, got an x{scale} input; "
-                            "leave scale out to follow each input's scale")
+            raise UserError(
+                f"{self.ref} is for x{self.params.scale} inputs, got an x{scale} input; "
+                "leave scale out to follow each input's scale"
+            )
         if scale not in SCALES:
-            raise UserError(f"{self.qualified_name} has checkpoints for x{', x'.join(map(str, SCALES))}, "
-                            f"not x{scale}")
+            raise UserError(f"{self.qualified_name} has checkpoints for x{', x'.join(map(str, SCALES))}, not x{scale}")
         return self.checkpoint_path(scale)
 
     # ------------------------------------------------------------ colour handling
@@ -165,8 +166,10 @@ class SRCNNMethod(NeuralMethod):
 
     def _training_scale(self) -> int:
         if self.params.scale is None:
-            raise UserError(f"{self.qualified_name} trains one checkpoint per scale; name it",
-                            hint="restorebench train 'superres/srcnn?scale=3'")
+            raise UserError(
+                f"{self.qualified_name} trains one checkpoint per scale; name it",
+                hint="restorebench train 'superres/srcnn?scale=3'",
+            )
         return self.params.scale
 
     def training_output(self) -> Path:
@@ -197,7 +200,7 @@ class SRCNNMethod(NeuralMethod):
             lr_milestones=(0.5, 0.85),
             val_every=500,
             notes=f"SRCNN {self.params.variant} x{scale}: input = MATLAB bicubic x{scale} of the 8-bit "
-                  f"bicubic x1/{scale} LR of a Y patch; target = the Y patch",
+            f"bicubic x1/{scale} LR of a Y patch; target = the Y patch",
         )
 
     # ------------------------------------------------------------ released weights

@@ -15,8 +15,8 @@ import pytest
 from restorebench.commands.compare import compare, load_side, paired_bootstrap_ci
 from restorebench.core.errors import UserError
 from restorebench.run.pipeline import RunOptions, run_suite
-
 from tests import REPO as ROOT
+
 METHODS = ("denoise/median", "denoise/box")
 ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
 
@@ -44,15 +44,27 @@ class MyModel(Method):
 
 
 def _run(folder: Path, out: Path, methods=METHODS, **kw):
-    options = dict(tasks=("denoise",), datasets=(f"folder:{folder}",),
-                   degradations=("gaussian?sigma=25", "saltpepper?density=0.1"), methods=methods, out=out,
-                   executor="local", tracking=False)  # fmt: skip
+    options = dict(
+        tasks=("denoise",),
+        datasets=(f"folder:{folder}",),
+        degradations=("gaussian?sigma=25", "saltpepper?density=0.1"),
+        methods=methods,
+        out=out,
+        executor="local",
+        tracking=False,
+    )
     return run_suite(RunOptions(**{**options, **kw}))
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "restorebench.cli", "compare", *map(str, args)], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "restorebench.cli", "compare", *map(str, args)],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -161,7 +173,11 @@ def test_mismatches_are_reported_and_the_rest_compared(two_runs, tmp_path):
 
     rows = result.rows.set_index(["degradation", "metric"])
     assert set(result.rows["method"]) == {"denoise/median"}
-    assert set(rows.index) == {("gaussian?sigma=25", "psnr"), ("gaussian?sigma=25", "ssim"), ("saltpepper?density=0.1", "ssim")}
+    assert set(rows.index) == {
+        ("gaussian?sigma=25", "psnr"),
+        ("gaussian?sigma=25", "ssim"),
+        ("saltpepper?density=0.1", "ssim"),
+    }
     assert rows.loc[("gaussian?sigma=25", "psnr"), "n"] == 1 and rows.loc[("saltpepper?density=0.1", "ssim"), "n"] == 2
     assert rows.loc[("gaussian?sigma=25", "psnr"), "cand_failed"] == 1
     text = "\n".join(result.mismatches)

@@ -49,7 +49,9 @@ def _imports(path: Path) -> list[tuple[str, int]]:
             out += [(alias.name, node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             out.append((node.module, node.lineno))
-            out += [(f"{node.module}.{a.name}", node.lineno) for a in node.names if f"{node.module}.{a.name}" in MODULES]
+            out += [
+                (f"{node.module}.{a.name}", node.lineno) for a in node.names if f"{node.module}.{a.name}" in MODULES
+            ]
     return out
 
 
@@ -112,7 +114,9 @@ def test_metrics_are_pure_and_score_depends_only_on_core():
             return None
         if module == "restorebench.score.metrics":
             return "metric functions import nothing of the engine"
-        if _inside(module, "restorebench.score") and not (_inside(name, "restorebench.core") or _inside(name, "restorebench.score")):
+        if _inside(module, "restorebench.score") and not (
+            _inside(name, "restorebench.core") or _inside(name, "restorebench.score")
+        ):
             return "score/ may import only restorebench.core"
         return None
 

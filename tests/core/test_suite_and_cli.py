@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -27,8 +26,12 @@ def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
 
 
 def _suite(**task) -> dict:
-    entry = {"task": "denoise", "datasets": ["bundled:photos"], "degradations": ["gaussian?sigma=25"],
-             "methods": ["denoise/median"]}  # fmt: skip
+    entry = {
+        "task": "denoise",
+        "datasets": ["bundled:photos"],
+        "degradations": ["gaussian?sigma=25"],
+        "methods": ["denoise/median"],
+    }
     entry.update(task)
     return {"name": "t", "seed": 0, "tasks": [entry]}
 
@@ -121,9 +124,17 @@ def test_plugin_method_by_module_and_class(tmp_path, image_folder, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     from restorebench.run.pipeline import RunOptions, run_suite
 
-    summary = run_suite(RunOptions(tasks=("denoise",), datasets=(f"folder:{image_folder}",),
-                                   degradations=("gaussian?sigma=0",), methods=("myplugin:Darken", "denoise/identity"),
-                                   out=tmp_path / "run", executor="local", tracking=False))  # fmt: skip
+    summary = run_suite(
+        RunOptions(
+            tasks=("denoise",),
+            datasets=(f"folder:{image_folder}",),
+            degradations=("gaussian?sigma=0",),
+            methods=("myplugin:Darken", "denoise/identity"),
+            out=tmp_path / "run",
+            executor="local",
+            tracking=False,
+        )
+    )
     frame = summary.results
     assert set(frame["method"]) == {"denoise/darken", "denoise/identity"}
     psnr = frame[frame.metric == "psnr"].groupby("method")["value"].mean()
@@ -177,9 +188,23 @@ def test_cli_list_checkpoints_shows_each_committed_checkpoint_with_its_provenanc
 @pytest.mark.ray
 def test_cli_run_end_to_end_on_a_folder(image_folder, tmp_path):
     """The issue's acceptance command, on Ray and in-process, then `report`."""
-    args = ["run", "--task", "denoise", "--dataset", f"folder:{image_folder}", "--degradation", "gaussian?sigma=25",
-            "--method", "denoise/median", "--method", "denoise/nlmeans", "--num-cpus", "2",
-            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]  # fmt: skip
+    args = [
+        "run",
+        "--task",
+        "denoise",
+        "--dataset",
+        f"folder:{image_folder}",
+        "--degradation",
+        "gaussian?sigma=25",
+        "--method",
+        "denoise/median",
+        "--method",
+        "denoise/nlmeans",
+        "--num-cpus",
+        "2",
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+    ]
     ray_run = cli(*args, "--out", str(tmp_path / "ray"), cwd=tmp_path)
     assert ray_run.returncode == 0, ray_run.stderr
     assert "denoise/nlmeans" in ray_run.stdout and "MLflow:" in ray_run.stdout
@@ -197,9 +222,25 @@ def test_cli_run_end_to_end_on_a_folder(image_folder, tmp_path):
 
 def test_cli_run_prints_a_bad_image_once_with_its_unit_count(image_folder, tmp_path):
     (image_folder / "c_broken.png").write_bytes(b"not a png" * 50)
-    proc = cli("run", "--task", "denoise", "--dataset", f"folder:{image_folder}", "--degradation", "gaussian?sigma=25",
-               "--method", "denoise/median", "--method", "denoise/identity", "--executor", "local", "--no-tracking",
-               "--out", str(tmp_path / "run"), cwd=tmp_path)
+    proc = cli(
+        "run",
+        "--task",
+        "denoise",
+        "--dataset",
+        f"folder:{image_folder}",
+        "--degradation",
+        "gaussian?sigma=25",
+        "--method",
+        "denoise/median",
+        "--method",
+        "denoise/identity",
+        "--executor",
+        "local",
+        "--no-tracking",
+        "--out",
+        str(tmp_path / "run"),
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     failed = [line for line in proc.stdout.splitlines() if line.strip().startswith("failed:")]
     assert len(failed) == 1 and "c_broken.png" in failed[0] and failed[0].endswith("(2 units)")

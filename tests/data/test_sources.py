@@ -17,9 +17,8 @@ import pytest
 import skimage
 from PIL import Image
 
-from restorebench.core.errors import UserError
 from restorebench.core.build import build_source, get_source
-from restorebench.core.errors import ImageLoadError
+from restorebench.core.errors import ImageLoadError, UserError
 from restorebench.data.images import decode_image, read_image, to_float_image
 from restorebench.data.synthetic import deadleaves
 
@@ -107,8 +106,17 @@ def image_dir(tmp_path: Path) -> Path:
     return d
 
 
-FILES = ["a_rgb.png", "b_gray16.png", "c_rgba.png", "d_photo.JPG", "e_rgb16.tiff", "f_palette.png",
-         "g_gray_alpha.png", "x_broken.png", "y_empty.png"]  # fmt: skip
+FILES = [
+    "a_rgb.png",
+    "b_gray16.png",
+    "c_rgba.png",
+    "d_photo.JPG",
+    "e_rgb16.tiff",
+    "f_palette.png",
+    "g_gray_alpha.png",
+    "x_broken.png",
+    "y_empty.png",
+]
 
 
 def test_folder_lists_images_sorted_with_file_hashes(image_dir: Path):
@@ -159,7 +167,11 @@ def test_folder_load_values(image_dir: Path):
     assert t16[0, 0].tolist() == [1.0, np.float32(1000) / np.float32(65535), 0.0]
     pal = img["f_palette.png"]
     assert pal.shape == (2, 3, 3)
-    assert pal[0, 1].tolist() == [1.0, 0.0, 0.0] and pal[1, 2].tolist() == [0.0, 0.0, 1.0] and pal[0, 0].tolist() == [0, 0, 0]
+    assert (
+        pal[0, 1].tolist() == [1.0, 0.0, 0.0]
+        and pal[1, 2].tolist() == [0.0, 0.0, 1.0]
+        and pal[0, 0].tolist() == [0, 0, 0]
+    )
     la = img["g_gray_alpha.png"]
     assert la.shape == (2, 2, 1) and np.all(la == np.float32(77) / 255)
 
@@ -169,7 +181,10 @@ def test_folder_bad_files_raise_image_load_error(image_dir: Path):
     refs = {r.key: r for r in src.list_images()}
     with pytest.raises(ImageLoadError, match="x_broken.png") as exc:
         src.load(refs["x_broken.png"])
-    assert str(exc.value) == f"cannot decode {image_dir / 'x_broken.png'}: not a PNG/JPEG/TIFF/BMP image or corrupt (300 bytes)"
+    assert (
+        str(exc.value)
+        == f"cannot decode {image_dir / 'x_broken.png'}: not a PNG/JPEG/TIFF/BMP image or corrupt (300 bytes)"
+    )
     with pytest.raises(ImageLoadError) as exc:
         src.load(refs["y_empty.png"])
     assert str(exc.value) == f"cannot decode {image_dir / 'y_empty.png'}: not a PNG/JPEG/TIFF/BMP image (0 bytes)"
@@ -200,14 +215,18 @@ def test_folder_errors(tmp_path: Path):
 
 
 def test_reference_errors():
-    with pytest.raises(UserError, match="unknown dataset source 'nope'; valid choices: bundled, folder, hf, sid, synthetic"):
+    with pytest.raises(
+        UserError, match="unknown dataset source 'nope'; valid choices: bundled, folder, hf, sid, synthetic"
+    ):
         build_source("nope:x")
     with pytest.raises(UserError, match="has no scheme") as exc:
         build_source("photos")
     assert "folder:DIR" in str(exc.value)
     with pytest.raises(UserError, match=r"n='0': Input should be greater than or equal to 1"):
         build_source("synthetic:deadleaves?n=0")
-    with pytest.raises(UserError, match="unknown parameter 'colour'; valid parameters: gray, n, rmax, rmin, seed, size"):
+    with pytest.raises(
+        UserError, match="unknown parameter 'colour'; valid parameters: gray, n, rmax, rmin, seed, size"
+    ):
         build_source("synthetic:deadleaves?colour=1")
     with pytest.raises(UserError, match="need 0 < rmin < rmax"):
         build_source("synthetic:deadleaves?rmin=8&rmax=4")

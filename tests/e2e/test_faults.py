@@ -58,14 +58,25 @@ def test_a_dying_worker_fails_only_its_unit(plugin_dir, image_folder, tmp_path, 
 
     monkeypatch.syspath_prepend(str(plugin_dir))
     path = os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"env_vars": {"PYTHONPATH": path}})  # fmt: skip
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
+    )
     try:
-        summary = run_suite(RunOptions(
-            tasks=("denoise",), datasets=(f"folder:{image_folder}",), degradations=("gaussian?sigma=25",),
-            methods=("faulty_plugins:CrashOnGray", "denoise/median"), out=tmp_path / "run", executor="ray",
-            tracking=False,
-        ))  # fmt: skip
+        summary = run_suite(
+            RunOptions(
+                tasks=("denoise",),
+                datasets=(f"folder:{image_folder}",),
+                degradations=("gaussian?sigma=25",),
+                methods=("faulty_plugins:CrashOnGray", "denoise/median"),
+                out=tmp_path / "run",
+                executor="ray",
+                tracking=False,
+            )
+        )
     finally:
         ray.shutdown()
     units = summary.results.drop_duplicates("unit_id").set_index(["image", "method"])["status"]
@@ -95,15 +106,40 @@ def test_an_interrupted_run_keeps_its_results_and_resumes(plugin_dir, image_fold
     """SIGINT mid-run: exit 130, finished batches are on disk, --resume computes only the rest."""
     for i in range(8):  # 11 images x 1 unit each, 0.4 s per unit
         (image_folder / f"z{i}.png").write_bytes((image_folder / "a_astronaut.png").read_bytes())
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")]),
-           "MLFLOW_DISABLE_TELEMETRY": "true"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")]),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "restorebench.cli", "run", "--task", "denoise", "--dataset", f"folder:{image_folder}",
-            "--degradation", "gaussian?sigma=25", "--method", "faulty_plugins:Slow", "--executor", "local",
-            "--no-tracking", "--out", str(out)]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "restorebench.cli",
+        "run",
+        "--task",
+        "denoise",
+        "--dataset",
+        f"folder:{image_folder}",
+        "--degradation",
+        "gaussian?sigma=25",
+        "--method",
+        "faulty_plugins:Slow",
+        "--executor",
+        "local",
+        "--no-tracking",
+        "--out",
+        str(out),
+    ]
     # a shell's background jobs ignore SIGINT and children inherit that: give the run Python's default
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        args,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 60
     while time.time() < deadline and len(list((out / "shards").glob("part-*.parquet"))) < 2:
         time.sleep(0.1)

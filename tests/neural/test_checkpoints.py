@@ -36,17 +36,16 @@ from restorebench.neural.official import (
     read_official,
     read_pickled_model,
 )
-
 from tests import REPO
-
 
 # --- models whose classes live in this test module ------------------------------------------
 
 
 class TinyDnCNN(nn.Sequential):
     def __init__(self) -> None:
-        super().__init__(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
-                         nn.Conv2d(8, 1, 3, padding=1))
+        super().__init__(
+            nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True), nn.Conv2d(8, 1, 3, padding=1)
+        )
 
 
 class SharedStorage(nn.Module):
@@ -213,8 +212,11 @@ def test_read_metadata_reads_the_header_only(tmp_path):
 
 def _state() -> dict[str, torch.Tensor]:
     torch.manual_seed(2)
-    return {"head.weight": torch.randn(4, 1, 3, 3), "head.bias": torch.randn(4),
-            "bn.num_batches_tracked": torch.tensor(3)}
+    return {
+        "head.weight": torch.randn(4, 1, 3, 3),
+        "head.bias": torch.randn(4),
+        "bn.num_batches_tracked": torch.tensor(3),
+    }
 
 
 @pytest.mark.parametrize(
@@ -297,7 +299,8 @@ def test_read_pickled_model_whose_module_is_gone(tmp_path, legacy):
     folder = tmp_path / "code"
     folder.mkdir()
     name = f"vanishing_arch_{'legacy' if legacy else 'zip'}"
-    (folder / f"{name}.py").write_text(textwrap.dedent("""
+    (folder / f"{name}.py").write_text(
+        textwrap.dedent("""
         import torch
         from torch import nn
 
@@ -314,7 +317,8 @@ def test_read_pickled_model_whose_module_is_gone(tmp_path, legacy):
                 self.blocks = nn.ModuleList([Block(4), Block(4)])
                 self.norm = nn.BatchNorm2d(4)
                 self.register_buffer("mean", torch.tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1))
-    """))
+    """)
+    )
     sys.path.insert(0, str(folder))
     try:
         module = importlib.import_module(name)
@@ -366,8 +370,7 @@ def _malicious_files(tmp_path: Path, sentinel: Path) -> list[Path]:
         files.append(raw)
         for legacy in (False, True):
             path = tmp_path / f"torch{i}{'_legacy' if legacy else ''}.pth"
-            torch.save({"weight": torch.ones(2), "payload": payload}, path,
-                       _use_new_zipfile_serialization=not legacy)
+            torch.save({"weight": torch.ones(2), "payload": payload}, path, _use_new_zipfile_serialization=not legacy)
             files.append(path)
     return files
 
@@ -414,18 +417,29 @@ def _dncnn_layers() -> list[dict]:
 
     def conv(name, cin, cout):
         filters = f32(3, 3, cin, cout) if cout > 1 else f32(3, 3, cin)  # MATLAB drops a trailing 1
-        return {"type": "conv", "name": name, "weights": [filters, f32(1, cout)],
-                "stride": np.array([[1.0, 1.0]]), "pad": np.array([[1.0, 1.0, 1.0, 1.0]]),
-                "dilate": 1.0, "precious": np.array([[0]], np.uint8), "opts": []}
+        return {
+            "type": "conv",
+            "name": name,
+            "weights": [filters, f32(1, cout)],
+            "stride": np.array([[1.0, 1.0]]),
+            "pad": np.array([[1.0, 1.0, 1.0, 1.0]]),
+            "dilate": 1.0,
+            "precious": np.array([[0]], np.uint8),
+            "opts": [],
+        }
 
     def relu(name):
         return {"type": "relu", "name": name, "leak": 0.0, "weights": []}
 
-    bnorm = {"type": "bnorm", "name": "bnorm2",
-             "weights": [f32(16, 1), f32(16, 1), np.abs(f32(16, 2))],
-             "epsilon": 1e-4, "learningRate": np.array([[1.0, 1.0, 1.0]]), "precious": np.array([[0]], np.uint8)}
-    return [conv("conv1", 1, 16), relu("relu1"), conv("conv2", 16, 16), bnorm, relu("relu2"),
-            conv("conv3", 16, 1)]
+    bnorm = {
+        "type": "bnorm",
+        "name": "bnorm2",
+        "weights": [f32(16, 1), f32(16, 1), np.abs(f32(16, 2))],
+        "epsilon": 1e-4,
+        "learningRate": np.array([[1.0, 1.0, 1.0]]),
+        "precious": np.array([[0]], np.uint8),
+    }
+    return [conv("conv1", 1, 16), relu("relu1"), conv("conv2", 16, 16), bnorm, relu("relu2"), conv("conv3", 16, 1)]
 
 
 def _cell(items: list) -> np.ndarray:
@@ -588,16 +602,22 @@ def test_matconvnet_top_level_layers_variable(tmp_path):
     path = _write_v73(tmp_path / "old.mat", {"layers": _dncnn_layers()[:2]}, userblock=False)
     assert path.read_bytes().startswith(b"\x89HDF")
     _assert_layers(read_matconvnet(path), _expected_layers()[:2])
-    _assert_layers(read_matconvnet(_write_v5(tmp_path / "old5.mat", {"layers": _dncnn_layers()[:2]})),
-                   _expected_layers()[:2])
+    _assert_layers(
+        read_matconvnet(_write_v5(tmp_path / "old5.mat", {"layers": _dncnn_layers()[:2]})), _expected_layers()[:2]
+    )
 
 
 def _srcnn_variables() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(5)
-    return {"weights_conv1": rng.standard_normal((81, 64)), "biases_conv1": rng.standard_normal((64, 1)),
-            "weights_conv2": rng.standard_normal((64, 32)), "biases_conv2": rng.standard_normal((32, 1)),
-            "weights_conv3": rng.standard_normal((32, 25)), "biases_conv3": rng.standard_normal((1, 1)),
-            "filter3d": rng.standard_normal((5, 4, 3)).astype(np.float32)}
+    return {
+        "weights_conv1": rng.standard_normal((81, 64)),
+        "biases_conv1": rng.standard_normal((64, 1)),
+        "weights_conv2": rng.standard_normal((64, 32)),
+        "biases_conv2": rng.standard_normal((32, 1)),
+        "weights_conv3": rng.standard_normal((32, 25)),
+        "biases_conv3": rng.standard_normal((1, 1)),
+        "filter3d": rng.standard_normal((5, 4, 3)).astype(np.float32),
+    }
 
 
 @pytest.mark.parametrize("version", ["v5", "v73"])
@@ -625,8 +645,9 @@ def test_load_checkpoint_refuses_mat(tmp_path):
 # --- bad inputs ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("reader", [load_checkpoint, read_official, read_pickled_model, read_matconvnet,
-                                    read_mat_variables, file_sha256])
+@pytest.mark.parametrize(
+    "reader", [load_checkpoint, read_official, read_pickled_model, read_matconvnet, read_mat_variables, file_sha256]
+)
 def test_missing_file_names_the_path(tmp_path, reader):
     suffix = ".mat" if reader in (read_matconvnet, read_mat_variables) else ".pth"
     path = tmp_path / f"nowhere{suffix}"
@@ -658,8 +679,7 @@ def test_corrupt_safetensors(tmp_path):
 
 @pytest.mark.parametrize(
     "damage",
-    [lambda b: b[:100], lambda b: b[:-50], lambda b: b"", lambda b: b"\x80\x02\xf4garbage",
-     lambda b: b"\x80\x02R."],
+    [lambda b: b[:100], lambda b: b[:-50], lambda b: b"", lambda b: b"\x80\x02\xf4garbage", lambda b: b"\x80\x02R."],
     ids=["head", "tail", "empty", "bad-opcode", "empty-stack"],
 )
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
@@ -681,9 +701,14 @@ def test_mat_that_is_neither(tmp_path):
     text_only = _write_v5(tmp_path / "text.mat", {"comment": "no weights here"})
     text_only_73 = _write_v73(tmp_path / "text73.mat", {"comment": "no weights here"})
     weights_only = _write_v5(tmp_path / "vars.mat", _srcnn_variables())
-    cases = [(read_official, noise), (read_matconvnet, noise), (read_mat_variables, noise),
-             (read_official, text_only), (read_official, text_only_73),
-             (read_matconvnet, weights_only)]
+    cases = [
+        (read_official, noise),
+        (read_matconvnet, noise),
+        (read_mat_variables, noise),
+        (read_official, text_only),
+        (read_official, text_only_73),
+        (read_matconvnet, weights_only),
+    ]
     for reader, path in cases:
         with pytest.raises(UserError) as info:
             reader(path)
@@ -691,9 +716,17 @@ def test_mat_that_is_neither(tmp_path):
 
 
 def _dagnn_layers() -> list[dict]:
-    return [{"name": f"conv{i}", "type": "dagnn.Conv", "inputs": [f"x{i - 1}"], "outputs": [f"x{i}"],
-             "params": [f"conv{i}_f", f"conv{i}_b"], "block": {"size": np.array([[3.0, 3.0, 1.0, 64.0]])}}
-            for i in (1, 2)]
+    return [
+        {
+            "name": f"conv{i}",
+            "type": "dagnn.Conv",
+            "inputs": [f"x{i - 1}"],
+            "outputs": [f"x{i}"],
+            "params": [f"conv{i}_f", f"conv{i}_b"],
+            "block": {"size": np.array([[3.0, 3.0, 1.0, 64.0]])},
+        }
+        for i in (1, 2)
+    ]
 
 
 def test_dagnn_is_refused(tmp_path):
@@ -715,9 +748,11 @@ def test_dagnn_is_refused(tmp_path):
 
 
 def test_modules_do_not_import_heavy_libraries():
-    code = ("import sys, restorebench.neural, restorebench.neural.checkpoints, restorebench.neural.official; "
-            "heavy = [m for m in ('torch', 'safetensors', 'scipy.io', 'h5py') if m in sys.modules]; "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, restorebench.neural, restorebench.neural.checkpoints, restorebench.neural.official; "
+        "heavy = [m for m in ('torch', 'safetensors', 'scipy.io', 'h5py') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 

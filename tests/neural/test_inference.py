@@ -56,7 +56,9 @@ def tinynet(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tinynet")
     (folder / "tinynet_plugin.py").write_text(PLUGIN)
     weight = torch.full((3, 1, 3, 3), 1 / 9)
-    save_checkpoint(folder / "blur.safetensors", {"conv.weight": weight}, {"architecture": "blur", "config": {"channels": 3}})
+    save_checkpoint(
+        folder / "blur.safetensors", {"conv.weight": weight}, {"architecture": "blur", "config": {"channels": 3}}
+    )
     os.environ["TINYNET_CHECKPOINT"] = str(folder / "blur.safetensors")
     os.environ["TINYNET_LOG"] = str(folder / "loads.log")
     return folder
@@ -107,11 +109,17 @@ def test_neural_actor_loads_weights_once_and_lands_on_the_gpu_node(tinynet, imag
         for i in range(6):  # enough units for several batches
             (image_folder / f"x{i}.png").write_bytes((image_folder / "a_astronaut.png").read_bytes())
         (tinynet / "loads.log").write_text("")
-        summary = run_suite(RunOptions(
-            tasks=("denoise",), datasets=(f"folder:{image_folder}",), degradations=("gaussian?sigma=25",),
-            methods=("tinynet_plugin:TinyNet?num_gpus=1", "denoise/box"), out=tmp_path / "run", executor="ray",
-            tracking=False,
-        ))  # fmt: skip
+        summary = run_suite(
+            RunOptions(
+                tasks=("denoise",),
+                datasets=(f"folder:{image_folder}",),
+                degradations=("gaussian?sigma=25",),
+                methods=("tinynet_plugin:TinyNet?num_gpus=1", "denoise/box"),
+                out=tmp_path / "run",
+                executor="ray",
+                tracking=False,
+            )
+        )
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -124,14 +132,23 @@ def test_neural_actor_loads_weights_once_and_lands_on_the_gpu_node(tinynet, imag
     assert len(loads) == 1  # one actor, weights loaded once for all its batches (the driver counts parameters)
 
 
-def test_neural_method_needing_a_gpu_fails_clearly_without_one(tinynet, image_folder, tmp_path, monkeypatch, ray_runtime):
+def test_neural_method_needing_a_gpu_fails_clearly_without_one(
+    tinynet, image_folder, tmp_path, monkeypatch, ray_runtime
+):
     from restorebench.run.pipeline import RunOptions, run_suite
 
     monkeypatch.syspath_prepend(str(tinynet))
-    summary = run_suite(RunOptions(
-        tasks=("denoise",), datasets=(f"folder:{image_folder}",), degradations=("gaussian?sigma=25",),
-        methods=("tinynet_plugin:TinyNet?num_gpus=1",), out=tmp_path / "run", executor="ray", tracking=False,
-    ))  # fmt: skip
+    summary = run_suite(
+        RunOptions(
+            tasks=("denoise",),
+            datasets=(f"folder:{image_folder}",),
+            degradations=("gaussian?sigma=25",),
+            methods=("tinynet_plugin:TinyNet?num_gpus=1",),
+            out=tmp_path / "run",
+            executor="ray",
+            tracking=False,
+        )
+    )
     units = summary.results.drop_duplicates("unit_id")
     assert (units["status"] == "failed").all()
     assert units["error"].str.contains("needs 1 GPU").all()
@@ -140,15 +157,21 @@ def test_neural_method_needing_a_gpu_fails_clearly_without_one(tinynet, image_fo
 def test_neural_plugin_through_the_local_executor_matches_a_bare_forward(tinynet, image_folder, tmp_path, monkeypatch):
     import cv2
 
+    from restorebench.core.build import build_method, build_source
     from restorebench.run.pipeline import RunOptions, run_suite
-    from restorebench.core.build import build_method
-    from restorebench.core.build import build_source
 
     monkeypatch.syspath_prepend(str(tinynet))
-    summary = run_suite(RunOptions(
-        tasks=("denoise",), datasets=(f"folder:{image_folder}",), degradations=("gaussian?sigma=0",),
-        methods=("tinynet_plugin:TinyNet",), out=tmp_path / "run", executor="local", tracking=False,
-    ))  # fmt: skip
+    summary = run_suite(
+        RunOptions(
+            tasks=("denoise",),
+            datasets=(f"folder:{image_folder}",),
+            degradations=("gaussian?sigma=0",),
+            methods=("tinynet_plugin:TinyNet",),
+            out=tmp_path / "run",
+            executor="local",
+            tracking=False,
+        )
+    )
     method = build_method("tinynet_plugin:TinyNet")
     assert method.parameter_count() == 27
     source = build_source(f"folder:{image_folder}")
@@ -171,7 +194,9 @@ def test_checkpoint_path_is_not_part_of_the_label_but_its_content_is_in_the_id(t
     copy = tmp_path / "copy.safetensors"
     shutil.copy(tinynet / "blur.safetensors", copy)
     other = tmp_path / "other.safetensors"
-    save_checkpoint(other, {"conv.weight": torch.full((3, 1, 3, 3), 0.1)}, {"architecture": "blur", "config": {"channels": 3}})
+    save_checkpoint(
+        other, {"conv.weight": torch.full((3, 1, 3, 3), 0.1)}, {"architecture": "blur", "config": {"channels": 3}}
+    )
     default = build_method("tinynet_plugin:TinyNet")
     same = build_method(f"tinynet_plugin:TinyNet?checkpoint={copy}")
     changed = build_method(f"tinynet_plugin:TinyNet?checkpoint={other}&num_gpus=0.5")
@@ -189,8 +214,18 @@ def _fit_tiny(steps: int = 3, **recipe_args):
     torch.manual_seed(0)
     net = torch.nn.Conv2d(3, 3, 3, padding=1)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    recipe = Recipe(architecture="tiny", config={}, make_pair=_identity_pair, patch_size=8, batch_size=2,
-                    steps=steps, lr=1e-2, val_every=1, val_patches=4, **recipe_args)  # fmt: skip
+    recipe = Recipe(
+        architecture="tiny",
+        config={},
+        make_pair=_identity_pair,
+        patch_size=8,
+        batch_size=2,
+        steps=steps,
+        lr=1e-2,
+        val_every=1,
+        val_patches=4,
+        **recipe_args,
+    )
     images = [np.random.default_rng(i).random((16, 16, 3), dtype=np.float32) for i in range(4)]
     result = fit(recipe, net, images, [f"img{i}" for i in range(4)], seed=0, num_threads=1)
     return before, result

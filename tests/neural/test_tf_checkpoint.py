@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from restorebench.core.errors import UserError
 from restorebench.commands.convert import convert_weights
+from restorebench.core.errors import UserError
 from restorebench.neural.checkpoints import file_sha256, load_checkpoint
 from restorebench.neural.official import read_official
 from restorebench.neural.tf_checkpoint import (
@@ -30,8 +30,8 @@ from restorebench.neural.tf_checkpoint import (
     read_tf_checkpoint,
     tf_checkpoint_prefix,
 )
-
 from tests import FIXTURES as DATA
+
 FIXTURE = DATA / "tf_bundle" / "model.ckpt"
 INDEX = FIXTURE.with_name("model.ckpt.index")
 SHARD = FIXTURE.with_name("model.ckpt.data-00000-of-00001")
@@ -97,8 +97,7 @@ def test_an_existing_ckpt_file_is_still_pytorch(tmp_path):
 def test_convert_reads_the_prefix_and_hashes_the_index(tmp_path):
     meta = convert_weights(FIXTURE, "lowlight/sid_unet?variant=full", tmp_path / "sid.safetensors")
     assert meta["converted_from"] == {"path": str(FIXTURE), "sha256": file_sha256(INDEX), "format": "tf_checkpoint"}
-    assert meta["config"] == {"base": 2, "depth": 3, "in_channels": 4, "out_channels": 3, "block": 2,
-                              "up_bias": False}
+    assert meta["config"] == {"base": 2, "depth": 3, "in_channels": 4, "out_channels": 3, "block": 2, "up_bias": False}
     state, _ = load_checkpoint(tmp_path / "sid.safetensors")
     conv = _expected()["g_conv1_1/weights"][1]
     np.testing.assert_array_equal(state["conv1_1.weight"].numpy(), conv.transpose(3, 2, 0, 1))
@@ -157,7 +156,9 @@ def _write_table(path: Path, entries: dict[bytes, bytes], per_block: int = 1000)
 
     items = sorted(entries.items())
     for start in range(0, len(items), per_block):
-        index.append((items[min(start + per_block, len(items)) - 1][0], append(_block(items[start:start + per_block]))))
+        index.append(
+            (items[min(start + per_block, len(items)) - 1][0], append(_block(items[start : start + per_block])))
+        )
     footer = append(_block([])) + append(_block(index))
     path.write_bytes(bytes(out) + footer.ljust(40, b"\0") + (0xDB4775248B80FB57).to_bytes(8, "little"))
 
@@ -177,8 +178,16 @@ def test_an_index_of_several_blocks(tmp_path):
 def _one_tensor_bundle(tmp_path: Path, header: bytes, entry_extra: bytes = b"", order: str = "<") -> Path:
     data = np.arange(6, dtype=f"{order}f4").tobytes()
     shape = b"".join(b"\x12" + _varints(2) + b"\x08" + _varints(d) for d in (2, 3))
-    entry = (b"\x08\x01\x12" + _varints(len(shape)) + shape + b"\x28" + _varints(len(data))
-             + b"\x35" + _masked_crc32c(data).to_bytes(4, "little") + entry_extra)
+    entry = (
+        b"\x08\x01\x12"
+        + _varints(len(shape))
+        + shape
+        + b"\x28"
+        + _varints(len(data))
+        + b"\x35"
+        + _masked_crc32c(data).to_bytes(4, "little")
+        + entry_extra
+    )
     prefix = tmp_path / "one.ckpt"
     prefix.with_name("one.ckpt.data-00000-of-00001").write_bytes(data)
     _write_table(prefix.with_name("one.ckpt.index"), {b"": header, b"w": entry, b"x": b"\x08\x07\x12\x00"})
@@ -210,17 +219,21 @@ def test_sliced_variables_and_strings_only_are_refused(tmp_path):
 
 
 def _flip(data: bytes, at: int) -> bytes:
-    return data[:at] + bytes([data[at] ^ 0x40]) + data[at + 1:]
+    return data[:at] + bytes([data[at] ^ 0x40]) + data[at + 1 :]
 
 
-@pytest.mark.parametrize(("damage", "match"), [
-    (lambda b: b[:30], "fewer than the 48-byte table footer"),
-    (lambda b: b[:-60], "lacks the magic number"),
-    (lambda b: b"", "fewer than the 48-byte"),
-    (lambda b: _flip(b, len(b) - 1), "lacks the magic number"),
-    (lambda b: _flip(b, 100), "fails its CRC32C check"),
-    (lambda b: b[:200] + b"\x07" * 50 + b[250:], "fails its CRC32C check"),
-], ids=["truncated", "tail-cut", "empty", "bad-magic", "bit-flip", "overwritten"])
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (lambda b: b[:30], "fewer than the 48-byte table footer"),
+        (lambda b: b[:-60], "lacks the magic number"),
+        (lambda b: b"", "fewer than the 48-byte"),
+        (lambda b: _flip(b, len(b) - 1), "lacks the magic number"),
+        (lambda b: _flip(b, 100), "fails its CRC32C check"),
+        (lambda b: b[:200] + b"\x07" * 50 + b[250:], "fails its CRC32C check"),
+    ],
+    ids=["truncated", "tail-cut", "empty", "bad-magic", "bit-flip", "overwritten"],
+)
 def test_damaged_index_names_the_file(tmp_path, damage, match):
     prefix = _copy_fixture(tmp_path)
     index = prefix.with_name("model.ckpt.index")
@@ -247,7 +260,7 @@ def _block_end(raw: bytes | bytearray) -> int:
     index = Path("index")
     footer = bytes(raw[-48:])
     offset, size = _handle(footer, _varint(footer, _varint(footer, 0, index)[1], index)[1], index)
-    entries = _block_entries(bytes(raw[offset:offset + size]), index)
+    entries = _block_entries(bytes(raw[offset : offset + size]), index)
     start, size = _handle(entries[0][1], 0, index)
     return start + size
 
@@ -285,8 +298,12 @@ def test_missing_index_names_it(tmp_path):
 def test_real_tf_index_of_several_blocks(tmp_path):
     tf = pytest.importorskip("tensorflow")
     names = [f"layer_{i:05d}/" + "x" * 60 for i in range(4000)]
-    tf.raw_ops.SaveV2(prefix=str(tmp_path / "big"), tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tf.constant([float(i), -i], dtype=tf.float64) for i in range(len(names))])
+    tf.raw_ops.SaveV2(
+        prefix=str(tmp_path / "big"),
+        tensor_names=names,
+        shape_and_slices=[""] * len(names),
+        tensors=[tf.constant([float(i), -i], dtype=tf.float64) for i in range(len(names))],
+    )
     assert (tmp_path / "big.index").stat().st_size > TF_BLOCK_SIZE
     state = read_tf_checkpoint(tmp_path / "big")
     assert list(state) == names

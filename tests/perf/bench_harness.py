@@ -25,10 +25,9 @@ METRICS = ("psnr", "ssim", "psnr_y", "ssim_y")
 
 def bare_loop() -> float:
     """The same loads, degradations, restorations and metrics with no harness around them."""
-    from restorebench.score import metrics
-    from restorebench.core.build import build_degradation, build_method
-    from restorebench.core.build import build_source
+    from restorebench.core.build import build_degradation, build_method, build_source
     from restorebench.run.units import degradation_rng
+    from restorebench.score import metrics
 
     start = time.perf_counter()
     source = build_source(DATASET)
@@ -49,8 +48,18 @@ def harness_run(out: Path) -> float:
     from restorebench.run.pipeline import RunOptions, run_suite
 
     start = time.perf_counter()
-    run_suite(RunOptions(tasks=("denoise",), datasets=(DATASET,), degradations=DEGRADATIONS, methods=METHODS,
-                         out=out, executor="ray", tracking=False, use_cache=False))  # fmt: skip
+    run_suite(
+        RunOptions(
+            tasks=("denoise",),
+            datasets=(DATASET,),
+            degradations=DEGRADATIONS,
+            methods=METHODS,
+            out=out,
+            executor="ray",
+            tracking=False,
+            use_cache=False,
+        )
+    )
     return time.perf_counter() - start
 
 
@@ -101,14 +110,18 @@ def main() -> None:
             runs.append(harness_run(Path(tmp) / f"run{i}"))
     ray.shutdown()
     units = 5 * len(DEGRADATIONS) * len(METHODS)
-    print(f"harness overhead: {units} units, bare loop {min(bare):.2f} s (median {np.median(bare):.2f}), "
-          f"harness on Ray (1 worker) {min(runs):.2f} s (median {np.median(runs):.2f}), "
-          f"ratio of minima {min(runs) / min(bare):.3f}, of medians {np.median(runs) / np.median(bare):.3f} "
-          "(target <= 1.10)")  # fmt: skip
+    print(
+        f"harness overhead: {units} units, bare loop {min(bare):.2f} s (median {np.median(bare):.2f}), "
+        f"harness on Ray (1 worker) {min(runs):.2f} s (median {np.median(runs):.2f}), "
+        f"ratio of minima {min(runs) / min(bare):.3f}, of medians {np.median(runs) / np.median(bare):.3f} "
+        "(target <= 1.10)"
+    )
     print(f"restorebench --help cold start: {cold_start():.3f} s (target <= 0.3 s)")
     if not args.skip_default_run:
-        print(f"restorebench run (default suite, {os.cpu_count()} cores, cold cache): {default_run():.1f} s "
-              "(target <= 180 s)")  # fmt: skip
+        print(
+            f"restorebench run (default suite, {os.cpu_count()} cores, cold cache): {default_run():.1f} s "
+            "(target <= 180 s)"
+        )
     sys.stdout.flush()
 
 

@@ -54,8 +54,10 @@ def main() -> None:
         warm_s = time.perf_counter() - start
         own = int((warm.results.drop_duplicates("unit_id")["method"] == args.method).sum())
     print(f"cold run of the default suite: {cold.units} units computed in {cold_s:.1f} s")
-    print(f"after changing {args.method}'s checkpoint: {warm.computed} units computed ({own} are its own), "
-          f"{warm.from_cache} from cache, in {warm_s:.1f} s; rerun / cold = {warm_s / cold_s:.3f}")  # fmt: skip
+    print(
+        f"after changing {args.method}'s checkpoint: {warm.computed} units computed ({own} are its own), "
+        f"{warm.from_cache} from cache, in {warm_s:.1f} s; rerun / cold = {warm_s / cold_s:.3f}"
+    )
 
 
 if __name__ == "__main__":

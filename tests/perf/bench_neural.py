@@ -21,11 +21,10 @@ def bare_loop(method_ref: str, dataset: str, degradation: str) -> float:
     """load -> degrade -> prepare -> net(x) -> finish -> metrics, with no harness around it."""
     import torch
 
-    from restorebench.score import metrics
-    from restorebench.core.build import build_degradation, build_method
-    from restorebench.core.build import build_source
-    from restorebench.run.units import degradation_rng
+    from restorebench.core.build import build_degradation, build_method, build_source
     from restorebench.neural.checkpoints import load_checkpoint
+    from restorebench.run.units import degradation_rng
+    from restorebench.score import metrics
 
     start = time.perf_counter()
     method = build_method(method_ref)
@@ -63,8 +62,18 @@ def harness_run(method_ref: str, dataset: str, degradation: str, task: str, out:
     from restorebench.run.pipeline import RunOptions, run_suite
 
     start = time.perf_counter()
-    run_suite(RunOptions(tasks=(task,), datasets=(dataset,), degradations=(degradation,), methods=(method_ref,),
-                         out=out, executor="ray", tracking=False, use_cache=False))  # fmt: skip
+    run_suite(
+        RunOptions(
+            tasks=(task,),
+            datasets=(dataset,),
+            degradations=(degradation,),
+            methods=(method_ref,),
+            out=out,
+            executor="ray",
+            tracking=False,
+            use_cache=False,
+        )
+    )
     return time.perf_counter() - start
 
 
@@ -111,10 +120,12 @@ def main() -> None:
     ray.shutdown()
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({args.cpus} threads)"
     bare_s, run_s, start_s = float(np.median(bare)), float(np.median(runs)), float(np.median(starts))
-    print(f"{args.method} on {args.dataset} / {args.degradation}, device {device}, medians of {args.repeats}: "
-          f"bare PyTorch loop {bare_s:.2f} s, harness via a Ray actor {run_s:.2f} s, ratio {run_s / bare_s:.3f}; "
-          f"the actor's start-up (process, torch import, weights; once per run and method) {start_s:.2f} s, "
-          f"ratio without it {(run_s - start_s) / bare_s:.3f} (target <= 1.10)")  # fmt: skip
+    print(
+        f"{args.method} on {args.dataset} / {args.degradation}, device {device}, medians of {args.repeats}: "
+        f"bare PyTorch loop {bare_s:.2f} s, harness via a Ray actor {run_s:.2f} s, ratio {run_s / bare_s:.3f}; "
+        f"the actor's start-up (process, torch import, weights; once per run and method) {start_s:.2f} s, "
+        f"ratio without it {(run_s - start_s) / bare_s:.3f} (target <= 1.10)"
+    )
 
 
 if __name__ == "__main__":

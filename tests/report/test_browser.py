@@ -21,9 +21,15 @@ import pytest
 from tests.report.test_report import run_and_report
 
 FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
@@ -51,8 +57,14 @@ def test_screenshot_is_rendered(chromium, page, tmp_path):
     from PIL import Image
 
     shot = tmp_path / "report.png"
-    done = _chromium(chromium, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,2000",
-                     "--hide-scrollbars", page.resolve().as_uri())  # fmt: skip
+    done = _chromium(
+        chromium,
+        tmp_path / "profile",
+        f"--screenshot={shot}",
+        "--window-size=1280,2000",
+        "--hide-scrollbars",
+        page.resolve().as_uri(),
+    )
     assert shot.exists(), done.stderr[-2000:]
     with Image.open(shot) as im:
         assert im.width == 1280

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from restorebench.report.figures import Level, degradation_level
-from restorebench.run.pipeline import RunOptions, run_suite
 from restorebench.report.files import write_report
 from restorebench.report.leaderboard import leaderboard, to_markdown
+from restorebench.run.pipeline import RunOptions, run_suite
 
 METHODS = ("denoise/identity", "denoise/median", "denoise/box")
 DEGRADATIONS = ("gaussian?sigma=25", "saltpepper?density=0.1")
@@ -52,8 +52,15 @@ def parse_page(path: Path) -> PageParser:
 
 def run_and_report(folder: Path, out: Path, formats=("md", "csv", "html")) -> tuple[pd.DataFrame, Path]:
     """A real run (3 images x 2 degradations x 3 methods, in-process) and its report folder."""
-    options = RunOptions(tasks=("denoise",), datasets=(f"folder:{folder}",), degradations=DEGRADATIONS,
-                         methods=METHODS, out=out, executor="local", tracking=False)  # fmt: skip
+    options = RunOptions(
+        tasks=("denoise",),
+        datasets=(f"folder:{folder}",),
+        degradations=DEGRADATIONS,
+        methods=METHODS,
+        out=out,
+        executor="local",
+        tracking=False,
+    )
     results = run_suite(options).results
     write_report(results, out / "report", list(formats))
     return results, out / "report"
@@ -74,8 +81,11 @@ def test_html_page_is_self_contained_and_ranked_like_the_csv(report):
     assert len(groups) == len(DEGRADATIONS)
     assert len(parsed.tables) == len(groups)
     for table, methods in zip(parsed.tables, parsed.rows):
-        expected = board[(board["task"] == table["data-task"]) & (board["dataset"] == table["data-dataset"])
-                         & (board["degradation"] == table["data-degradation"])]  # fmt: skip
+        expected = board[
+            (board["task"] == table["data-task"])
+            & (board["dataset"] == table["data-dataset"])
+            & (board["degradation"] == table["data-degradation"])
+        ]
         assert methods == list(expected.sort_values("rank", kind="stable")["method"]) == list(expected["method"])
     assert "http://" not in text and "https://" not in text
     assert "no sample" not in text  # every group has its crops
@@ -152,13 +162,22 @@ def test_regenerating_removes_figures_the_new_report_does_not_write(report):
 def test_html_marks_neural_and_non_blind_methods():
     from restorebench.report.html import table_html
 
-    frame = pd.DataFrame({"task": "denoise", "dataset": "d", "degradation": "g", "method": ["denoise/dncnn", "denoise/box"],
-                          "rank": [1, 2], "kind": ["neural", "classical"], "non_blind": [False, True],
-                          "psnr": [30.0, float("nan")]})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "task": "denoise",
+            "dataset": "d",
+            "degradation": "g",
+            "method": ["denoise/dncnn", "denoise/box"],
+            "rank": [1, 2],
+            "kind": ["neural", "classical"],
+            "non_blind": [False, True],
+            "psnr": [30.0, float("nan")],
+        }
+    )
     html = table_html(frame, "denoise", "d", "g")
     assert 'class="rank-1 neural" data-method="denoise/dncnn"' in html
     assert 'class="rank-2 nonblind" data-method="denoise/box"' in html
-    assert "<td class=\"num\">-</td>" in html  # a missing metric
+    assert '<td class="num">-</td>' in html  # a missing metric
 
 
 def test_empty_results_still_write_a_page(tmp_path):

@@ -46,12 +46,12 @@ def test_local_and_ray_give_bit_identical_values(image_folder, tmp_path, ray_run
 
 def test_identity_psnr_matches_a_hand_computed_value(image_folder, tmp_path):
     """The noisy input scored by the harness equals PSNR computed here from the same draw."""
-    from restorebench.core.build import build_source
-    from restorebench.core.build import build_degradation
+    from restorebench.core.build import build_degradation, build_source
     from restorebench.run.units import degradation_rng
 
-    summary = run_suite(_options(image_folder, tmp_path / "run", methods=("denoise/identity",),
-                                 degradations=("gaussian?sigma=25",)))  # fmt: skip
+    summary = run_suite(
+        _options(image_folder, tmp_path / "run", methods=("denoise/identity",), degradations=("gaussian?sigma=25",))
+    )
     source = build_source(f"folder:{image_folder}")
     image = source.list_images()[0]
     clean = source.load(image).astype(np.float64)
@@ -142,8 +142,20 @@ def test_units_are_content_addressed(image_folder, tmp_path):
 def test_results_table_has_the_documented_columns(image_folder, tmp_path):
     summary = run_suite(_options(image_folder, tmp_path / "run"))
     frame = pd.read_parquet(tmp_path / "run" / "results.parquet")
-    for column in ("run_id", "unit_id", "task", "dataset", "image", "degradation", "method", "metric",
-                   "value", "runtime_s", "status", "error"):  # fmt: skip
+    for column in (
+        "run_id",
+        "unit_id",
+        "task",
+        "dataset",
+        "image",
+        "degradation",
+        "method",
+        "metric",
+        "value",
+        "runtime_s",
+        "status",
+        "error",
+    ):
         assert column in frame.columns
     assert set(frame["metric"]) == {"psnr", "ssim", "psnr_y", "ssim_y"}
     assert (frame["run_id"] == summary.run_id).all()

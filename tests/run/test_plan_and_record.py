@@ -15,8 +15,19 @@ from restorebench.run.units import UnitResult
 
 
 def _plan(folder, methods=("denoise/identity", "denoise/median")):
-    suite = parse_suite({"name": "t", "tasks": [{"task": "denoise", "datasets": [f"folder:{folder}"],
-                                                 "degradations": ["gaussian?sigma=25"], "methods": list(methods)}]})
+    suite = parse_suite(
+        {
+            "name": "t",
+            "tasks": [
+                {
+                    "task": "denoise",
+                    "datasets": [f"folder:{folder}"],
+                    "degradations": ["gaussian?sigma=25"],
+                    "methods": list(methods),
+                }
+            ],
+        }
+    )
     return make_plan(resolve(suite))
 
 
@@ -41,8 +52,15 @@ def test_record_writes_a_shard_its_samples_and_counts_failures(image_folder, tmp
     record.start()
     first, second = plan.units[0], plan.units[1]
     crop = np.full((4, 4, 3), 7, np.uint8)
-    ok = UnitResult(first.unit_id, "ok", {"psnr": 30.0, "ssim": 0.9, "psnr_y": 31.0, "ssim_y": 0.91}, runtime_s=0.5,
-                    megapixels=0.1, device="cpu", sample={"clean": crop, "degraded": crop, "restored": crop})
+    ok = UnitResult(
+        first.unit_id,
+        "ok",
+        {"psnr": 30.0, "ssim": 0.9, "psnr_y": 31.0, "ssim_y": 0.91},
+        runtime_s=0.5,
+        megapixels=0.1,
+        device="cpu",
+        sample={"clean": crop, "degraded": crop, "restored": crop},
+    )
     bad = UnitResult(second.unit_id, "failed", error="b_camera.png: ValueError: boom")
     record([ok, bad])
     assert seen == [(0, 6), (2, 6)]

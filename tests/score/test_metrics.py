@@ -92,8 +92,7 @@ def test_psnr_y_channel_gray_scores_own_values(shape):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_psnr_matches_skimage(shape, seed):
     out, ref = _noisy_pair(shape, sigma=0.1, seed=seed)
-    assert psnr(out, ref) == pytest.approx(
-        peak_signal_noise_ratio(ref, out, data_range=1.0), abs=1e-9)
+    assert psnr(out, ref) == pytest.approx(peak_signal_noise_ratio(ref, out, data_range=1.0), abs=1e-9)
 
 
 def test_psnr_identical_is_inf_and_data_range_scales():
@@ -122,7 +121,8 @@ def test_ssim_y_channel_and_crop_match_reference():
     expected = _ssim_reference(_y_by_hand(out[4:-4, 4:-4]), _y_by_hand(ref[4:-4, 4:-4]), 255.0)
     assert ssim(out, ref, y_channel=True, crop_border=4) == pytest.approx(expected, abs=1e-6)
     assert ssim(out, ref, crop_border=4) == pytest.approx(
-        _ssim_reference(out[4:-4, 4:-4], ref[4:-4, 4:-4], 1.0), abs=1e-6)
+        _ssim_reference(out[4:-4, 4:-4], ref[4:-4, 4:-4], 1.0), abs=1e-6
+    )
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (64, 80, 3), (33, 45, 3)])
@@ -135,8 +135,14 @@ def test_ssim_matches_skimage(shape, sigma):
     # so the two conventions coincide; only float64 summation order differs (~1e-16).
     out, ref = _noisy_pair(shape, sigma=sigma, seed=8)
     expected = structural_similarity(
-        ref, out, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-        data_range=1.0, channel_axis=-1 if len(shape) == 3 else None)
+        ref,
+        out,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1.0,
+        channel_axis=-1 if len(shape) == 3 else None,
+    )
     assert ssim(out, ref) == pytest.approx(expected, abs=1e-10)  # observed <= 2e-16
 
 
@@ -165,8 +171,7 @@ def test_ssim_invariances():
     o32, r32 = out.astype(np.float32), ref.astype(np.float32)
     assert ssim(o32, r32) == pytest.approx(_ssim_reference(o32, r32, 1.0), abs=1e-6)
     # gray image with y_channel: values * 255 with R = 255 -> same as plain SSIM
-    assert ssim(out[..., 0], ref[..., 0], y_channel=True) == pytest.approx(
-        ssim(out[..., 0], ref[..., 0]), abs=1e-9)
+    assert ssim(out[..., 0], ref[..., 0], y_channel=True) == pytest.approx(ssim(out[..., 0], ref[..., 0]), abs=1e-9)
 
 
 # --------------------------------------------------------------- helpers
@@ -250,15 +255,12 @@ def test_invalid_inputs(fn):
 
 # --------------------------------------------------------------- property
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1),
-       d1=st.floats(1e-3, 0.2), d2=st.floats(1e-3, 0.2),
-       y_channel=st.booleans())
+@given(seed=st.integers(0, 2**32 - 1), d1=st.floats(1e-3, 0.2), d2=st.floats(1e-3, 0.2), y_channel=st.booleans())
 def test_psnr_symmetric_and_decreasing_in_offset(seed, d1, d2, y_channel):
     rng = _rng(seed)
     ref = rng.uniform(0.0, 0.7, size=(12, 13, 3))
     out = np.clip(ref + 0.1 * rng.standard_normal(ref.shape), 0, 1)
-    assert psnr(out, ref, y_channel=y_channel) == pytest.approx(
-        psnr(ref, out, y_channel=y_channel), abs=1e-12)
+    assert psnr(out, ref, y_channel=y_channel) == pytest.approx(psnr(ref, out, y_channel=y_channel), abs=1e-12)
     lo, hi = sorted((d1, d2))
     if hi - lo > 1e-6:
         assert psnr(ref + lo, ref) > psnr(ref + hi, ref)

@@ -13,11 +13,14 @@ def logged_run(image_folder, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     summary = run_suite(
         RunOptions(
-            tasks=("denoise",), datasets=(f"folder:{image_folder}",),
+            tasks=("denoise",),
+            datasets=(f"folder:{image_folder}",),
             degradations=("gaussian?sigma=15", "saltpepper?density=0.1"),
-            methods=("denoise/identity", "denoise/median"), out=tmp_path / "run", executor="local",
+            methods=("denoise/identity", "denoise/median"),
+            out=tmp_path / "run",
+            executor="local",
             tracking_uri=uri,
-        )  # fmt: skip
+        )
     )
     return summary, uri
 
@@ -57,10 +60,14 @@ def test_parent_and_child_runs_carry_the_results(logged_run):
 def test_unreachable_mlflow_keeps_the_results(image_folder, tmp_path):
     summary = run_suite(
         RunOptions(
-            tasks=("denoise",), datasets=(f"folder:{image_folder}",), degradations=("gaussian?sigma=15",),
-            methods=("denoise/median",), out=tmp_path / "run", executor="local",
+            tasks=("denoise",),
+            datasets=(f"folder:{image_folder}",),
+            degradations=("gaussian?sigma=15",),
+            methods=("denoise/median",),
+            out=tmp_path / "run",
+            executor="local",
             tracking_uri="http://127.0.0.1:9",  # nothing listens on the discard port
-        )  # fmt: skip
+        )
     )
     assert summary.tracking_error is not None
     assert (tmp_path / "run" / "results.parquet").exists() and len(summary.results) == 3 * 4

@@ -16,8 +16,7 @@ from restorebench.tasks.denoise import baselines as B
 from restorebench.tasks.denoise.degradations import GaussianNoise, SaltPepperNoise
 from restorebench.tasks.denoise.levels import noise_level
 
-ALL_METHODS = [B.Identity, B.Box, B.Gaussian, B.Binomial, B.Median, B.Bilateral, B.Wiener,
-               B.NLMeans, B.TV, B.Wavelet]
+ALL_METHODS = [B.Identity, B.Box, B.Gaussian, B.Binomial, B.Median, B.Bilateral, B.Wiener, B.NLMeans, B.TV, B.Wavelet]
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -81,8 +80,9 @@ def test_gaussian_zero_sigma_is_the_identity():
     assert np.array_equal(_gaussian(clean, 0).image, clean)
 
 
-@pytest.mark.parametrize("make", [lambda img, s: _gaussian(img, 25, seed=s),
-                                  lambda img, s: _saltpepper(img, 0.1, seed=s)])
+@pytest.mark.parametrize(
+    "make", [lambda img, s: _gaussian(img, 25, seed=s), lambda img, s: _saltpepper(img, 0.1, seed=s)]
+)
 def test_degradations_are_pure_functions_of_the_rng(make):
     clean = _smooth(32)
     a, b, c = make(clean, 1).image, make(clean, 1).image, make(clean, 2).image
@@ -122,15 +122,18 @@ def test_references_parse_and_validate():
     assert SaltPepperNoise.from_ref(Ref.parse("saltpepper?density=0.1")).params.salt_ratio == 0.5
 
 
-@pytest.mark.parametrize(("cls", "params", "field"), [
-    (GaussianNoise, {"sigma": "-1"}, "sigma"),
-    (GaussianNoise, {"sigma": "nan"}, "sigma"),
-    (GaussianNoise, {}, "sigma"),
-    (GaussianNoise, {"sigma": "5", "sgima": "5"}, "sgima"),
-    (SaltPepperNoise, {"density": "1.5"}, "density"),
-    (SaltPepperNoise, {"density": "-0.1"}, "density"),
-    (SaltPepperNoise, {"density": "0.1", "salt_ratio": "2"}, "salt_ratio"),
-])
+@pytest.mark.parametrize(
+    ("cls", "params", "field"),
+    [
+        (GaussianNoise, {"sigma": "-1"}, "sigma"),
+        (GaussianNoise, {"sigma": "nan"}, "sigma"),
+        (GaussianNoise, {}, "sigma"),
+        (GaussianNoise, {"sigma": "5", "sgima": "5"}, "sgima"),
+        (SaltPepperNoise, {"density": "1.5"}, "density"),
+        (SaltPepperNoise, {"density": "-0.1"}, "density"),
+        (SaltPepperNoise, {"density": "0.1", "salt_ratio": "2"}, "salt_ratio"),
+    ],
+)
 def test_bad_parameters_are_user_errors_naming_the_parameter(cls, params, field):
     with pytest.raises(UserError, match=field):
         cls.from_ref(Ref(cls.name, params))

@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from restorebench.core.interfaces import Degraded
 from restorebench.core.build import build_method
+from restorebench.core.interfaces import Degraded
+from restorebench.neural.checkpoints import load_checkpoint, save_checkpoint
 from restorebench.tasks.denoise import neural
 from restorebench.tasks.denoise.models import BN_EPS, DnCNN
 from restorebench.tasks.denoise.neural import DnCNNMethod
-from restorebench.neural.checkpoints import load_checkpoint, save_checkpoint
 
 
 def _randomised(net: nn.Module, seed: int = 0) -> nn.Module:
@@ -144,13 +144,28 @@ def _matconvnet_layers(net: DnCNN) -> list[dict]:
             if filters.shape[3] == 1:
                 filters = filters[..., 0]  # MATLAB drops a trailing singleton dimension
             bias = m.bias.detach().numpy() if m.bias is not None else np.zeros(m.out_channels, np.float32)
-            layers.append({"type": "conv", "name": f"conv{i}", "weights": _cell([filters, bias.reshape(-1, 1)]),
-                           "stride": np.array([[1.0, 1.0]]), "pad": np.array([[1.0, 1.0, 1.0, 1.0]])})
+            layers.append(
+                {
+                    "type": "conv",
+                    "name": f"conv{i}",
+                    "weights": _cell([filters, bias.reshape(-1, 1)]),
+                    "stride": np.array([[1.0, 1.0]]),
+                    "pad": np.array([[1.0, 1.0, 1.0, 1.0]]),
+                }
+            )
         elif isinstance(m, nn.BatchNorm2d):
             sigma = np.sqrt(m.running_var.numpy() + m.eps)  # MatConvNet moments hold sqrt(var + eps)
             moments = np.stack([m.running_mean.numpy(), sigma], axis=1)
-            layers.append({"type": "bnorm", "name": f"bnorm{i}", "epsilon": 1e-4, "weights": _cell(
-                [m.weight.detach().numpy().reshape(-1, 1), m.bias.detach().numpy().reshape(-1, 1), moments])})
+            layers.append(
+                {
+                    "type": "bnorm",
+                    "name": f"bnorm{i}",
+                    "epsilon": 1e-4,
+                    "weights": _cell(
+                        [m.weight.detach().numpy().reshape(-1, 1), m.bias.detach().numpy().reshape(-1, 1), moments]
+                    ),
+                }
+            )
         else:
             layers.append({"type": "relu", "name": f"relu{i}", "leak": 0.0})
     return layers + [{"type": "loss", "name": "loss"}]  # left in by the training code
@@ -279,8 +294,13 @@ def test_smoke_training_writes_a_loadable_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(neural, "_LIGHT", {"gray": {"depth": 4, "features": 8, "batch_norm": True}})
     monkeypatch.setattr(neural, "_TRAINING", {"batch_size": 4, "steps": 1000, "lr": 1e-3})
     out = tmp_path / "dncnn.safetensors"
-    summary = train_method("denoise/dncnn?channels=gray", data=["synthetic:deadleaves?n=6&size=96&gray=true"],
-                           steps=20, out=out, tracking=False)  # fmt: skip
+    summary = train_method(
+        "denoise/dncnn?channels=gray",
+        data=["synthetic:deadleaves?n=6&size=96&gray=true"],
+        steps=20,
+        out=out,
+        tracking=False,
+    )
     state, meta = load_checkpoint(out)
     assert summary.checkpoint == out and meta["architecture"] == "dncnn" and meta["steps"] == 20
     assert meta["config"]["channels"] == 1 and "noisy_pair" in meta["recipe"]["make_pair"]
@@ -303,9 +323,10 @@ def test_committed_blind_checkpoints_are_their_recipes(channels, data, extra):
     assert meta["recipe"]["make_pair"] == recipe.describe()["make_pair"]
     sources = [f"folder:/work/shared/data/train/{data}"] + ([extra] if extra else [])
     assert meta["data"]["sources"] == sources and meta["data"]["images"] == 400 + (64 if extra else 0)
-    assert meta["command"] == (f"restorebench train 'denoise/dncnn?channels={channels}' "
-                               f"--data folder:/work/shared/data/train/{data} "
-                               + (f"--data '{extra}' " if extra else "") + "--seed 0")  # fmt: skip
+    assert meta["command"] == (
+        f"restorebench train 'denoise/dncnn?channels={channels}' "
+        f"--data folder:/work/shared/data/train/{data} " + (f"--data '{extra}' " if extra else "") + "--seed 0"
+    )
     assert meta["mlflow"]["run_id"]  # the training run is linked
     assert meta["seconds"] < 30 * 60  # reproducible within ~30 min on 2 cores
     net = method.build_network(meta["config"])
@@ -315,6 +336,8 @@ def test_committed_blind_checkpoints_are_their_recipes(channels, data, extra):
 def test_leaderboard_size_is_the_largest_network_the_method_runs():
     counts = {c: build_method(f"denoise/dncnn?channels={c}").parameter_count() for c in ("gray", "rgb")}
     # first conv with bias, middle convs without bias + BN (weight, bias), last conv without bias
-    assert counts == {"gray": 1 * 32 * 9 + 32 + 13 * (32 * 32 * 9 + 2 * 32) + 32 * 9 * 1,
-                      "rgb": 3 * 48 * 9 + 48 + 10 * (48 * 48 * 9 + 2 * 48) + 48 * 9 * 3}
+    assert counts == {
+        "gray": 1 * 32 * 9 + 32 + 13 * (32 * 32 * 9 + 2 * 32) + 32 * 9 * 1,
+        "rgb": 3 * 48 * 9 + 48 + 10 * (48 * 48 * 9 + 2 * 48) + 48 * 9 * 3,
+    }
     assert build_method("denoise/dncnn").parameter_count() == counts["rgb"]

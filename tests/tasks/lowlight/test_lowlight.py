@@ -11,11 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from restorebench.core.interfaces import Degraded
-from restorebench.score.metrics import psnr
 from restorebench import ImageLoadError
 from restorebench.core.build import build_source
-from restorebench.tasks.lowlight.baselines import Camera, CameraBM3D, CameraGamma, CameraHistEq, CameraNLMeans, Gamma, HistEq
+from restorebench.core.interfaces import Degraded
+from restorebench.score.metrics import psnr
+from restorebench.tasks.lowlight.baselines import (
+    Camera,
+    CameraBM3D,
+    CameraGamma,
+    CameraHistEq,
+    CameraNLMeans,
+    Gamma,
+    HistEq,
+)
 from restorebench.tasks.lowlight.degradations import LowLight, Sid, Underexpose
 from restorebench.tasks.lowlight.raw import encode_dng, pack_bayer, read_raw, render, write_dng
 from restorebench.tasks.lowlight.synthetic import BLACK, WHITE, make_pair, sample_noise
@@ -214,12 +222,20 @@ def test_sid_source_lists_the_split_with_ratios(sid_tree):
     root, list_file = sid_tree
     test = build_source(f"sid:{list_file}?root={root}")
     keys = [r.key for r in test.list_images()]
-    assert keys == ["10003_00_0.04s", "10003_00_0.033s", "10006_00_0.1s", "10003_00_abc", "10008_00_0.1s",
-                    "10009_00_0.1s"]
+    assert keys == [
+        "10003_00_0.04s",
+        "10003_00_0.033s",
+        "10006_00_0.1s",
+        "10003_00_abc",
+        "10008_00_0.1s",
+        "10009_00_0.1s",
+    ]
     first, second = test.list_images()[:2]
     assert test.pair(first).ratio == 250 and test.pair(second).ratio == 300
     val = build_source(f"sid:{list_file}?root={root}&split=val").list_images()
-    assert [r.key for r in val] == ["20005_00_0.1s"] and build_source(f"sid:{list_file}?split=train").list_images() == []
+    assert [r.key for r in val] == ["20005_00_0.1s"] and build_source(
+        f"sid:{list_file}?split=train"
+    ).list_images() == []
     exclude = root / "exclude.txt"
     exclude.write_text("# misaligned\n10003\n")
     kept = build_source(f"sid:{list_file}?exclude={exclude}").list_images()
@@ -235,10 +251,12 @@ def test_sid_source_loads_pairs_and_names_bad_lines(sid_tree):
     assert long.shape == (64, 96, 3) and long.dtype == np.float32
     assert np.array_equal(long, render(root / "Sony/long/10003_00_10s.dng"))
     assert source.load_short(refs["10003_00_0.04s"]).mosaic.shape == (64, 96)
-    for key, line, words in [("10006_00_0.1s", 4, "missing file .*10006_00_0.1s.dng"),
-                             ("10003_00_abc", 6, "exposure time .*10003_00_abc.dng"),
-                             ("10008_00_0.1s", 7, "10008_00_0.1s.dng is 32x48 but .* is 64x96"),
-                             ("10009_00_0.1s", 8, "cannot decode raw file .*10009_00_0.1s.ARW")]:
+    for key, line, words in [
+        ("10006_00_0.1s", 4, "missing file .*10006_00_0.1s.dng"),
+        ("10003_00_abc", 6, "exposure time .*10003_00_abc.dng"),
+        ("10008_00_0.1s", 7, "10008_00_0.1s.dng is 32x48 but .* is 64x96"),
+        ("10009_00_0.1s", 8, "cannot decode raw file .*10009_00_0.1s.ARW"),
+    ]:
         with pytest.raises(ImageLoadError, match=f"line {line} .*{words}"):
             source.load(refs[key])
 
@@ -262,17 +280,29 @@ def test_sid_run_end_to_end_records_bad_lines_as_failed_units(sid_tree, tmp_path
     from restorebench.run.pipeline import RunOptions, run_suite
 
     root, list_file = sid_tree
-    summary = run_suite(RunOptions(tasks=("lowlight",), datasets=(f"sid:{list_file}?root={root}&split=all",),
-                                   degradations=("sid",), methods=("lowlight/camera",), executor="local",
-                                   tracking=False, out=tmp_path / "run"))
+    summary = run_suite(
+        RunOptions(
+            tasks=("lowlight",),
+            datasets=(f"sid:{list_file}?root={root}&split=all",),
+            degradations=("sid",),
+            methods=("lowlight/camera",),
+            executor="local",
+            tracking=False,
+            out=tmp_path / "run",
+        )
+    )
     assert summary.units == 7 and summary.computed == 3 and summary.failed == 4
     frame = summary.results
     ok = frame[(frame["status"] == "ok") & (frame["metric"] == "psnr")]
     assert sorted(ok["image"]) == ["10003_00_0.033s", "10003_00_0.04s", "20005_00_0.1s"]
     assert (ok["value"] > 10).all()  # ISO 200 at ratios 100-300 is very noisy: ~13-15 dB
     errors = " | ".join(summary.errors)
-    for line, name in [(4, "10006_00_0.1s.dng"), (6, "10003_00_abc.dng"), (7, "10008_00_0.1s.dng"),
-                       (8, "10009_00_0.1s.ARW")]:
+    for line, name in [
+        (4, "10006_00_0.1s.dng"),
+        (6, "10003_00_abc.dng"),
+        (7, "10008_00_0.1s.dng"),
+        (8, "10009_00_0.1s.ARW"),
+    ]:
         assert f"line {line} " in errors and name in errors
 
 
@@ -331,8 +361,8 @@ def test_methods_reject_the_wrong_kind_of_input(raw_item):
 
 
 def test_task_and_suite_are_registered():
-    from restorebench.run.plan import load_suite
     from restorebench.core.registry import DEGRADATIONS, SOURCES, TASKS
+    from restorebench.run.plan import load_suite
 
     assert TASKS.get("lowlight").metrics == ("psnr", "ssim")
     assert {"lowlight", "sid", "underexpose"} <= set(DEGRADATIONS.names()) and "sid" in SOURCES

@@ -18,9 +18,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from restorebench.core.errors import UserError
-from restorebench.core.build import build_degradation, build_method
 from restorebench.commands.convert import convert_weights
+from restorebench.core.build import build_degradation, build_method
+from restorebench.core.errors import UserError
+from restorebench.neural.checkpoints import load_checkpoint, save_checkpoint
 from restorebench.tasks.lowlight.degradations import LowLight
 from restorebench.tasks.lowlight.models import (
     DEEPUPE_WEIGHTS,
@@ -33,7 +34,6 @@ from restorebench.tasks.lowlight.models import (
     smoothness_loss,
 )
 from restorebench.tasks.lowlight.neural import deepupe_training_pair, sid_training_pair
-from restorebench.neural.checkpoints import load_checkpoint, save_checkpoint
 from tests import REPO
 
 
@@ -112,8 +112,14 @@ def _tf_reference(tf: dict[str, np.ndarray], x: np.ndarray, depth: int) -> np.nd
         w, b = tf[f"{name}/weights"], tf[f"{name}/biases"]
         k = w.shape[0]
         p = np.pad(t, ((k // 2, k // 2), (k // 2, k // 2), (0, 0)))
-        out = sum(np.einsum("hwc,co->hwo", p[i : i + t.shape[0], j : j + t.shape[1]], w[i, j])
-                  for i in range(k) for j in range(k)) + b  # fmt: skip
+        out = (
+            sum(
+                np.einsum("hwc,co->hwo", p[i : i + t.shape[0], j : j + t.shape[1]], w[i, j])
+                for i in range(k)
+                for j in range(k)
+            )
+            + b
+        )
         return np.maximum(out, 0.2 * out) if act else out
 
     skips, t = [], x
@@ -145,16 +151,25 @@ def test_official_tf_names_are_mapped(tmp_path):
     tf: dict[str, np.ndarray] = {}
     cin = 4
     for level, c in enumerate(widths, start=1):
-        tf[f"g_conv{level}_1/weights"], tf[f"g_conv{level}_2/weights"] = rng.normal(0, 0.3, (3, 3, cin, c)), rng.normal(0, 0.3, (3, 3, c, c))
+        tf[f"g_conv{level}_1/weights"], tf[f"g_conv{level}_2/weights"] = (
+            rng.normal(0, 0.3, (3, 3, cin, c)),
+            rng.normal(0, 0.3, (3, 3, c, c)),
+        )
         tf[f"g_conv{level}_1/biases"], tf[f"g_conv{level}_2/biases"] = rng.normal(0, 0.1, c), rng.normal(0, 0.1, c)
         cin = c
     for n, level in enumerate(range(depth + 1, 2 * depth)):
         c = widths[2 * depth - level - 1]
         tf["Variable" if n == 0 else f"Variable_{n}"] = rng.normal(0, 0.3, (2, 2, c, cin))
-        tf[f"g_conv{level}_1/weights"], tf[f"g_conv{level}_2/weights"] = rng.normal(0, 0.3, (3, 3, 2 * c, c)), rng.normal(0, 0.3, (3, 3, c, c))
+        tf[f"g_conv{level}_1/weights"], tf[f"g_conv{level}_2/weights"] = (
+            rng.normal(0, 0.3, (3, 3, 2 * c, c)),
+            rng.normal(0, 0.3, (3, 3, c, c)),
+        )
         tf[f"g_conv{level}_1/biases"], tf[f"g_conv{level}_2/biases"] = rng.normal(0, 0.1, c), rng.normal(0, 0.1, c)
         cin = c
-    tf[f"g_conv{2 * depth}/weights"], tf[f"g_conv{2 * depth}/biases"] = rng.normal(0, 0.3, (1, 1, cin, 12)), rng.normal(0, 0.1, 12)
+    tf[f"g_conv{2 * depth}/weights"], tf[f"g_conv{2 * depth}/biases"] = (
+        rng.normal(0, 0.3, (1, 1, cin, 12)),
+        rng.normal(0, 0.1, 12),
+    )
     path = tmp_path / "sid_tf.pth"
     torch.save({f"{k}:0": torch.from_numpy(v.astype(np.float32)) for k, v in tf.items()}, path)
     meta = convert_weights(path, "lowlight/sid_unet?variant=full", tmp_path / "out.safetensors")
@@ -309,7 +324,9 @@ def test_deepupe_method_restores_srgb_inputs(tmp_path, srgb_item):
 
 def test_methods_reject_the_other_kind_of_input(tmp_path, raw_item, srgb_item):
     sid = build_method(f"lowlight/sid_unet?checkpoint={_checkpoint(tmp_path, 'sid_unet', SIDUNet(base=4, depth=2))}")
-    upe = build_method(f"lowlight/deepupe?checkpoint={_checkpoint(tmp_path, 'deepupe_light', DeepUPELight(features=4))}")
+    upe = build_method(
+        f"lowlight/deepupe?checkpoint={_checkpoint(tmp_path, 'deepupe_light', DeepUPELight(features=4))}"
+    )
     with pytest.raises(ValueError, match="packed raw inputs.*lowlight/deepupe"):
         sid.restore([srgb_item])
     with pytest.raises(ValueError, match="sRGB inputs.*lowlight/sid_unet"):
@@ -366,7 +383,9 @@ def test_recipes_train_a_few_steps(tmp_path, method):
     assert summary.checkpoint == out
 
 
-@pytest.mark.parametrize("method, name", [("lowlight/sid_unet", "sid_unet_light"), ("lowlight/deepupe", "deepupe_light")])
+@pytest.mark.parametrize(
+    "method, name", [("lowlight/sid_unet", "sid_unet_light"), ("lowlight/deepupe", "deepupe_light")]
+)
 def test_committed_checkpoints_match_their_recipes(method, name):
     path = REPO / "tasks" / "lowlight" / "checkpoints" / f"{name}.safetensors"
     if not path.is_file():

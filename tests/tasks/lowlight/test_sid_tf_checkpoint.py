@@ -19,9 +19,9 @@ import pytest
 import torch
 
 from restorebench.commands.convert import convert_weights
-from restorebench.tasks.lowlight.models import SIDUNet, sid_unet_parameter_count
 from restorebench.neural.checkpoints import load_checkpoint
 from restorebench.neural.tf_checkpoint import read_tf_checkpoint
+from restorebench.tasks.lowlight.models import SIDUNet, sid_unet_parameter_count
 
 tf = pytest.importorskip("tensorflow")
 slim = pytest.importorskip("tf_slim")
@@ -92,8 +92,14 @@ def test_official_tf_checkpoint_converts_to_the_same_network(tmp_path):
         out = tmp_path / f"converted_{fmt}.safetensors"
         meta = convert_weights(source, "lowlight/sid_unet?variant=full", out)
         assert meta["converted_from"]["format"] == fmt
-        assert meta["config"] == {"base": 32, "depth": 5, "in_channels": 4, "out_channels": 3, "block": 2,
-                                  "up_bias": False}
+        assert meta["config"] == {
+            "base": 32,
+            "depth": 5,
+            "in_channels": 4,
+            "out_channels": 3,
+            "block": 2,
+            "up_bias": False,
+        }
         state, saved = load_checkpoint(out)
         net = SIDUNet(**saved["config"]).eval()
         net.load_state_dict(state, strict=True)

@@ -19,15 +19,15 @@ import pytest
 import torch
 from scipy.signal import correlate2d
 
-from restorebench.core.errors import UserError
-from restorebench.core.build import build_degradation, build_method
 from restorebench.commands.convert import convert_weights
+from restorebench.core.build import build_degradation, build_method
+from restorebench.core.errors import UserError
 from restorebench.neural.checkpoints import load_checkpoint, save_checkpoint
 from restorebench.tasks.superres.imresize import imresize
 from restorebench.tasks.superres.models import SRCNN, srcnn_parameter_count
 from restorebench.tasks.superres.neural import SRCNNMethod, _srcnn_pair, rgb_to_ycbcr, ycbcr_to_rgb
-
 from tests import REPO
+
 CONFIG_915 = {"f1": 9, "f2": 1, "f3": 5, "n1": 64, "n2": 32, "channels": 1, "padding": "replicate"}
 
 
@@ -81,8 +81,10 @@ def _srcnn_m(image: np.ndarray, v: dict[str, np.ndarray]) -> np.ndarray:
     """SRCNN.m (9-1-5 and 9-5-5 releases), loop for loop."""
     w1, w2, w3 = v["weights_conv1"], v["weights_conv2"], v["weights_conv3"]
     f1, n1 = round(np.sqrt(w1.shape[0])), w1.shape[1]
-    conv1 = [np.maximum(_imfilter_replicate(image, _matlab_reshape(w1[:, i], f1)) + v["biases_conv1"][i, 0], 0)
-             for i in range(n1)]
+    conv1 = [
+        np.maximum(_imfilter_replicate(image, _matlab_reshape(w1[:, i], f1)) + v["biases_conv1"][i, 0], 0)
+        for i in range(n1)
+    ]
     n2 = w2.shape[-1]
     conv2 = []
     for i in range(n2):
@@ -126,10 +128,14 @@ def test_matlab_release_variables(tmp_path, f2):
 
     rng = np.random.default_rng(1)
     n1, n2 = 12, 6
-    variables = {"weights_conv1": rng.normal(0, 0.1, (81, n1)), "biases_conv1": rng.normal(0, 0.1, (n1, 1)),
-                 "weights_conv2": rng.normal(0, 0.2, (n1, n2) if f2 == 1 else (n1, f2 * f2, n2)),
-                 "biases_conv2": rng.normal(0, 0.1, (n2, 1)),
-                 "weights_conv3": rng.normal(0, 0.1, (n2, 25)), "biases_conv3": np.array([[0.05]])}  # fmt: skip
+    variables = {
+        "weights_conv1": rng.normal(0, 0.1, (81, n1)),
+        "biases_conv1": rng.normal(0, 0.1, (n1, 1)),
+        "weights_conv2": rng.normal(0, 0.2, (n1, n2) if f2 == 1 else (n1, f2 * f2, n2)),
+        "biases_conv2": rng.normal(0, 0.1, (n2, 1)),
+        "weights_conv3": rng.normal(0, 0.1, (n2, 25)),
+        "biases_conv3": np.array([[0.05]]),
+    }
     path = tmp_path / "x3.mat"
     scipy.io.savemat(path, variables)
     image = rng.random((21, 26))
@@ -154,8 +160,13 @@ def test_matconvnet_simplenn(tmp_path):
     biases = [rng.normal(0, 0.1, (1, n)).astype(np.float32) for n in (10, 5, 1)]
 
     def conv(i):
-        return {"type": "conv", "name": f"conv{i + 1}", "weights": _mat_cell([filters[i], biases[i]]),
-                "stride": np.array([[1.0, 1.0]]), "pad": np.array([[0.0, 0.0, 0.0, 0.0]])}
+        return {
+            "type": "conv",
+            "name": f"conv{i + 1}",
+            "weights": _mat_cell([filters[i], biases[i]]),
+            "stride": np.array([[1.0, 1.0]]),
+            "pad": np.array([[0.0, 0.0, 0.0, 0.0]]),
+        }
 
     relu = {"type": "relu", "name": "relu", "weights": _mat_cell([])}
     layers = [conv(0), relu, conv(1), relu, conv(2), {"type": "euclideanloss", "name": "loss"}]
@@ -184,8 +195,11 @@ def test_pytorch_state_dict(tmp_path):
     w = [rng.normal(0, 0.1, s).astype(np.float32) for s in ((16, 1, 9, 9), (8, 16, 3, 3), (1, 8, 5, 5))]
     b = [rng.normal(0, 0.1, n).astype(np.float32) for n in (16, 8, 1)]
     names = ("features.0", "map.0", "reconstruction")  # a common re-implementation's module names
-    state = {f"module.{n}.{k}": torch.from_numpy(a) for n, wi, bi in zip(names, w, b)
-             for k, a in (("weight", wi), ("bias", bi))}  # fmt: skip
+    state = {
+        f"module.{n}.{k}": torch.from_numpy(a)
+        for n, wi, bi in zip(names, w, b)
+        for k, a in (("weight", wi), ("bias", bi))
+    }
     path = tmp_path / "srcnn_x3.pth"
     torch.save({"state_dict": state}, path)
     image = rng.random((22, 25))
@@ -199,9 +213,14 @@ def test_pytorch_state_dict(tmp_path):
 
 
 def test_rgb_srcnn_and_wrong_layouts_are_refused(tmp_path):
-    rgb = {"conv1.weight": torch.zeros(8, 3, 9, 9), "conv1.bias": torch.zeros(8),
-           "conv2.weight": torch.zeros(4, 8, 1, 1), "conv2.bias": torch.zeros(4),
-           "conv3.weight": torch.zeros(3, 4, 5, 5), "conv3.bias": torch.zeros(3)}  # fmt: skip
+    rgb = {
+        "conv1.weight": torch.zeros(8, 3, 9, 9),
+        "conv1.bias": torch.zeros(8),
+        "conv2.weight": torch.zeros(4, 8, 1, 1),
+        "conv2.bias": torch.zeros(4),
+        "conv3.weight": torch.zeros(3, 4, 5, 5),
+        "conv3.bias": torch.zeros(3),
+    }
     torch.save(rgb, tmp_path / "rgb.pth")
     with pytest.raises(UserError, match="luminance"):
         convert_weights(tmp_path / "rgb.pth", "superres/srcnn", tmp_path / "o.safetensors")
@@ -327,14 +346,34 @@ def test_smoke_training_in_process_and_cli(tmp_path, one_thread):
     from restorebench.commands.train import train_method
 
     data = "synthetic:deadleaves?n=6&size=96"
-    summary = train_method("superres/srcnn?scale=3", data=[data], steps=50, out=tmp_path / "s.safetensors",
-                           tracking=False)  # fmt: skip
+    summary = train_method(
+        "superres/srcnn?scale=3", data=[data], steps=50, out=tmp_path / "s.safetensors", tracking=False
+    )
     assert _check_trained(tmp_path / "s.safetensors")["command"] == summary.metadata["command"]
 
     out = tmp_path / "cli.safetensors"
-    proc = subprocess.run([sys.executable, "-m", "restorebench.cli", "train", "superres/srcnn?scale=3", "--data", data,
-                           "--steps", "50", "--out", str(out), "--no-tracking"],
-                          cwd=REPO, env=one_thread, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "restorebench.cli",
+            "train",
+            "superres/srcnn?scale=3",
+            "--data",
+            data,
+            "--steps",
+            "50",
+            "--out",
+            str(out),
+            "--no-tracking",
+        ],
+        cwd=REPO,
+        env=one_thread,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "validation PSNR" in proc.stdout
     meta = _check_trained(out)

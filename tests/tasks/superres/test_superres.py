@@ -19,67 +19,10 @@ from restorebench.tasks.superres import TASK
 from restorebench.tasks.superres.baselines import BicubicUpscale, Bilinear, Lanczos, Nearest
 from restorebench.tasks.superres.degradations import Bicubic
 from restorebench.tasks.superres.imresize import imresize, modcrop
+from tests.tasks.superres.reference_imresize import slow_imresize
 
 UPSCALERS = [Nearest, Bilinear, BicubicUpscale, Lanczos]
 SCALES = [1 / 2, 1 / 3, 1 / 4, 2, 3, 4]
-
-
-# ---------------------------------------------------------------- a slow port of MATLAB's imresize
-# Written the obvious way, one output pixel at a time, from imresize.m's `contributions`
-# and `cubic` (MathWorks Image Processing Toolbox), independently of the fast version.
-
-
-def _cubic(x: float) -> float:
-    ax = abs(x)
-    if ax <= 1:
-        return 1.5 * ax**3 - 2.5 * ax**2 + 1
-    if ax <= 2:
-        return -0.5 * ax**3 + 2.5 * ax**2 - 4 * ax + 2
-    return 0.0
-
-
-def _mirror(j: int, n: int) -> int:
-    """1-based index ``j`` reflected into ``1..n`` (MATLAB's symmetric padding)."""
-    while j < 1 or j > n:
-        j = 1 - j if j < 1 else 2 * n + 1 - j
-    return j
-
-
-def _pixel_taps(x: int, in_len: int, scale: float, antialiasing: bool) -> list[tuple[int, float]]:
-    """(0-based input index, weight) of the taps of output pixel ``x`` (1-based)."""
-    width, shrink = 4.0, scale < 1 and antialiasing
-    if shrink:
-        width = 4.0 / scale
-    u = x / scale + 0.5 * (1 - 1 / scale)
-    left = math.floor(u - width / 2)
-    taps = [left + k for k in range(math.ceil(width) + 2)]
-    ws = [scale * _cubic(scale * (u - j)) if shrink else _cubic(u - j) for j in taps]
-    total = sum(ws)
-    return [(_mirror(j, in_len) - 1, w / total) for j, w in zip(taps, ws) if w != 0]
-
-
-def _slow_resize_rows(img: np.ndarray, out_len: int, scale: float, antialiasing: bool) -> np.ndarray:
-    out = np.zeros((out_len,) + img.shape[1:])
-    for x in range(1, out_len + 1):
-        taps = _pixel_taps(x, img.shape[0], scale, antialiasing)
-        for k in range(img.shape[1]):
-            out[x - 1, k] = sum(w * img[j, k] for j, w in taps)
-    return out
-
-
-def slow_imresize(img, scale=None, *, output_shape=None, antialiasing=True) -> np.ndarray:
-    img = np.asarray(img, dtype=np.float64)
-    h, w = img.shape[:2]
-    if output_shape is None:
-        sh = sw = scale
-        output_shape = (math.ceil(scale * h), math.ceil(scale * w))
-    else:
-        sh, sw = output_shape[0] / h, output_shape[1] / w
-    if sh <= sw:  # MATLAB: [~, order] = sort(scale), rows first on a tie
-        tmp = _slow_resize_rows(img, output_shape[0], sh, antialiasing)
-        return _slow_resize_rows(tmp.swapaxes(0, 1), output_shape[1], sw, antialiasing).swapaxes(0, 1)
-    tmp = _slow_resize_rows(img.swapaxes(0, 1), output_shape[1], sw, antialiasing).swapaxes(0, 1)
-    return _slow_resize_rows(tmp, output_shape[0], sh, antialiasing)
 
 
 def _random(shape, seed=0) -> np.ndarray:
@@ -115,8 +58,7 @@ def test_imresize_without_antialiasing_matches_the_slow_port():
 
 
 @settings(max_examples=15, deadline=None)
-@given(h=st.integers(1, 12), w=st.integers(1, 12),
-       scale=st.sampled_from([0.3, 0.45, 0.5, 0.77, 1.0, 1.5, 2.0, 2.6]))
+@given(h=st.integers(1, 12), w=st.integers(1, 12), scale=st.sampled_from([0.3, 0.45, 0.5, 0.77, 1.0, 1.5, 2.0, 2.6]))
 def test_imresize_matches_the_slow_port_on_any_small_size(h, w, scale):
     img = _random((h, w, 2), seed=h * 13 + w)
     assert np.max(np.abs(imresize(img, scale) - slow_imresize(img, scale))) <= 1e-5
@@ -128,8 +70,7 @@ def test_x2_upscale_of_an_impulse_gives_the_cubic_weights():
     out = imresize(row, 2)
     expected = np.zeros(18)
     # u = x/2 + 1/4: output columns 6..13 sit at distances 1.75, 1.25, 0.75, 0.25 (twice) from it
-    expected[5:13] = [-0.0234375, -0.0703125, 0.2265625, 0.8671875,
-                      0.8671875, 0.2265625, -0.0703125, -0.0234375]
+    expected[5:13] = [-0.0234375, -0.0703125, 0.2265625, 0.8671875, 0.8671875, 0.2265625, -0.0703125, -0.0234375]
     np.testing.assert_array_equal(out, np.stack([expected, expected]))  # 1 row -> 2 identical rows
 
 
@@ -145,7 +86,7 @@ def test_constant_image_survives_up_then_down_exactly(scale):
 
 def test_half_downscale_of_a_linear_ramp_is_the_analytic_ramp():
     h, w = 40, 64
-    i, j = np.mgrid[1:h + 1, 1:w + 1].astype(np.float64)  # 1-based, as in MATLAB
+    i, j = np.mgrid[1 : h + 1, 1 : w + 1].astype(np.float64)  # 1-based, as in MATLAB
     ramp = 0.75 * i - 0.5 * j + 3.0
     out = imresize(ramp, 0.5)
     assert out.shape == (20, 32)
@@ -202,8 +143,7 @@ def _degrade(img: np.ndarray, scale: int) -> Degraded:
     return Bicubic(Bicubic.Params(scale=scale)).apply(img, np.random.default_rng(0))
 
 
-@pytest.mark.parametrize("scale, hr, lr",
-                         [(2, (100, 76), (50, 38)), (3, (99, 75), (33, 25)), (4, (100, 76), (25, 19))])
+@pytest.mark.parametrize("scale, hr, lr", [(2, (100, 76), (50, 38)), (3, (99, 75), (33, 25)), (4, (100, 76), (25, 19))])
 def test_bicubic_degradation_sizes_reference_and_protocol(scale, hr, lr):
     img = np.random.default_rng(3).random((101, 77, 3)).astype(np.float32)
     out = _degrade(img, scale)
