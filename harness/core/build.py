@@ -87,6 +87,7 @@ def method_class(name: str) -> type[Method]:
 def import_plugin(spec: str) -> type[Method]:
     """Import ``package.module:Class`` and check that it is a usable Method subclass."""
     module_name, _, attr = spec.partition(":")
+    _search_working_directory()
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -99,6 +100,17 @@ def import_plugin(spec: str) -> type[Method]:
     if obj is None:
         raise UserError(f"module {module_name!r} has no attribute {attr!r}")
     return check_plugin(obj, f"plugin {spec!r}")
+
+
+def _search_working_directory() -> None:
+    """Let ``my_plugin:Class`` find ``./my_plugin.py``, as ``python -m`` would: the working
+    directory goes at the *end* of ``sys.path``, so an installed package always wins (and a
+    local ``tasks.py`` or ``harness.py`` can never shadow restorebench's own modules)."""
+    import sys
+
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
 
 
 def check_plugin(obj: Any, what: str) -> type[Method]:

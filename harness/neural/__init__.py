@@ -1,9 +1,14 @@
-"""Neural-network support shared by the learned methods: checkpoints and official weights.
+"""neural: what every learned method shares.
 
-:mod:`restorebench.neural.checkpoints` reads and writes restorebench's own checkpoint format
-(weights-only ``.safetensors`` with JSON metadata) and loads plain PyTorch state dicts
-without unpickling Python objects; :mod:`restorebench.neural.official` reads the formats that papers
-released their weights in (whole pickled PyTorch models, MatConvNet ``.mat`` files of
-MATLAB v5 and v7.3) without running code from the file. Nothing here imports torch
-until a function needs it.
+- :mod:`~restorebench.neural.inference`: ``NeuralMethod``, the adapter (checkpoint
+  resolution, device, batching, tiling);
+- :mod:`~restorebench.neural.checkpoints`: restorebench's checkpoint format (weights-only
+  ``.safetensors`` with JSON metadata) and plain state dicts, never unpickling objects;
+- :mod:`~restorebench.neural.official`: the formats papers released weights in (whole
+  pickled PyTorch models via :mod:`~restorebench.neural.torch_pickle`, MatConvNet/MATLAB
+  via :mod:`~restorebench.neural.matlab`, TensorFlow checkpoints via
+  :mod:`~restorebench.neural.tf_checkpoint`), read without running code from the file;
+- :mod:`~restorebench.neural.training`: the seeded patch-training loop recipes run in.
+
+Nothing here imports torch until a function needs it. May import: core.
 """

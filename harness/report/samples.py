@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from restorebench.run.units import WorkUnit
+if TYPE_CHECKING:
+    from restorebench.run.units import WorkUnit
 
 _GAP = 4
 

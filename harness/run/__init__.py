@@ -1,1 +1,14 @@
-"""TODO"""
+"""run: one ``restorebench run``, in the order the data flows.
+
+- :mod:`~restorebench.run.plan`: the suite expanded into work units, and each method's description;
+- :mod:`~restorebench.run.units`: a unit, its content id and its seeded random generator;
+- :mod:`~restorebench.run.batches`: units cut into batches;
+- :mod:`~restorebench.run.executors` / :mod:`~restorebench.run.ray_executor`: in-process or on Ray;
+- :mod:`~restorebench.run.worker`: what a worker does with a batch (load, degrade, restore, score);
+- :mod:`~restorebench.run.record`: each batch of results into the run directory as it lands;
+- :mod:`~restorebench.run.store`: run directories, the results table, the results cache;
+- :mod:`~restorebench.run.pipeline`: ``run_suite``, the whole run.
+
+May import: core, data, score, neural (through methods), report (sample crops), track
+(after the run). Ray is imported only in ray_executor.py.
+"""

@@ -9,9 +9,9 @@ Checkpoints live in ``tasks/denoise/checkpoints/``:
 
 At inference the checkpoint is chosen per input: the one whose channels match (1 -> gray,
 3 -> rgb) and, for ``model=specific``, the trained sigma nearest the input's true sigma
-(:func:`tasks.denoise.levels.noise_level`; estimated when the degradation is not
+(:func:`restorebench.tasks.denoise.levels.noise_level`; estimated when the degradation is not
 ``gaussian``). When only the other kind exists the network adapts
-(:class:`~tasks.denoise.models.ChannelAdaptingDnCNN`): a gray input goes through a colour
+(:class:`~restorebench.tasks.denoise.models.ChannelAdaptingDnCNN`): a gray input goes through a colour
 model as three equal channels and the output channels are averaged; a colour input goes
 through a gray model channel by channel. Inputs are the noisy float images as degraded
 (unclipped); outputs are HWC float32, unclipped.
@@ -202,8 +202,8 @@ class DnCNNMethod(NeuralMethod):
     def convert_official(self, weights: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """The official PyTorch port, KAIR's ``model.N`` layout, or the MatConvNet release.
 
-        See :func:`tasks.denoise.models.convert_state_dict` and
-        :func:`~tasks.denoise.models.convert_matconvnet` (tables in the README).
+        See :func:`restorebench.tasks.denoise.models.convert_state_dict` and
+        :func:`~restorebench.tasks.denoise.models.convert_matconvnet` (tables in the README).
         """
         from restorebench.tasks.denoise.models import convert_matconvnet, convert_state_dict
 

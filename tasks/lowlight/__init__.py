@@ -4,8 +4,8 @@ Importing this package registers the task, the ``sid:`` dataset source, the degr
 (``lowlight`` synthetic raw pairs, ``sid`` real SID pairs, ``underexpose`` sRGB) and the
 classical methods (``lowlight/camera``, ``camera_histeq``, ``camera_gamma``,
 ``camera_nlmeans``, ``camera_bm3d``; ``lowlight/gamma`` and ``lowlight/histeq`` for sRGB).
-Raw I/O (rawpy, DNG writing) is in :mod:`tasks.lowlight.raw`, the synthetic pairs in
-:mod:`tasks.lowlight.synthetic`. References: Chen et al., "Learning to See in the Dark",
+Raw I/O (rawpy, DNG writing) is in :mod:`restorebench.tasks.lowlight.raw`, the synthetic pairs in
+:mod:`restorebench.tasks.lowlight.synthetic`. References: Chen et al., "Learning to See in the Dark",
 CVPR 2018; Brooks et al., "Unprocessing Images for Learned Raw Denoising", CVPR 2019.
 """
 

@@ -14,7 +14,7 @@ fixes to the 8-bit image; they do not read the ratio.
 Each method checks ``item.degradation`` and raises a ``ValueError`` naming the right
 method for the other kind of input. Heavy libraries are imported inside the methods.
 The noise model the raw inputs carry is that of Brooks et al., "Unprocessing Images for
-Learned Raw Denoising" (CVPR 2019); see :mod:`tasks.lowlight.synthetic`.
+Learned Raw Denoising" (CVPR 2019); see :mod:`restorebench.tasks.lowlight.synthetic`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 - ``lowlight?ratio=R&iso=I`` -- the clean sRGB image is unprocessed into a 14-bit RGGB
   raw (Brooks et al., "Unprocessing Images for Learned Raw Denoising", CVPR 2019), exposed
   ``R`` times shorter with Poisson-Gaussian noise and written as DNG
-  (:mod:`tasks.lowlight.synthetic`); the input is the packed short exposure, the reference
+  (:mod:`restorebench.tasks.lowlight.synthetic`); the input is the packed short exposure, the reference
   the rendered long exposure, as in SID (Chen et al., "Learning to See in the Dark",
   CVPR 2018).
 - ``sid`` -- the real short exposure of a ``sid:`` dataset's pair.
@@ -71,7 +71,7 @@ class LowLight(Degradation):
     """A synthetic SID pair: packed noisy short exposure in, rendered long exposure as reference.
 
     The clean image is cropped to even sides (top-left kept; gray is made RGB), both
-    exposures go through DNG and rawpy (:func:`tasks.lowlight.synthetic.make_pair`), the
+    exposures go through DNG and rawpy (:func:`restorebench.tasks.lowlight.synthetic.make_pair`), the
     input is ``pack_bayer(short)`` and the reference ``render(long)``; LibRaw renders a
     DNG at the mosaic's size, so the reference is ``H x W x 3``. ``extras`` also holds
     ``noise`` (shot, read, iso). Deterministic for a given ``rng``.
@@ -109,7 +109,7 @@ class LowLight(Degradation):
 class Sid(Degradation):
     """The real short exposure of a SID pair (needs a ``sid:`` dataset).
 
-    ``degrade`` asks the :class:`tasks.lowlight.sources.SidSource` for the pair's short raw
+    ``degrade`` asks the :class:`restorebench.tasks.lowlight.sources.SidSource` for the pair's short raw
     file and ratio ``min(long / short, 300)``; the reference is the rendered long exposure
     (the source's image). Same ``Degraded`` layout as ``lowlight``; ``rng`` is unused.
     """

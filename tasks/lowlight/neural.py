@@ -1,7 +1,7 @@
 """Neural low-light methods: ``lowlight/sid_unet`` (raw inputs) and ``lowlight/deepupe`` (sRGB inputs).
 
 ``lowlight/sid_unet`` -- the U-Net of Chen et al., "Learning to See in the Dark", CVPR
-2018 (:class:`tasks.lowlight.models.SIDUNet`), on raw inputs (degradations ``lowlight``
+2018 (:class:`restorebench.tasks.lowlight.models.SIDUNet`), on raw inputs (degradations ``lowlight``
 and ``sid``). As in SID's code the network input is the packed raw times the exposure
 ratio, clipped at 1 (``np.minimum(packed * ratio, 1.0)``; the method is told the ratio,
 ``uses_true_level``); unlike SID's ``pack_raw`` the packed values are not clipped at 0
@@ -13,7 +13,7 @@ base 32, depth 4) or ``?variant=full`` (SID's 32-64-128-256-512,
 weights with ``restorebench convert``).
 
 ``lowlight/deepupe`` -- a light DeepUPE (Wang et al., "Underexposed Photo Enhancement
-using Deep Illumination Estimation", CVPR 2019; :class:`tasks.lowlight.models.DeepUPELight`)
+using Deep Illumination Estimation", CVPR 2019; :class:`restorebench.tasks.lowlight.models.DeepUPELight`)
 on sRGB inputs (degradation ``underexpose``): ``F = I / S`` with the illumination ``S``
 predicted by the network; blind (it does not read the ratio). Committed
 ``checkpoints/deepupe_light.safetensors``.
@@ -148,9 +148,9 @@ class SIDUNetMethod(NeuralMethod):
     def convert_official(self, weights: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """SID weights as a state dict: ours / PyTorch ports, or the TF checkpoint's names.
 
-        See :func:`tasks.lowlight.models.sid_from_official` for the mapping table.
+        See :func:`restorebench.tasks.lowlight.official.sid_from_official` for the mapping table.
         """
-        from restorebench.tasks.lowlight.models import sid_from_official
+        from restorebench.tasks.lowlight.official import sid_from_official
 
         if weights.state_dict is None:
             raise UserError(
@@ -224,8 +224,8 @@ class DeepUPEMethod(NeuralMethod):
 
         Input the darkened patch, target the clean patch; ratio log-uniform in [3, 12], no
         noise (the degradation's default). Objective
-        :func:`~tasks.lowlight.models.deepupe_objective`: ``mse(I / S, target) + 5e-4 *
-        smoothness + 5e-3 * colour`` (:data:`tasks.lowlight.models.DEEPUPE_WEIGHTS`).
+        :func:`~restorebench.tasks.lowlight.models.deepupe_objective`: ``mse(I / S, target) + 5e-4 *
+        smoothness + 5e-3 * colour`` (:data:`restorebench.tasks.lowlight.models.DEEPUPE_WEIGHTS`).
         Adam lr 1e-3, gradients clipped at norm 1 (the smoothness weights reach 1e4 on
         flat patches).
         """

@@ -3,7 +3,7 @@
 Importing this package registers the task, its degradation (``bicubic``) and its
 methods (``superres/nearest``, ``superres/bilinear``, ``superres/bicubic``,
 ``superres/lanczos``, and the neural ``superres/srcnn``). The MATLAB-compatible resizer is
-:func:`tasks.superres.imresize.imresize`.
+:func:`restorebench.tasks.superres.imresize.imresize`.
 """
 
 from __future__ import annotations

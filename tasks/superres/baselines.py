@@ -77,7 +77,7 @@ class Bilinear(_Upscaler):
 
 @register
 class BicubicUpscale(_Upscaler):
-    """MATLAB bicubic upscaling: :func:`tasks.superres.imresize.imresize` ``(lr, scale)``.
+    """MATLAB bicubic upscaling: :func:`restorebench.tasks.superres.imresize.imresize` ``(lr, scale)``.
 
     The reference baseline of the published tables (33.66 / 30.39 / 28.42 dB on Set5).
     """

@@ -40,7 +40,7 @@ class Bicubic(Degradation):
     """MATLAB bicubic downscaling by ``scale`` (2, 3 or 4), LR on the 8-bit grid.
 
     ``apply`` crops the image to a multiple of the scale (top-left kept), shrinks it with
-    :func:`tasks.superres.imresize.imresize` (MATLAB-compatible, antialiased) and rounds
+    :func:`restorebench.tasks.superres.imresize.imresize` (MATLAB-compatible, antialiased) and rounds
     the result to 8-bit levels, ``round(clip(lr * 255, 0, 255)) / 255``, as the
     published protocol stores LR images as uint8. The cropped HR image is the
     reference the metrics compare with (``Degraded.reference``), and the metrics leave

@@ -119,7 +119,7 @@ def srcnn_from_official(weights: Any) -> tuple[dict[str, torch.Tensor], dict[str
 
     The three layers come from MATLAB variables (``weights_conv1`` ...), MatConvNet
     ``net.layers`` or a PyTorch state dict (see
-    :meth:`tasks.superres.neural.SRCNNMethod.convert_official` for the table); ``f1``,
+    :meth:`restorebench.tasks.superres.neural.SRCNNMethod.convert_official` for the table); ``f1``,
     ``f2``, ``f3``, ``n1`` and ``n2`` are read from the shapes.
     """
     if weights.variables is not None:

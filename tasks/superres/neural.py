@@ -5,7 +5,7 @@ channel of BT.601 YCbCr; Cb and Cr stay bicubic. The committed checkpoints
 (``checkpoints/srcnn_915_x{2,3,4}.safetensors``) are trained by :meth:`SRCNNMethod.recipe`
 with ``restorebench train 'superres/srcnn?scale=S' --data folder:T91``; each file records
 its exact command, data hashes and validation PSNR. The network is
-:class:`tasks.superres.models.SRCNN`; torch is imported only when a network is built.
+:class:`restorebench.tasks.superres.models.SRCNN`; torch is imported only when a network is built.
 
 References
 ----------
@@ -206,7 +206,7 @@ class SRCNNMethod(NeuralMethod):
     # ------------------------------------------------------------ released weights
 
     def convert_official(self, weights: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Map released SRCNN weights onto :class:`~tasks.superres.models.SRCNN`.
+        """Map released SRCNN weights onto :class:`~restorebench.tasks.superres.models.SRCNN`.
 
         Accepted (filter sizes and widths are read from the shapes, so 9-1-5, 9-3-5,
         9-5-5 and other widths all work; the network must take and give one channel):

@@ -5,6 +5,7 @@
 - Ray is imported only in run/ (the executors and the worker they start); MLflow only in track/;
 - score/metrics.py imports nothing of restorebench, and score/ nothing but restorebench.core;
 - a task imports only the public face (``restorebench``), ``restorebench.neural`` and itself;
+- each wing imports only the wings before it on the data path (see WINGS);
 - no import cycles between restorebench's modules (imports inside functions count too).
 """
 
@@ -44,7 +45,7 @@ def _imports(path: Path) -> list[tuple[str, int]]:
     """Every module ``path`` imports (absolute names; ``from a import b`` gives a.b when a.b is a module)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     out = []
-    for node in ast.walk(tree):
+    for node in _walk_runtime(tree):
         if isinstance(node, ast.Import):
             out += [(alias.name, node.lineno) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -53,6 +54,19 @@ def _imports(path: Path) -> list[tuple[str, int]]:
                 (f"{node.module}.{a.name}", node.lineno) for a in node.names if f"{node.module}.{a.name}" in MODULES
             ]
     return out
+
+
+def _walk_runtime(tree: ast.AST):
+    """Every node, except those under ``if TYPE_CHECKING:`` (imports for type hints only)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and isinstance(child.test, ast.Name) and child.test.id == "TYPE_CHECKING":
+                stack.extend(child.orelse)
+                continue
+            stack.append(child)
 
 
 def _inside(name: str, package: str) -> bool:
@@ -131,6 +145,32 @@ def test_tasks_import_only_the_public_face_and_neural():
         ok = name == "restorebench" or _inside(name, "restorebench.neural") or _inside(name, own)
         ok = ok or name == "restorebench.score.metrics"  # pure metric functions, for a task's own metrics
         return None if ok else "a task imports restorebench (the plugin API), restorebench.neural and itself"
+
+    assert _violations(rule) == []
+
+
+# Which wings each wing may import (besides itself); the flow runs left to right.
+WINGS = {
+    "core": set(),
+    "data": {"core"},
+    "score": {"core"},
+    "neural": {"core"},
+    "report": {"core"},
+    "track": {"core", "report"},
+    "run": {"core", "data", "score", "neural", "report", "track"},
+    "commands": {"core", "data", "run", "neural", "track", "report"},
+}
+
+
+def test_each_wing_imports_only_the_wings_before_it():
+    def rule(module, name):
+        parts, target = module.split("."), name.split(".")
+        if len(parts) < 2 or parts[1] not in WINGS or target[0] != "restorebench" or len(target) < 2:
+            return None
+        wing, other = parts[1], target[1]
+        if other == wing or other in WINGS[wing] or (other not in WINGS and other != "tasks"):
+            return None  # restorebench.cli and the face are not wings
+        return f"{wing}/ may import {', '.join(sorted(WINGS[wing])) or 'nothing else'}"
 
     assert _violations(rule) == []
 
