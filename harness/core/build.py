@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from typing import Any
 
 from restorebench.core.errors import UserError, choices
@@ -60,12 +61,22 @@ def build_degradation(text: str | dict[str, Any], *, task: str | None = None) ->
     return cls.from_ref(ref)
 
 
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+
+
 def build_method(text: str | dict[str, Any], *, task: str | None = None) -> Method:
     """A validated method instance from ``TASK/NAME?k=v`` or ``module:Class?k=v``.
 
-    The instance's ``build_ref`` is the reference a worker rebuilds it from.
+    The instance's ``build_ref`` is the reference a worker rebuilds it from. Any method
+    takes ``label=NAME``: its leaderboard row becomes ``TASK/NAME@label`` (e.g. to tell two
+    checkpoints apart by name); the label does not change results or unit ids.
     """
     ref = Ref.parse(text, what="method")
+    params = dict(ref.params)
+    label = params.pop("label", None)
+    if label is not None and not _LABEL.match(str(label)):
+        raise UserError(f"method {ref.name!r}: label {label!r} must be 1-40 letters, digits, '.', '_' or '-'")
+    ref = Ref(ref.name, params)
     cls = method_class(ref.name)
     if task is not None and cls.task != task:
         raise UserError(
@@ -73,7 +84,9 @@ def build_method(text: str | dict[str, Any], *, task: str | None = None) -> Meth
             f"valid choices for {task!r}: {choices(n for n, c in METHODS.items() if c.task == task)}"
         )
     method = cls.from_ref(ref)
-    method.build_ref = canonical(ref.name, method.params.model_dump(mode="json"), param_defaults(cls.Params))
+    method.user_label = label
+    shown = method.params.model_dump(mode="json") | ({"label": label} if label else {})
+    method.build_ref = canonical(ref.name, shown, param_defaults(cls.Params))
     return method
 
 

@@ -178,6 +178,7 @@ class Method(Component):
     uses_true_level: ClassVar[bool] = False  # non-blind: reads Degraded.params
     warm_up: ClassVar[bool] = True  # one untimed call on a small crop before timing
     description: ClassVar[str] = ""
+    user_label: str | None = None  # ``?label=NAME`` of its reference (set by build_method)
 
     @property
     def qualified_name(self) -> str:
@@ -209,6 +210,46 @@ class Method(Component):
     def parameter_count(self) -> int | None:
         """Learned parameters (neural methods); None for classical ones."""
         return None
+
+    def identity(self) -> dict[str, Any]:
+        """Name, version and parameters, plus where the code comes from: a plugin that calls
+        itself ``denoise/median`` never shares the built-in's unit ids or cached results."""
+        return {**super().identity(), "code": code_origin(type(self))}
+
+
+_ORIGINS: dict[type, dict[str, str]] = {}
+
+
+def code_origin(cls: type) -> dict[str, str]:
+    """Where a class's code comes from: its module and qualified name; for code outside
+    restorebench also the version of the distribution that installed it and the SHA-256 of
+    its module's source file, so an edited plugin gets new unit ids."""
+    if cls not in _ORIGINS:
+        origin = {"module": cls.__module__, "class": cls.__qualname__}
+        if not cls.__module__.startswith("restorebench."):
+            origin.update(_plugin_provenance(cls))
+        _ORIGINS[cls] = origin
+    return _ORIGINS[cls]
+
+
+def _plugin_provenance(cls: type) -> dict[str, str]:
+    import hashlib
+    import inspect
+    from importlib import metadata
+
+    found: dict[str, str] = {}
+    try:
+        path = inspect.getsourcefile(cls)
+        if path:
+            with open(path, "rb") as f:
+                found["source_sha256"] = hashlib.sha256(f.read()).hexdigest()
+    except (OSError, TypeError):
+        pass
+    top = cls.__module__.split(".")[0]
+    dists = metadata.packages_distributions().get(top, [])
+    if dists:
+        found["package"] = f"{dists[0]}=={metadata.version(dists[0])}"
+    return found
 
 
 ReportSection = Callable[[Any], str]  # (figure writer) -> HTML markup

@@ -8,6 +8,7 @@ reference has one canonical spelling so that equal components compare and hash e
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,3 +70,14 @@ def canonical(name: str, params: Mapping[str, Any], defaults: Mapping[str, Any] 
 def stable_json(obj: Any) -> str:
     """JSON with sorted keys and no whitespace, for hashing."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def slug(text: str) -> str:
+    """A file-name-safe spelling of a reference (``gaussian?sigma=25`` -> ``gaussian_sigma-25``):
+    one path component, never ``.``, ``..`` or hidden.
+
+    >>> slug("../escaped/pwn")
+    'escaped_pwn'
+    """
+    text = text.replace("?", "_").replace("=", "-").replace("&", "_")
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_").lstrip("._") or "x"

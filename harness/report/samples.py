@@ -8,16 +8,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from restorebench.core.refs import slug
+
 if TYPE_CHECKING:
     from restorebench.run.units import WorkUnit
 
 _GAP = 4
-
-
-def slug(text: str) -> str:
-    """A file-name-safe spelling of a reference (``gaussian?sigma=25`` -> ``gaussian_sigma-25``)."""
-    text = text.replace("?", "_").replace("=", "-").replace("&", "_")
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
 
 
 def sample_dir(root: Path, task: str, dataset: str, degradation: str) -> Path:

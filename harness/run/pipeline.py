@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from restorebench.core.errors import Interrupted
+from restorebench.core.refs import slug
 from restorebench.core.suite import ResolvedSuite, narrow, resolve
 from restorebench.run.plan import load_suite, make_plan
 from restorebench.run.record import Progress
@@ -86,7 +87,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     plan = make_plan(resolved)
     units = plan.units
 
-    out = options.out or Path("runs") / f"{resolved.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    out = options.out or Path("runs") / f"{slug(resolved.name)}-{datetime.now():%Y%m%d-%H%M%S}"
     run_dir = RunDir.open(out, resolved.to_dict(), resume=options.resume)
     summary = RunSummary(run_dir=run_dir.path, run_id=run_dir.run_id, results=None, units=len(units))
     done = run_dir.completed_units() & plan.unit_ids if options.resume else set()

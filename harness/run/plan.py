@@ -7,13 +7,17 @@ the driver never does after :func:`make_plan`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from restorebench.core.errors import UserError, choices
 from restorebench.core.interfaces import Method, Resources
+from restorebench.core.refs import stable_json
 from restorebench.core.suite import ResolvedSuite, Suite, parse_suite, read_suite
 from restorebench.run.units import WorkUnit, unit_id
 
@@ -32,19 +36,26 @@ class MethodInfo:
     non_blind: bool
     parameters: float  # learned parameters (NaN for classical methods or when unknown)
     checkpoints: tuple[str, ...] = ()  # SHA-256 of each checkpoint it may use
+    identity: str = ""  # the method's identity as stable JSON (what its unit ids hash)
+    default_weights: bool = True  # runs its committed checkpoints (no ?checkpoint=)
+    builtin: bool = True  # its code is restorebench's own
 
     @classmethod
     def of(cls, method: Method) -> MethodInfo:
         identity = method.identity()
+        label = method.ref + (f"@{method.user_label}" if method.user_label else "")
         return cls(
             build_ref=method.build_ref,
-            label=method.ref,
+            label=label,
             kind=method.kind,
             version=method.version,
             resources=method.required_resources(),
             non_blind=bool(method.uses_true_level),
             parameters=_parameter_count(method),
             checkpoints=tuple(identity.get("checkpoints", [])),
+            identity=stable_json(identity),
+            default_weights=not getattr(method.params, "checkpoint", None),
+            builtin=type(method).__module__.startswith("restorebench."),
         )
 
     def columns(self) -> dict[str, Any]:
@@ -142,7 +153,41 @@ def make_plan(resolved: ResolvedSuite) -> Plan:
     unique = {u.unit_id: u for u in units}
     if len(unique) < len(units):
         log.warning("%d duplicate units (the same image listed twice) run once", len(units) - len(unique))
-    return Plan(resolved, list(unique.values()), methods, versions_all)
+    return Plan(resolved, list(unique.values()), distinct_labels(methods), versions_all)
+
+
+def distinct_labels(methods: dict[str, MethodInfo]) -> dict[str, MethodInfo]:
+    """Give methods that would share a leaderboard row a label of their own.
+
+    Two references with the same label but different identities (two checkpoints of one
+    network, a plugin named like a built-in) are never averaged together: the one on the
+    committed weights and the built-in keep the plain label, so ``compare`` still pairs a
+    method with its retrained self across runs; the others get ``@`` plus a short hash of
+    their checkpoints, or of their code's module and class.
+    """
+    groups: dict[str, list[str]] = defaultdict(list)
+    for ref, info in methods.items():
+        groups[info.label].append(ref)
+    out = dict(methods)
+    for label, refs in groups.items():
+        if len({methods[r].identity for r in refs}) < 2:
+            continue
+        plain = [r for r in refs if methods[r].builtin and methods[r].default_weights]
+        keep = {methods[r].identity for r in plain[:1]}
+        for ref in refs:
+            info = methods[ref]
+            if info.identity in keep:
+                continue
+            out[ref] = replace(info, label=f"{label}@{_suffix(info)}")
+    return out
+
+
+def _suffix(info: MethodInfo) -> str:
+    if not info.builtin:
+        origin = json.loads(info.identity)["code"]
+        return f"{origin['module']}.{origin['class']}"
+    basis = ",".join(info.checkpoints) or info.identity
+    return hashlib.sha256(basis.encode()).hexdigest()[:8]
 
 
 def _parameter_count(method: Method) -> float:

@@ -115,28 +115,83 @@ class RunDir:
 
     @classmethod
     def open(cls, path: str | Path, spec: dict[str, Any], *, resume: bool) -> RunDir:
-        """Create a fresh run directory, or reopen one with ``resume``."""
-        run = cls(path)
-        has_results = (run.path / "results.parquet").exists() or any(run.shards.glob("*.parquet"))
-        if has_results and not resume:
+        """Create a fresh run directory, or reopen one with ``resume``.
+
+        Never writes into a directory that is neither empty nor a run directory, and
+        ``resume`` refuses a run directory of another suite (its results would be lost).
+        """
+        run = cls(Path(path).absolute())
+        if run.path.exists() and not run.path.is_dir():
+            raise UserError(f"--out {run.path} is a file, not a directory", hint="give a new or empty directory")
+        is_run = (run.path / "run.json").is_file()
+        if run.path.is_dir() and not is_run and any(run.path.iterdir()):
+            raise UserError(
+                f"--out {run.path} is not empty and is not a restorebench run directory (it has no run.json); "
+                "nothing was written into it",
+                hint="choose a new or empty directory for --out",
+            )
+        if resume:
+            if not is_run:
+                raise UserError(f"--resume: {run.path} is not a run directory to resume (no run.json)",
+                                hint="drop --resume to start a new run there")  # fmt: skip
+            run._check_same_suite(spec)
+        elif run.has_results():
             raise UserError(
                 f"run directory {run.path} already holds results",
                 hint="pass --resume to complete it, or choose another --out",
             )
+        info = run.info() if is_run else {}
         run.shards.mkdir(parents=True, exist_ok=True)
         run.samples.mkdir(exist_ok=True)
         import yaml
 
         (run.path / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-        info = run.info()
         if not info:
             info = {"run_id": uuid.uuid4().hex, "created": datetime.now(timezone.utc).isoformat()}
             run.write_info(info)
         return run
 
+    def has_results(self) -> bool:
+        return (self.path / "results.parquet").exists() or any(self.shards.glob("*.parquet"))
+
+    def stored_spec(self) -> dict[str, Any]:
+        """The resolved suite this run directory was created for (its ``spec.yaml``)."""
+        import yaml
+
+        path = self.path / "spec.yaml"
+        try:
+            spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"{self.path} has no spec.yaml: it is not a complete run directory") from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise UserError(f"{path} is unreadable ({type(exc).__name__}: {exc})") from None
+        if not isinstance(spec, dict) or "tasks" not in spec:
+            raise UserError(f"{path} is not a restorebench suite (no tasks)")
+        return spec
+
+    def _check_same_suite(self, spec: dict[str, Any]) -> None:
+        stored = self.stored_spec()
+        differences = spec_differences(stored, spec)
+        if differences:
+            raise UserError(
+                f"--resume: {self.path} was started with another suite; resuming would replace its results:\n  "
+                + "\n  ".join(differences),
+                hint="resume with the options it was started with (see its spec.yaml), or choose another --out",
+            )
+
     def info(self) -> dict[str, Any]:
+        """``run.json``: the run id and the MLflow ids; an unreadable one is a UserError naming it."""
         path = self.path / "run.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        if not path.exists():
+            return {}
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise UserError(f"{path} is not valid JSON ({exc})", hint="restore it, or start a new run with another --out") from None
+        if not isinstance(info, dict) or not isinstance(info.get("run_id"), str):
+            raise UserError(f"{path} has no run_id: it is not a restorebench run.json",
+                            hint="restore it, or start a new run with another --out")  # fmt: skip
+        return info
 
     def write_info(self, info: dict[str, Any]) -> None:
         tmp = self.path / ".run.json.tmp"
@@ -176,6 +231,20 @@ class RunDir:
         for shard in self.shards.glob("part-*.parquet"):
             shard.unlink()
         return frame
+
+
+def spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between two resolved suites, one line per key (``[]``: the same suite)."""
+    out = [f"{key}: {old.get(key)!r} then, {new.get(key)!r} now" for key in ("name", "seed") if old.get(key) != new.get(key)]
+    before, after = old.get("tasks") or [], new.get("tasks") or []
+    if len(before) != len(after):
+        out.append(f"tasks: {[b.get('task') for b in before]} then, {[b.get('task') for b in after]} now")
+        return out
+    for i, (a, b) in enumerate(zip(before, after)):
+        for key in ("task", "datasets", "degradations", "methods", "metrics"):
+            if a.get(key) != b.get(key):
+                out.append(f"tasks[{i}] ({a.get('task')}).{key}: {a.get(key)} then, {b.get(key)} now")
+    return out
 
 
 def read_results(path: str | Path):
