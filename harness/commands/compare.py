@@ -13,6 +13,11 @@ higher-is-better metric (mirrored for lower-is-better ones): ``worse`` when
 delta < -tolerance and the CI's upper bound < 0; ``better`` when delta > +tolerance and
 the CI's lower bound > 0; ``same`` otherwise. The tolerance is in the metric's own units
 (dB for PSNR); its default, 0.05 dB, is below what anyone reads off a leaderboard.
+
+A result that is ok in BASE and whose unit failed in CAND makes its row ``failed``, a
+regression like ``worse`` (a model that crashes never passes the gate); a method that
+failed on every image in CAND gets a ``failed`` row of its own. Each row counts the
+failed units of both sides.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ DEFAULT_TOLERANCE = 0.05
 BLOCK = ["task", "dataset", "degradation"]
 GROUP = [*BLOCK, "method", "metric"]
 PAIR = [*BLOCK, "image", "method", "metric"]
-SYMBOLS = {"better": "✅ better", "same": "➖ same", "worse": "❌ worse"}
+SYMBOLS = {"better": "✅ better", "same": "➖ same", "worse": "❌ worse", "failed": "💥 failed"}
 _RUN_ID = re.compile(r"^(?:runs:/)?([0-9a-f]{32})/?$")
 
 
@@ -85,7 +90,7 @@ class Comparison:
 
     def summary(self) -> dict[str, int]:
         counts = self.rows["verdict"].value_counts()
-        return {v: int(counts.get(v, 0)) for v in ("worse", "same", "better")}
+        return {v: int(counts.get(v, 0)) for v in ("failed", "worse", "same", "better")}
 
     def to_markdown(self) -> str:
         """A CI comment: verdict title, the table of deltas, then the mismatches."""
@@ -94,11 +99,13 @@ class Comparison:
         s = self.summary()
         head = f"❌ {self.regressions} regression(s)" if self.regressions else "✅ no regression"
         lines = [
-            f"## restorebench compare: {head} ({s['worse']} worse, {s['same']} same, {s['better']} better)",
+            f"## restorebench compare: {head} ({s['failed']} failed, {s['worse']} worse, {s['same']} same, "
+            f"{s['better']} better)",
             "",
             f"BASE `{self.labels[0]}` vs CAND `{self.labels[1]}`; metrics {', '.join(self.metrics)}; "
             f"tolerance {self.tolerance:g} (metric units, dB for PSNR); delta = CAND - BASE, mean over paired "
-            f"images; 95 % paired bootstrap CI ({self.resamples} resamples, seed {self.seed}).",
+            f"images; 95 % paired bootstrap CI ({self.resamples} resamples, seed {self.seed}). "
+            "`failed`: units ok in BASE that failed in CAND (a regression).",
             "",
             markdown_table(
                 _display(self.rows),
@@ -114,6 +121,7 @@ class Comparison:
                     "delta",
                     "95 % CI",
                     "verdict",
+                    "failed (BASE/CAND)",
                 ],
             ),
             "",
@@ -182,7 +190,8 @@ def compare(
     for flag, other, label, other_label in (("left_only", 1, "BASE", "CAND"), ("right_only", 0, "CAND", "BASE")):
         mismatches += _one_sided(merged[merged["_merge"] == flag], sides[other], label, other_label)
     paired = both[same_protocol]
-    if paired.empty:
+    broken = _newly_failed(oks[0], sides[1])
+    if paired.empty and broken.empty:
         detail = "; ".join(mismatches[:5]) or "one side has no ok rows for these metrics"
         raise UserError(
             f"nothing to compare: no result is ok on both sides under the same protocol ({detail})",
@@ -192,11 +201,12 @@ def compare(
         _row(key, g, METRICS.get(key[-1]).higher_is_better, tolerance, resamples, seed)
         for key, g in paired.groupby(GROUP, sort=True)
     ]
-    table = pd.DataFrame(rows)
+    table = _with_failures(pd.DataFrame(rows, columns=[*GROUP, *_ROW_COLUMNS]), broken, METRICS)
     fails = [_failed_units(f).rename(c) for f, c in ((sides[0], "base_failed"), (sides[1], "cand_failed"))]
     table = table.join(pd.concat(fails, axis=1), on=GROUP[:4]).fillna({"base_failed": 0, "cand_failed": 0})
     table[["base_failed", "cand_failed"]] = table[["base_failed", "cand_failed"]].astype(int)
-    regressions = int((table["verdict"] == "worse").sum())
+    table = table.sort_values(GROUP, kind="stable").reset_index(drop=True)
+    regressions = int(table["verdict"].isin(["worse", "failed"]).sum())
     return Comparison(table, mismatches, regressions, names, float(tolerance), int(resamples), int(seed))
 
 
@@ -270,6 +280,36 @@ def _row(key: tuple, g: DataFrame, higher_is_better: bool, tolerance: float, res
     }
 
 
+_ROW_COLUMNS = ["n", "base", "cand", "delta", "ci_low", "ci_high", "verdict", "higher_is_better", "base_version",
+                "cand_version", "newly_failed"]  # fmt: skip
+
+
+def _newly_failed(base_ok: DataFrame, cand: DataFrame) -> DataFrame:
+    """Results ok in BASE whose unit failed in CAND (a crash is a regression), one row per image and metric."""
+    failed = cand[cand["status"] != "ok"].drop_duplicates(PAIR)[[*PAIR, "error"]]
+    return base_ok[[*PAIR, "value", "method_version"]].merge(failed, on=PAIR, how="inner")
+
+
+def _with_failures(table: DataFrame, broken: DataFrame, metrics) -> DataFrame:
+    """Rows with newly failed units get the verdict ``failed``; a method whose every unit
+    failed in CAND gets a row of its own (BASE's mean, no CAND value)."""
+    import pandas as pd
+
+    table = table.assign(newly_failed=0)
+    extra = []
+    for key, g in broken.groupby(GROUP, sort=True):
+        hit = (table[GROUP] == list(key)).all(axis=1)
+        if hit.any():
+            table.loc[hit, ["verdict", "newly_failed"]] = ["failed", len(g)]
+            continue
+        version = ", ".join(sorted(map(str, g["method_version"].unique())))
+        extra.append({**dict(zip(GROUP, key)), "n": 0, "base": float(g["value"].mean()), "cand": float("nan"),
+                      "delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "verdict": "failed",
+                      "higher_is_better": metrics.get(key[-1]).higher_is_better, "base_version": version,
+                      "cand_version": "-", "newly_failed": len(g)})  # fmt: skip
+    return pd.concat([table, pd.DataFrame(extra)], ignore_index=True) if extra else table
+
+
 def _failed_units(frame: DataFrame):
     bad = frame[frame["status"] != "ok"]
     return bad.groupby(GROUP[:4])["unit_id"].nunique()
@@ -340,7 +380,10 @@ def _display(rows: DataFrame) -> DataFrame:
     out["delta"] = [f(v) for f, v in zip(sfmt, rows["delta"])]
     out["95 % CI"] = [f"[{f(lo)}, {f(hi)}]" for f, lo, hi in zip(sfmt, rows["ci_low"], rows["ci_high"])]
     out["verdict"] = rows["verdict"].map(SYMBOLS)
-    changed = rows["base_version"] != rows["cand_version"]
+    out["failed (BASE/CAND)"] = [f"{b}/{c}" for b, c in zip(rows["base_failed"], rows["cand_failed"])]
+    for column in ("base", "cand", "delta", "95 % CI"):
+        out[column] = out[column].replace({"nan": "-", "+nan": "-", "[+nan, +nan]": "-"})
+    changed = (rows["base_version"] != rows["cand_version"]) & (rows["cand_version"] != "-")
     out["method"] = np.where(
         changed, rows["method"] + " (v" + rows["base_version"] + " → v" + rows["cand_version"] + ")", rows["method"]
     )

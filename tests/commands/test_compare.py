@@ -221,3 +221,70 @@ def test_an_mlflow_run_id_is_a_side(image_folder, tmp_path):
     pd.testing.assert_frame_equal(load_side(logged.mlflow_run_id, uri), logged.results)
     with pytest.raises(UserError, match=f"cannot read results.parquet of MLflow run {'0' * 32}"):
         load_side("0" * 32, uri)
+
+
+# ---------------------------------------------------------------- a candidate that crashes
+
+CRASHER = '''
+import os
+
+from scipy.ndimage import median_filter
+
+from restorebench import Method
+
+
+class Crasher(Method):
+    """A median filter; as version "2" it crashes on the images named in CRASH_ON ("*": all)."""
+
+    name = "crasher"
+    task = "denoise"
+    version = "1"
+
+    def restore_one(self, item):
+        crash_on = os.environ.get("CRASH_ON", "")
+        if self.version == "2" and crash_on:
+            raise RuntimeError("the new model crashed")
+        return median_filter(item.image, size=(3, 3, 1), mode="reflect")
+'''
+
+
+@pytest.fixture
+def crasher(tmp_path, monkeypatch):
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "crasher_plugin.py").write_text(CRASHER)
+    monkeypatch.syspath_prepend(str(tmp_path / "plugins"))
+    import crasher_plugin
+
+    return crasher_plugin.Crasher
+
+
+def test_a_candidate_that_fails_on_every_image_is_a_regression(image_folder, tmp_path, monkeypatch, crasher):
+    methods = ("denoise/median", "crasher_plugin:Crasher")
+    _run(image_folder, tmp_path / "base", methods=methods)
+    monkeypatch.setattr(crasher, "version", "2")
+    monkeypatch.setenv("CRASH_ON", "*")
+    cand = _run(image_folder, tmp_path / "cand", methods=methods)
+    assert cand.failed == 3 * 2
+    result = compare(load_side(str(tmp_path / "base"), None), load_side(str(tmp_path / "cand"), None))
+    failed = result.rows[result.rows["verdict"] == "failed"]
+    assert len(failed) == 2 and set(failed["method"]) == {"denoise/crasher"}  # one per degradation
+    assert (failed["newly_failed"] == 3).all() and (failed["cand_failed"] == 3).all() and failed["cand"].isna().all()
+    assert result.regressions == 2
+    proc = _cli(tmp_path / "base", tmp_path / "cand")
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # was: "no regression", exit 0
+    assert "❌ 2 regression(s) (2 failed, 0 worse" in proc.stdout and "💥 failed" in proc.stdout
+    assert all("| 0/3 |" in line for line in proc.stdout.splitlines() if "denoise/crasher" in line and "💥" in line)
+
+
+def test_one_newly_failed_image_turns_a_same_row_into_a_regression(image_folder, tmp_path, monkeypatch, crasher):
+    methods = ("crasher_plugin:Crasher",)
+    _run(image_folder, tmp_path / "base", methods=methods)
+    base = load_side(str(tmp_path / "base"), None)
+    cand = base.copy()
+    broken = (cand["image"] == "b_camera.png") & (cand["degradation"] == "gaussian?sigma=25")
+    cand.loc[broken, ["status", "error", "value"]] = ["failed", "b_camera.png: RuntimeError: boom", float("nan")]
+    result = compare(base, cand)
+    row = result.rows.set_index("degradation").loc["gaussian?sigma=25"]
+    assert (row["verdict"], row["n"], row["newly_failed"], row["cand_failed"]) == ("failed", 2, 1, 1)
+    assert result.rows.set_index("degradation").loc["saltpepper?density=0.1", "verdict"] == "same"
+    assert result.regressions == 1
