@@ -112,15 +112,9 @@ def log_cmd(
 ) -> None:
     """Log a stored run to MLflow (e.g. after MLflow was unreachable during the run)."""
     _plugins()
-    import yaml
+    from restorebench.commands.log import log_run_dir
 
-    from restorebench import track as tracking
-    from restorebench.run.store import RunDir, read_results
-
-    results = read_results(run_dir)
-    spec = yaml.safe_load((run_dir / "spec.yaml").read_text())
-    uri = tracking.resolve_uri(tracking_uri)
-    run_id = tracking.log_run(RunDir(run_dir), results, spec, uri=uri)
+    uri, run_id = log_run_dir(run_dir, tracking_uri)
     typer.echo(f"logged to {uri} as MLflow run {run_id}")
 
 

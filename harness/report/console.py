@@ -68,9 +68,16 @@ def print_run_summary(summary: Any) -> None:
     print(f"run directory: {summary.run_dir}  (restorebench report {summary.run_dir})")
     if summary.tracking_uri and summary.tracking_error is None:
         print(f"MLflow: {summary.tracking_uri}  parent run {summary.mlflow_run_id}")
-        print(f"  view: mlflow ui --backend-store-uri {summary.tracking_uri}")
+        print(f"  view: {mlflow_view_hint(summary.tracking_uri)}")
     elif summary.tracking_error:
         print(f"MLflow: not logged ({summary.tracking_error}); results are stored: restorebench log {summary.run_dir}")
+
+
+def mlflow_view_hint(uri: str) -> str:
+    """How to look at a tracking store: start the UI on a local store, open a server's page."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri.rstrip('/')} in a browser"
+    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1"
 
 
 def _rows(what: str) -> list[tuple[str, ...]]:

@@ -30,33 +30,39 @@ def leaderboard(results: Any, *, rank_by: str | None = None) -> Any:
 
     if results.empty:
         return pd.DataFrame()
-    units = results.drop_duplicates("unit_id")
-    ok = results[results["status"] == "ok"]
     keys = ["task", "dataset", "degradation", "method"]
-    means = ok.pivot_table(index=keys, columns="metric", values="value", aggfunc="mean")
-    ok_units = units[units["status"] == "ok"].groupby(keys)
+    ok = results[results["status"] == "ok"]
+    # A unit is ok when its method ran (one of its metrics may still have failed on its own).
+    unit_ok = results.assign(_ok=results["status"] == "ok").groupby("unit_id")["_ok"].any()
+    units = results.drop_duplicates("unit_id").assign(_ok=lambda u: u["unit_id"].map(unit_ok))
+    scored = sorted(results["metric"].dropna().unique())
+    means = ok.pivot_table(index=keys, columns="metric", values="value", aggfunc="mean") if len(ok) else None
+    good = units[units["_ok"]].groupby(keys)
     info = units.groupby(keys).agg(
         kind=("method_kind", "first"),
         non_blind=("non_blind", "first"),
         params=("method_params", "first"),
         images=("image", "nunique"),
-        failed=("status", lambda s: int((s != "ok").sum())),
+        failed=("_ok", lambda s: int((~s).sum())),
     )
     runtime = pd.DataFrame(
         {
-            "runtime_ms_per_mp": ok_units.apply(
-                lambda g: 1e3 * g["runtime_s"].sum() / g["megapixels"].sum(), include_groups=False
-            ),
-            "runtime_ms": ok_units["runtime_s"].mean() * 1e3,
+            "runtime_ms_per_mp": 1e3 * good["runtime_s"].sum() / good["megapixels"].sum(),
+            "runtime_ms": good["runtime_s"].mean() * 1e3,
         }
     )
-    table = info.join(means, how="left").join(runtime, how="left").reset_index()
-    metric_cols = [m for m in METRIC_ORDER if m in table.columns] + sorted(
-        c for c in means.columns if c not in METRIC_ORDER
-    )
+    table = info.join(runtime, how="left")
+    if means is not None:
+        table = table.join(means, how="left")
+    table = table.reset_index()
+    for metric in scored:  # a metric with no ok value still gets its (empty) column
+        if metric not in table.columns:
+            table[metric] = float("nan")
+    metric_cols = [m for m in METRIC_ORDER if m in scored] + [c for c in scored if c not in METRIC_ORDER]
     ranking = table.apply(lambda row: row.get(rank_by or rank_metric(row["task"]), float("nan")), axis=1)
     group = ranking.groupby([table[k] for k in keys[:3]])
-    table["rank"] = group.rank(ascending=False, method="min").fillna(len(table)).astype(int)
+    # Methods without a score (every unit failed) rank last in their group.
+    table["rank"] = group.rank(ascending=False, method="min").fillna(group.transform("size")).astype(int)
     table["gap_db"] = ranking - group.transform("max")
     table = table.sort_values(keys[:3] + ["rank", "method"]).reset_index(drop=True)
     columns = (

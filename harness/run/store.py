@@ -187,7 +187,9 @@ class RunDir:
         try:
             info = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise UserError(f"{path} is not valid JSON ({exc})", hint="restore it, or start a new run with another --out") from None
+            raise UserError(
+                f"{path} is not valid JSON ({exc})", hint="restore it, or start a new run with another --out"
+            ) from None
         if not isinstance(info, dict) or not isinstance(info.get("run_id"), str):
             raise UserError(f"{path} has no run_id: it is not a restorebench run.json",
                             hint="restore it, or start a new run with another --out")  # fmt: skip
@@ -235,7 +237,11 @@ class RunDir:
 
 def spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What differs between two resolved suites, one line per key (``[]``: the same suite)."""
-    out = [f"{key}: {old.get(key)!r} then, {new.get(key)!r} now" for key in ("name", "seed") if old.get(key) != new.get(key)]
+    out = [
+        f"{key}: {old.get(key)!r} then, {new.get(key)!r} now"
+        for key in ("name", "seed")
+        if old.get(key) != new.get(key)
+    ]
     before, after = old.get("tasks") or [], new.get("tasks") or []
     if len(before) != len(after):
         out.append(f"tasks: {[b.get('task') for b in before]} then, {[b.get('task') for b in after]} now")

@@ -8,9 +8,20 @@ run logging (:mod:`~restorebench.track.runs`), training runs
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+# MLflow's client retries an unreachable server for about four minutes by default; a run's
+# results are stored already, so fail within seconds and let `restorebench log` finish later.
+CLIENT_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
 
 
 def resolve_uri(uri: str | None = None) -> str:
@@ -38,11 +49,50 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         raise ConnectionError(f"MLflow server {uri} does not answer: {getattr(exc, 'reason', exc)}") from None
 
 
+def mlflow_client(uri: str) -> Any:
+    """An ``MlflowClient`` for ``uri`` with short retries (the user's own MLFLOW_* settings win)."""
+    for key, value in CLIENT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on a SQLite store's ``<file>.lock`` (no-op for servers).
+
+    Two processes that open a fresh SQLite store at once race in its schema migration
+    (runs lost, the store half-migrated); and concurrent writers of one SQLite file meet
+    "database is locked". restorebench's writers take turns instead.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    path = Path(uri[len("sqlite:///") :])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def experiment_id(client: Any, uri: str, name: str) -> str:
+    """The id of experiment ``name``, created (with artifacts beside a SQLite store) if missing."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return client.create_experiment(name, artifact_location=_artifact_root(uri))
+    try:
+        return client.create_experiment(name, artifact_location=_artifact_root(uri))
+    except Exception:  # another process created it between the two calls
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def git_commit() -> str:

@@ -2,13 +2,15 @@
 
 Only the driver talks to MLflow, after the results are stored, in batches (``log_batch``).
 When MLflow cannot be reached the run directory still holds everything, and
-``restorebench log RUN_DIR`` logs it later.
+``restorebench log RUN_DIR`` logs it later. Logging is idempotent: the parent run is
+found again by the run directory's id (tag ``restorebench.run_id``), children already
+logged and finished are kept, and the parent is completed; a failure marks the parent
+FAILED instead of leaving it RUNNING.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -16,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from restorebench.track.client import check_reachable, experiment_id, git_commit
+from restorebench.track.client import check_reachable, experiment_id, git_commit, mlflow_client, store_lock
 
 EXPERIMENT = "restorebench"
 GROUP = ["task", "dataset", "degradation", "method"]
+RUN_ID_TAG = "restorebench.run_id"
 
 
 def _finite(value: float) -> bool:
@@ -27,25 +30,67 @@ def _finite(value: float) -> bool:
 
 
 def log_run(run_dir: Any, results: Any, spec: dict[str, Any], *, uri: str, extra: dict[str, Any] | None = None) -> str:
-    """Log one run directory's results; returns the parent MLflow run id."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from mlflow.entities import Metric, Param
-    from mlflow.tracking import MlflowClient
+    """Log one run directory's results; returns the parent MLflow run id.
 
+    Logging the same run directory again completes its existing parent run (children
+    missing or unfinished are logged anew) instead of creating a second one.
+    """
     check_reachable(uri)
-    client = MlflowClient(tracking_uri=uri)
-    exp_id = experiment_id(client, uri, EXPERIMENT)
-    now = int(time.time() * 1000)
-    info = run_dir.info()
-    commit = git_commit()
+    with store_lock(uri):
+        client = mlflow_client(uri)
+        exp_id = experiment_id(client, uri, EXPERIMENT)
+        info = run_dir.info()
+        pid, fresh = _parent(client, exp_id, info["run_id"], spec)
+        try:
+            if fresh:
+                _log_parent_summary(client, pid, results, spec, run_dir, extra)
+            done = _finished_children(client, exp_id, pid)
+            commit = git_commit()
+            ok = results[results["status"] == "ok"]
+            with tempfile.TemporaryDirectory() as tmp:
+                for key, group in results.groupby(GROUP, sort=True):
+                    if tuple(key) not in done:
+                        _log_child(client, exp_id, pid, key, group, ok, commit, Path(run_dir.path), Path(tmp))
+                _log_parent_artifacts(client, pid, results, run_dir, Path(tmp))
+        except BaseException:
+            _terminate(client, pid, "FAILED")
+            raise
+        client.set_terminated(pid)
+    info["mlflow"] = {"tracking_uri": uri, "parent_run_id": pid}
+    run_dir.write_info(info)
+    return pid
+
+
+def _parent(client: Any, exp_id: str, run_id: str, spec: dict[str, Any]) -> tuple[str, bool]:
+    """The parent run of this run directory (found by its tag), or a new one."""
+    found = client.search_runs([exp_id], f"tags.`{RUN_ID_TAG}` = '{run_id}'", max_results=1)
+    if found:
+        return found[0].info.run_id, False
     parent = client.create_run(
-        exp_id,
-        run_name=f"{spec['name']}-{info['run_id'][:8]}",
-        tags={"restorebench.run_id": info["run_id"], "git_commit": commit},
+        exp_id, run_name=f"{spec['name']}-{run_id[:8]}", tags={RUN_ID_TAG: run_id, "git_commit": git_commit()}
     )
-    pid = parent.info.run_id
-    ok = results[results["status"] == "ok"]
-    units = results.drop_duplicates("unit_id")
+    return parent.info.run_id, True
+
+
+def _finished_children(client: Any, exp_id: str, pid: str) -> set[tuple[str, ...]]:
+    """Group keys of the children already logged in full; unfinished ones are deleted (logged again)."""
+    done = set()
+    for child in client.search_runs([exp_id], f"tags.mlflow.parentRunId = '{pid}'", max_results=50_000):
+        key = tuple(child.data.tags.get(k, "") for k in GROUP)
+        if child.info.status == "FINISHED":
+            done.add(key)
+        else:
+            client.delete_run(child.info.run_id)
+    return done
+
+
+def _log_parent_summary(
+    client: Any, pid: str, results: Any, spec: dict[str, Any], run_dir: Any, extra: dict | None
+) -> None:
+    from mlflow.entities import Metric, Param
+
+    now = int(time.time() * 1000)
+    unit_ok = results.assign(_ok=results["status"] == "ok").groupby("unit_id")["_ok"].any()
     params = {
         "suite": spec["name"],
         "seed": spec["seed"],
@@ -54,26 +99,42 @@ def log_run(run_dir: Any, results: Any, spec: dict[str, Any], *, uri: str, extra
     }
     client.log_batch(
         pid,
-        metrics=[
-            Metric("units", len(units), now, 0),
-            Metric("failed_units", int((units["status"] != "ok").sum()), now, 0),
-        ],
+        metrics=[Metric("units", len(unit_ok), now, 0), Metric("failed_units", int((~unit_ok).sum()), now, 0)],
         params=[Param(k, str(v)) for k, v in params.items()],
     )
+
+
+def _log_parent_artifacts(client: Any, pid: str, results: Any, run_dir: Any, tmp: Path) -> None:
+    from restorebench.report.files import write_report
+
     client.log_artifact(pid, str(Path(run_dir.path) / "spec.yaml"))
     client.log_artifact(pid, str(Path(run_dir.path) / "results.parquet"))
+    for path in write_report(results, tmp / "leaderboard", ["md", "csv"]):
+        client.log_artifact(pid, str(path), "leaderboard")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        for key, group in results.groupby(GROUP, sort=True):
-            _log_child(client, exp_id, pid, key, group, ok, commit, Path(run_dir.path), Path(tmp))
-        from restorebench.report.files import write_report
 
-        for path in write_report(results, Path(tmp) / "leaderboard", ["md", "csv"]):
-            client.log_artifact(pid, str(path), "leaderboard")
-    client.set_terminated(pid)
-    info["mlflow"] = {"tracking_uri": uri, "parent_run_id": pid}
-    run_dir.write_info(info)
-    return pid
+def _terminate(client: Any, run_id: str, status: str) -> None:
+    try:
+        client.set_terminated(run_id, status=status)
+    except Exception:  # the store is what failed; nothing more to do
+        pass
+
+
+def checkpoint_tags(joined: str) -> dict[str, str]:
+    """Tags that find the runs of a checkpoint.
+
+    ``checkpoint_sha256``: the checkpoint's SHA-256 when the method runs one network ('' for
+    classical methods and for several networks); ``checkpoint_sha256_1``, ``_2``, ...: each
+    network's own (DnCNN's gray and colour models); ``checkpoints``: all of them,
+    comma-separated, which ``tags.checkpoints LIKE '%<sha>%'`` searches whatever the count.
+    """
+    shas = [s for s in joined.split(",") if s]
+    tags = {"checkpoint_sha256": shas[0] if len(shas) == 1 else ""}
+    if shas:
+        tags["checkpoints"] = ",".join(shas)
+    if len(shas) > 1:
+        tags.update({f"checkpoint_sha256_{i}": sha for i, sha in enumerate(shas, start=1)})
+    return tags
 
 
 def _log_child(
@@ -91,49 +152,65 @@ def _log_child(
         **dict(zip(GROUP, key)),
         "method_kind": first["method_kind"],
         "method_version": str(first["method_version"]),
-        "checkpoint_sha256": str(first.get("method_checkpoint") or ""),
+        **checkpoint_tags(str(first.get("method_checkpoint") or "")),
         "git_commit": commit,
         "device": str(first["device"]),
     }
     cid = client.create_run(exp_id, run_name=f"{task}/{dataset}/{degradation}/{method}", tags=tags).info.run_id
-    metrics = [Metric("failed_images", int(group.loc[group["status"] != "ok", "unit_id"].nunique()), now, 0)]
-    for metric, values in good.groupby("metric")["value"]:
-        metrics += [
-            Metric(f"{metric}_mean", float(values.mean()), now, 0),
-            Metric(f"{metric}_median", float(values.median()), now, 0),
-        ]
-    per_unit = good.drop_duplicates("unit_id")
-    if len(per_unit):
-        runtime = per_unit["runtime_s"]
-        metrics += [
-            Metric("runtime_s_mean", float(runtime.mean()), now, 0),
-            Metric("runtime_s_per_mp", float(runtime.sum() / per_unit["megapixels"].sum()), now, 0),
-        ]
-    params = {
-        "task": task,
-        "dataset": dataset,
-        "degradation": degradation,
-        "method": method,
-        "method_version": first["method_version"],
-        "images": group["image"].nunique(),
-    }
-    client.log_batch(
-        cid, metrics=[m for m in metrics if _finite(m.value)], params=[Param(k, str(v)) for k, v in params.items()]
-    )
-    _log_child_artifacts(client, cid, group, root, tmp, key)
+    try:
+        unit_ok = group.assign(_ok=group["status"] == "ok").groupby("unit_id")["_ok"].any()
+        metrics = [Metric("failed_images", int((~unit_ok).sum()), now, 0)]
+        for metric, values in good.groupby("metric")["value"]:
+            metrics += [
+                Metric(f"{metric}_mean", float(values.mean()), now, 0),
+                Metric(f"{metric}_median", float(values.median()), now, 0),
+            ]
+        per_unit = good.drop_duplicates("unit_id")
+        if len(per_unit):
+            runtime = per_unit["runtime_s"]
+            metrics += [
+                Metric("runtime_s_mean", float(runtime.mean()), now, 0),
+                Metric("runtime_s_per_mp", float(runtime.sum() / per_unit["megapixels"].sum()), now, 0),
+            ]
+        params = {
+            "task": task,
+            "dataset": dataset,
+            "degradation": degradation,
+            "method": method,
+            "method_version": first["method_version"],
+            "images": group["image"].nunique(),
+        }
+        client.log_batch(
+            cid, metrics=[m for m in metrics if _finite(m.value)], params=[Param(k, str(v)) for k, v in params.items()]
+        )
+        _log_child_artifacts(client, cid, group, root, tmp, key)
+    except BaseException:
+        _terminate(client, cid, "FAILED")
+        raise
     client.set_terminated(cid)
+
+
+def per_image_table(group: Any) -> Any:
+    """One row per image: its unit's status, errors and runtime, then one column per metric."""
+    import pandas as pd
+
+    values = group.pivot_table(index="image", columns="metric", values="value", aggfunc="first", dropna=False)
+    units = group.groupby("image").agg(
+        status=("status", lambda s: "ok" if (s == "ok").any() else "failed"),
+        error=("error", lambda s: "; ".join(dict.fromkeys(e for e in s if isinstance(e, str) and e))),
+        runtime_s=("runtime_s", "first"),
+    )
+    table = units.join(values, how="left").reset_index()
+    return table if len(table) else pd.DataFrame(columns=["image", "status", "error", "runtime_s"])
 
 
 def _log_child_artifacts(client: Any, run_id: str, group: Any, root: Path, tmp: Path, key: tuple) -> None:
     from restorebench.report.samples import method_grid, sample_dir, write_png
 
     task, dataset, degradation, method = key
-    table = group.pivot_table(
-        index=["image", "status", "error", "runtime_s"], columns="metric", values="value", dropna=False
-    )
     folder = tmp / run_id
     folder.mkdir()
-    table.reset_index().to_csv(folder / "per_image.csv", index=False)
+    per_image_table(group).to_csv(folder / "per_image.csv", index=False)
     client.log_artifact(run_id, str(folder / "per_image.csv"))
     picture = method_grid(sample_dir(root / "samples", task, dataset, degradation), method)
     if picture is not None:

@@ -25,11 +25,11 @@ class TrainingTracker:
         try:
             tracking.check_reachable(self.uri)
             from mlflow.entities import Param
-            from mlflow.tracking import MlflowClient
 
-            self.client = MlflowClient(tracking_uri=self.uri)
-            exp = tracking.experiment_id(self.client, self.uri, EXPERIMENT)
-            self.run_id = self.client.create_run(exp, run_name=name, tags={"method": name}).info.run_id
+            with tracking.store_lock(self.uri):
+                self.client = tracking.mlflow_client(self.uri)
+                exp = tracking.experiment_id(self.client, self.uri, EXPERIMENT)
+                self.run_id = self.client.create_run(exp, run_name=name, tags={"method": name}).info.run_id
             params = {k: str(v)[:500] for k, v in recipe.describe().items()}
             params.update({"data": ", ".join(data_info["sources"])[:500], "data_sha256": data_info["sha256"]})
             self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in params.items()])

@@ -71,3 +71,119 @@ def test_unreachable_mlflow_keeps_the_results(image_folder, tmp_path):
     )
     assert summary.tracking_error is not None
     assert (tmp_path / "run" / "results.parquet").exists() and len(summary.results) == 3 * 4
+
+
+def _children(client, pid):
+    exp = client.get_run(pid).info.experiment_id
+    return client.search_runs([exp], filter_string=f"tags.mlflow.parentRunId = '{pid}'")
+
+
+def _parents(client, run_id):
+    exp = client.get_experiment_by_name("restorebench").experiment_id
+    return client.search_runs([exp], filter_string=f"tags.`restorebench.run_id` = '{run_id}'")
+
+
+def test_per_image_csv_has_one_row_per_image(logged_run, tmp_path):
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    summary, uri = logged_run
+    client = MlflowClient(tracking_uri=uri)
+    child = _children(client, summary.mlflow_run_id)[0]
+    path = client.download_artifacts(child.info.run_id, "per_image.csv", str(tmp_path))
+    table = pd.read_csv(path)
+    assert len(table) == 3 and table["image"].is_unique  # was 3 x 3: one row per (image, runtime value)
+    assert list(table.columns[:4]) == ["image", "status", "error", "runtime_s"]
+    assert {"psnr", "ssim", "psnr_y", "ssim_y"} <= set(table.columns) and table["psnr"].notna().all()
+
+
+def test_logging_a_run_twice_keeps_one_parent(logged_run):
+    from mlflow.tracking import MlflowClient
+
+    from restorebench.commands.log import log_run_dir
+
+    summary, uri = logged_run
+    client = MlflowClient(tracking_uri=uri)
+    before = {c.info.run_id for c in _children(client, summary.mlflow_run_id)}
+    _, again = log_run_dir(summary.run_dir, uri)
+    assert again == summary.mlflow_run_id
+    assert len(_parents(client, summary.run_id)) == 1
+    assert {c.info.run_id for c in _children(client, again)} == before
+    assert client.get_run(again).info.status == "FINISHED"
+
+
+def test_a_log_that_broke_halfway_is_completed_by_the_next(image_folder, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from restorebench.commands.log import log_run_dir
+    from restorebench.core.errors import UserError
+    from restorebench.track import runs
+
+    summary = run_suite(RunOptions(tasks=("denoise",), datasets=(f"folder:{image_folder}",),
+                                   degradations=("gaussian?sigma=15", "saltpepper?density=0.1"),
+                                   methods=("denoise/identity", "denoise/median"), out=tmp_path / "run",
+                                   executor="local", tracking=False))  # fmt: skip
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    real, calls = runs._log_child, []
+
+    def dies_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise ConnectionError("the server went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "_log_child", dies_on_the_third)
+    with pytest.raises(UserError, match="could not log .* ConnectionError: the server went away"):
+        log_run_dir(summary.run_dir, uri)
+    client = MlflowClient(tracking_uri=uri)
+    (parent,) = _parents(client, summary.run_id)
+    assert parent.info.status == "FAILED"  # was: left RUNNING
+    monkeypatch.setattr(runs, "_log_child", real)
+    _, pid = log_run_dir(summary.run_dir, uri)
+    assert pid == parent.info.run_id and client.get_run(pid).info.status == "FINISHED"
+    children = _children(client, pid)
+    keys = sorted((c.data.tags["degradation"], c.data.tags["method"]) for c in children)
+    assert len(keys) == 4 and len(set(keys)) == 4 and all(c.info.status == "FINISHED" for c in children)
+
+
+def test_each_network_of_a_method_has_its_own_tag(image_folder, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from restorebench.core.build import build_method
+    from restorebench.neural.inference import checkpoint_sha256
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    summary = run_suite(RunOptions(tasks=("denoise",), datasets=(f"folder:{image_folder}",),
+                                   degradations=("gaussian?sigma=25",), methods=("denoise/dncnn",),
+                                   out=tmp_path / "run", executor="local", tracking_uri=uri))  # fmt: skip
+    gray, rgb = sorted(checkpoint_sha256(p) for p in build_method("denoise/dncnn").checkpoints())
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_run(summary.mlflow_run_id).info.experiment_id
+    for sha in (gray, rgb):  # the README's search finds the child by either network's hash
+        (child,) = client.search_runs([exp], f"tags.method = 'denoise/dncnn' and tags.checkpoints LIKE '%{sha}%'")
+        assert {child.data.tags["checkpoint_sha256_1"], child.data.tags["checkpoint_sha256_2"]} == {gray, rgb}
+    assert child.data.tags["checkpoint_sha256"] == ""  # one hash per tag, never two joined
+
+
+def test_two_processes_creating_one_fresh_sqlite_store_both_log(image_folder, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+
+    dirs = []
+    for name in ("a", "b"):
+        run_suite(RunOptions(tasks=("denoise",), datasets=(f"folder:{image_folder}",), degradations=("gaussian?sigma=5",),
+                             methods=("denoise/identity",), out=tmp_path / name, executor="local", tracking=False))  # fmt: skip
+        dirs.append(tmp_path / name)
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    exe = str(Path(sys.executable).with_name("restorebench"))
+    procs = [subprocess.Popen([exe, "log", str(d), "--tracking-uri", uri], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for d in dirs]  # fmt: skip
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("restorebench").experiment_id
+    parents = client.search_runs([exp], "tags.`restorebench.run_id` != ''")
+    assert len(parents) == 2 and all(p.info.status == "FINISHED" for p in parents)
