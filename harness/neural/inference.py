@@ -139,8 +139,11 @@ class NeuralMethod(Method):
         return rows
 
     def identity(self) -> dict[str, Any]:
+        """Adds the checkpoints' SHA-256 and the inference threads (``num_cpus``): CPU results
+        differ in their last bits between thread counts, so they are different units."""
         ident = super().identity()
         ident["checkpoints"] = sorted(checkpoint_sha256(p) for p in self.checkpoints())
+        ident["threads"] = max(1, int(self.params.num_cpus))
         return ident
 
     def required_resources(self) -> Resources:

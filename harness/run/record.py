@@ -54,6 +54,7 @@ class Recorder:
             if r.status != "ok":
                 self.failed += 1
                 self.errors.append(r.error)
+            self.errors += [f"{unit.image.key}: metric {m}: {e}" for m, e in r.metric_errors.items()]
         self.run_dir.append(rows)
         self.finished += len(results)
         if self.progress:

@@ -89,10 +89,13 @@ def rows_for(
         "error": result.error,
         "cached": result.cached,
     }
-    return [
-        {**base, "metric": m, "metric_version": metric_versions[m], "value": result.metrics.get(m, float("nan"))}
-        for m in unit.metrics
-    ]
+    rows = []
+    for m in unit.metrics:
+        row = {**base, "metric": m, "metric_version": metric_versions[m], "value": result.metrics.get(m, float("nan"))}
+        if m in result.metric_errors:
+            row.update(status="failed", error=f"{unit.image.key}: metric {m}: {result.metric_errors[m]}")
+        rows.append(row)
+    return rows
 
 
 def write_parquet_atomic(rows: Sequence[dict[str, Any]], path: Path) -> None:
@@ -296,7 +299,13 @@ class ResultCache:
             (
                 r.unit_id,
                 json.dumps(
-                    {"metrics": r.metrics, "runtime_s": r.runtime_s, "megapixels": r.megapixels, "device": r.device}
+                    {
+                        "metrics": r.metrics,
+                        "metric_errors": r.metric_errors,
+                        "runtime_s": r.runtime_s,
+                        "megapixels": r.megapixels,
+                        "device": r.device,
+                    }
                 ),
                 _pack(r.sample),
             )

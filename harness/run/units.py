@@ -81,6 +81,7 @@ class UnitResult:
     unit_id: str
     status: str  # "ok" or "failed"
     metrics: dict[str, float] = field(default_factory=dict)
+    metric_errors: dict[str, str] = field(default_factory=dict)  # metrics that could not be computed, and why
     runtime_s: float = float("nan")
     megapixels: float = float("nan")
     device: str = ""

@@ -70,6 +70,12 @@ def set_thread_limit(num_threads: int) -> None:
         torch.set_num_threads(num_threads)
 
 
+def inference_threads(method: Method) -> int:
+    """The CPU threads a neural method's inference runs on: the CPUs it reserves (``num_cpus``),
+    whatever the executor; part of its identity (see NeuralMethod.identity)."""
+    return max(1, int(method.required_resources().num_cpus))
+
+
 def device_name(method: Method | None = None) -> str:
     """Where restore ran: the method's device (e.g. a GPU's name), or this CPU."""
     name = method.device_name() if method is not None else "cpu"
@@ -107,6 +113,37 @@ def _centre_crop(img: np.ndarray, size: int = SAMPLE_CROP) -> np.ndarray:
     return _to_uint8(img[top : top + size, left : left + size])
 
 
+class InvalidOutput(ValueError):
+    """A method returned something that is not a restored image; the unit fails with this message."""
+
+
+def validate_output(output: object, shape: tuple[int, ...], method: str) -> np.ndarray:
+    """``output`` as float32 when it is a real, finite, float image of ``shape``; else
+    :class:`InvalidOutput` saying what the method returned. Nothing is silently coerced:
+    an 8-bit output would be clipped to white, a complex one cut to its real part."""
+    try:
+        arr = np.asarray(output)
+    except Exception as exc:  # ragged lists and the like
+        raise InvalidOutput(f"{method} returned {type(output).__name__}, not an image array: {exc}") from None
+    kind = arr.dtype.kind
+    if kind in "iub":
+        hint = " (divide 8-bit values by 255)" if arr.dtype == np.uint8 else ""
+        raise InvalidOutput(f"{method} returned {arr.dtype} values; return floats in [0, 1]{hint}")
+    if kind == "c":
+        raise InvalidOutput(f"{method} returned complex values ({arr.dtype}); return real floats in [0, 1]")
+    if kind != "f":
+        raise InvalidOutput(f"{method} returned an array of {arr.dtype}; return floats in [0, 1]")
+    if arr.shape != tuple(shape):
+        raise InvalidOutput(f"{method} returned shape {arr.shape}, expected the clean image's {tuple(shape)}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        kinds = ", ".join(
+            k for k, m in (("NaN", np.isnan(arr)), ("+Inf", arr == np.inf), ("-Inf", arr == -np.inf)) if m.any()
+        )
+        raise InvalidOutput(f"{method} returned {int(bad.sum())} non-finite values ({kinds})")
+    return arr.astype(np.float32, copy=False)
+
+
 def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResult:
     """Restore and score one unit whose clean and degraded images are already at hand."""
     from restorebench.score.entries import score
@@ -114,12 +151,19 @@ def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResul
     if degraded.reference is not None:
         clean = degraded.reference
     method = _method(unit.method)
+    if method.kind == "neural":
+        # The same intra-op thread count under every executor (the one the method reserves):
+        # float sums, and so the last bits of a network's output, depend on it.
+
+        set_thread_limit(inference_threads(method))
     _warm_up(method, degraded)
     start = time.perf_counter()
-    (restored,) = method.restore([degraded])
+    outputs = method.restore([degraded])
     runtime = time.perf_counter() - start
-    restored = np.asarray(restored, dtype=np.float32)
-    values = score(restored, clean, degraded, unit.metrics, quantize=unit.quantize)
+    if len(outputs) != 1:
+        raise ValueError(f"{method.qualified_name}.restore returned {len(outputs)} images for 1 input")
+    restored = validate_output(outputs[0], clean.shape, method.qualified_name)
+    values, metric_errors = score(restored, clean, degraded, unit.metrics, quantize=unit.quantize)
     sample = None
     if unit.keep_sample:
         sample = {
@@ -131,6 +175,7 @@ def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResul
         unit_id=unit.unit_id,
         status="ok",
         metrics=values,
+        metric_errors=metric_errors,
         runtime_s=runtime,
         megapixels=clean.shape[0] * clean.shape[1] / 1e6,
         device=device_name(method),

@@ -50,16 +50,25 @@ def score(
     names: Sequence[str],
     *,
     quantize: bool = True,
-) -> dict[str, float]:
-    """Score ``restored`` against ``clean`` with each named metric.
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Score ``restored`` against ``clean`` with each named metric, each on its own.
 
+    Returns the values and, for each metric that could not be computed (e.g. SSIM of an
+    image smaller than its window), why; one failing metric never costs the others.
     Outputs are clipped and rounded to the 8-bit grid first when ``quantize`` (the
     convention of published numbers), so a method cannot gain from sub-level values.
     """
     if restored.shape != clean.shape:
         raise ValueError(f"method returned shape {restored.shape}, expected the clean image's {clean.shape}")
     out = metrics.quantize_8bit(restored) if quantize else np.asarray(restored, dtype=np.float32)
-    return {name: METRICS.get(name)(out, clean, degraded) for name in names}
+    values: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    for name in names:
+        try:
+            values[name] = METRICS.get(name)(out, clean, degraded)
+        except Exception as exc:  # recorded with the metric's row, the unit's other scores stay
+            errors[name] = f"{type(exc).__name__}: {exc}"
+    return values, errors
 
 
 def metric_versions(names: Sequence[str]) -> dict[str, str]:

@@ -163,3 +163,56 @@ def test_results_table_has_the_documented_columns(image_folder, tmp_path):
     assert list((tmp_path / "run" / "shards").glob("*.parquet")) == []
     samples = list((tmp_path / "run" / "samples").rglob("*.png"))
     assert len(samples) == 2 * (2 + len(METHODS))  # per degradation: clean, degraded, one per method
+
+
+PROBE = '''
+import numpy as np
+
+from restorebench import Method
+
+
+class ThreadProbe(Method):
+    """A "neural" method whose output is the intra-op thread count torch runs it with."""
+
+    task, name, kind = "denoise", "thread_probe", "neural"
+
+    def restore_one(self, item):
+        import torch
+
+        return np.full_like(item.image, torch.get_num_threads() / 10)
+'''
+
+
+@pytest.fixture(scope="module", autouse=True)
+def probe_plugin(tmp_path_factory):
+    """The probe plugin on the Python path of this process and of the Ray workers (started after)."""
+    import os
+    import sys
+
+    folder = tmp_path_factory.mktemp("probe")
+    (folder / "thread_probe.py").write_text(PROBE)
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(folder), old or ""])
+    sys.path.insert(0, str(folder))
+    yield folder
+    sys.path.remove(str(folder))
+    if old is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = old
+
+
+def test_neural_methods_run_on_the_same_threads_under_every_executor(image_folder, tmp_path, ray_runtime):
+    opts = dict(methods=("thread_probe:ThreadProbe",), degradations=("gaussian?sigma=5",), use_cache=False)
+    local = _values(run_suite(_options(image_folder, tmp_path / "local", **opts)).results)
+    remote = _values(run_suite(_options(image_folder, tmp_path / "ray", executor="ray", **opts)).results)
+    pd.testing.assert_series_equal(local, remote, check_exact=True)  # was 2 threads locally, 1 on Ray
+
+
+def test_a_network_gives_bit_identical_values_locally_and_on_ray(tmp_path, ray_runtime):
+    opts = dict(tasks=("lowlight",), datasets=("synthetic:deadleaves?n=2&size=96",), degradations=("lowlight?ratio=100",),
+                methods=("lowlight/sid_unet",), tracking=False, use_cache=False)  # fmt: skip
+    local = run_suite(RunOptions(out=tmp_path / "local", executor="local", **opts))
+    remote = run_suite(RunOptions(out=tmp_path / "ray", executor="ray", **opts))
+    assert local.computed == remote.computed == 2
+    pd.testing.assert_series_equal(_values(local.results), _values(remote.results), check_exact=True)

@@ -1,0 +1,105 @@
+"""What the worker accepts from a method, and how it scores: invalid outputs are refused
+with a message per unit; one failing metric never costs the others."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from restorebench.run.pipeline import RunOptions, run_suite
+from restorebench.run.worker import InvalidOutput, validate_output
+
+ODD = """
+from typing import Literal
+
+import numpy as np
+
+from restorebench import Method, Params
+
+
+class OddParams(Params):
+    returns: Literal["inf", "-inf", "nan", "uint8", "complex", "shape", "two", "fine"] = "fine"
+
+
+class Odd(Method):
+    task = "denoise"
+    name = "odd"
+    Params = OddParams
+
+    def restore(self, batch):
+        kind, img = self.params.returns, batch[0].image
+        out = {
+            "inf": lambda: np.where(np.arange(img.size).reshape(img.shape) == 0, np.inf, img),
+            "-inf": lambda: np.full_like(img, -np.inf),
+            "nan": lambda: np.full_like(img, np.nan),
+            "uint8": lambda: (img * 255).astype(np.uint8),
+            "complex": lambda: img.astype(np.complex64),
+            "shape": lambda: img[1:],
+            "two": lambda: img,
+            "fine": lambda: img,
+        }[kind]()
+        return [out, out] if kind == "two" else [out]
+"""
+
+MESSAGES = {
+    "inf": "returned 1 non-finite values (+Inf)",
+    "-inf": "non-finite values (-Inf)",
+    "nan": "non-finite values (NaN)",
+    "uint8": "returned uint8 values; return floats in [0, 1] (divide 8-bit values by 255)",
+    "complex": "returned complex values (complex64)",
+    "shape": "returned shape (63, 80, 3), expected the clean image's (64, 80, 3)",
+    "two": "restore returned 2 images for 1 input",
+}
+
+
+@pytest.fixture
+def odd_plugin(tmp_path, monkeypatch):
+    (tmp_path / "oddplugin.py").write_text(textwrap.dedent(ODD))
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_invalid_outputs_fail_their_unit_with_what_the_method_returned(image_folder, tmp_path, odd_plugin):
+    methods = tuple(f"oddplugin:Odd?returns={k}" for k in (*MESSAGES, "fine"))
+    summary = run_suite(RunOptions(tasks=("denoise",), datasets=(f"folder:{image_folder}",),
+                                   degradations=("gaussian?sigma=5",), methods=methods, out=tmp_path / "run",
+                                   executor="local", tracking=False))  # fmt: skip
+    units = summary.results.drop_duplicates("unit_id")
+    astronaut = units[units["image"] == "a_astronaut.png"].set_index("method")
+    for kind, message in MESSAGES.items():
+        row = astronaut.loc[f"denoise/odd?returns={kind}"]
+        assert row["status"] == "failed" and message in row["error"], (kind, row["error"])
+    assert astronaut.loc["denoise/odd", "status"] == "ok"  # returns=fine is the default: the plain name
+    assert summary.failed == 3 * len(MESSAGES)
+
+
+def test_validate_output_accepts_float_images_only():
+    img = np.zeros((4, 5, 3), np.float64)
+    assert validate_output(img, (4, 5, 3), "m").dtype == np.float32
+    for bad in (img.astype(np.int16), img.astype(bool), img.astype(object), [[1, 2], [3]]):
+        with pytest.raises(InvalidOutput):
+            validate_output(bad, (4, 5, 3), "m")
+
+
+def test_one_failing_metric_keeps_the_others(tmp_path):
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    Image.fromarray(np.arange(27, dtype=np.uint8).reshape(3, 3, 3) * 9).save(folder / "tiny.png")
+    summary = run_suite(RunOptions(tasks=("denoise",), datasets=(f"folder:{folder}",),
+                                   degradations=("gaussian?sigma=25",), methods=("denoise/identity",),
+                                   out=tmp_path / "run", executor="local", tracking=False))  # fmt: skip
+    rows = summary.results.set_index("metric")
+    assert rows.loc["psnr", "status"] == "ok" and np.isfinite(rows.loc["psnr", "value"])  # was lost with SSIM
+    assert rows.loc["psnr_y", "status"] == "ok"
+    for metric in ("ssim", "ssim_y"):
+        assert rows.loc[metric, "status"] == "failed" and np.isnan(rows.loc[metric, "value"])
+        assert f"tiny.png: metric {metric}: ValueError" in rows.loc[metric, "error"]
+    assert summary.failed == 0 and summary.computed == 1
+    assert any("metric ssim" in e for e in summary.errors)
+    again = run_suite(RunOptions(tasks=("denoise",), datasets=(f"folder:{folder}",),
+                                 degradations=("gaussian?sigma=25",), methods=("denoise/identity",),
+                                 out=tmp_path / "again", executor="local", tracking=False))  # fmt: skip
+    assert again.from_cache == 1
+    assert again.results.set_index("metric").loc["ssim", "status"] == "failed"  # the cache keeps why
