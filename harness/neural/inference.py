@@ -187,7 +187,13 @@ class NeuralMethod(Method):
             from restorebench.neural.checkpoints import load_checkpoint
 
             state, meta = load_checkpoint(path)
-            net = self.build_network(meta.get("config", {}))
+            config = meta.get("config", {})
+            skeleton = self._skeleton(path, config, {k: tuple(v.shape) for k, v in state.items()})
+            # Materialise the checked skeleton (one build); a network with buffers the state
+            # does not hold (non-persistent ones) is built again for real, so they are set.
+            persistent = set(skeleton.state_dict())
+            net = skeleton.to_empty(device="cpu") if all(n in persistent for n, _ in skeleton.named_buffers()) else None
+            net = net if net is not None else self.build_network(config)
             self._channels[key] = meta.get("config", {}).get("channels")
             try:
                 net.load_state_dict(state, strict=True)
@@ -201,6 +207,31 @@ class NeuralMethod(Method):
                 self.setup()
             self._nets[key] = net.to(self._device)
         return self._nets[key]
+
+    def _skeleton(self, path: Path, config: dict[str, Any], stored: dict[str, tuple[int, ...]]) -> Any:
+        """The network of ``config`` built on torch's meta device (no memory), its tensor
+        shapes checked against the stored ones: a checkpoint whose metadata asks for a huge
+        network is refused before anything is allocated."""
+        import torch
+
+        try:
+            with torch.device("meta"):
+                skeleton = self.build_network(config)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise UserError(
+                f"{path}: its config {config} does not build {self.qualified_name}: {type(exc).__name__}: {exc}",
+                hint="the checkpoint's metadata is damaged or was written for another architecture",
+            ) from None
+        expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+        wrong = [f"{k}: stored {stored.get(k)}, expected {v}" for k, v in expected.items() if stored.get(k) != v]
+        extra = sorted(set(stored) - set(expected))
+        if wrong or extra:
+            detail = "; ".join(wrong[:3] + [f"unexpected {k}" for k in extra[:3]])
+            raise UserError(
+                f"{path} does not fit {self.qualified_name} with its config {config}: {detail}",
+                hint=f"official weights go through `restorebench convert {path} --method {self.qualified_name}` first",
+            )
+        return skeleton
 
     def restore(self, batch: Sequence[Degraded]) -> list[np.ndarray]:
         """Run equal-sized inputs that use the same checkpoint as one batch."""

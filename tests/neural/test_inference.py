@@ -256,3 +256,40 @@ def test_fit_clips_gradients():
     assert all(torch.equal(before[k], v) for k, v in clipped.state_dict.items())
     before, free = _fit_tiny()
     assert not all(torch.equal(before[k], v) for k, v in free.state_dict.items())
+
+
+def _lying_checkpoint(path, config):
+    """A small DnCNN state dict whose metadata claims ``config``."""
+    from restorebench.neural.checkpoints import save_checkpoint
+    from restorebench.tasks.denoise.models import DnCNN
+
+    net = DnCNN(depth=3, features=4, channels=1)
+    return save_checkpoint(path, net.state_dict(), {"architecture": "dncnn", "config": config})
+
+
+def test_a_checkpoint_claiming_a_huge_network_is_refused_before_allocation(tmp_path):
+    import resource
+    import time
+
+    from restorebench.core.build import build_method
+    from restorebench.core.errors import UserError
+
+    path = _lying_checkpoint(tmp_path / "liar.safetensors", {"depth": 3, "features": 200_000, "channels": 1})
+    method = build_method(f"denoise/dncnn?checkpoint={path}")
+    before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+    with pytest.raises(
+        UserError, match=r"does not fit denoise/dncnn with its config .*stored \(4, 1, 3, 3\), expected"
+    ):
+        method._network(path)
+    # 200,000 features would be ~1.4 GB of float32 weights: nothing of the kind was allocated
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB
+    assert time.perf_counter() - start < 5
+
+
+def test_an_unknown_config_key_is_a_clear_error(tmp_path):
+    from restorebench.core.build import build_method
+    from restorebench.core.errors import UserError
+
+    path = _lying_checkpoint(tmp_path / "odd.safetensors", {"depth": 3, "features": 4, "channels": 1, "colour": 2})
+    with pytest.raises(UserError, match=r"its config .* does not build denoise/dncnn: TypeError: .*colour"):
+        build_method(f"denoise/dncnn?checkpoint={path}")._network(path)

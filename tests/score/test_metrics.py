@@ -264,3 +264,31 @@ def test_psnr_symmetric_and_decreasing_in_offset(seed, d1, d2, y_channel):
     lo, hi = sorted((d1, d2))
     if hi - lo > 1e-6:
         assert psnr(ref + lo, ref) > psnr(ref + hi, ref)
+
+
+@pytest.mark.parametrize("strip_rows", [1, 7, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_ssim_in_strips_is_bit_identical(strip_rows, channels):
+    """Large images are scored strip by strip (a 36 MP SSIM took ~13 GB); the value is the same float."""
+    from restorebench.score.metrics import _ssim_map, _ssim_mean
+
+    rng = np.random.default_rng(channels)
+    a = rng.random((131, 97, channels)).squeeze()
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1)
+    whole = _ssim_map(a, b, 1.0)
+    assert _ssim_mean(a, b, 1.0, strip_rows=strip_rows) == float(whole.mean())
+
+
+def test_ssim_of_a_large_image_goes_through_strips_with_the_same_value(monkeypatch):
+    from restorebench.score import metrics
+
+    rng = np.random.default_rng(5)
+    a = rng.random((300, 200, 3)).astype(np.float32)
+    b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1).astype(np.float32)
+    whole = metrics.ssim(a, b)
+    calls = []
+    real = metrics._ssim_map
+    monkeypatch.setattr(metrics, "SSIM_WHOLE_MAX_PIXELS", 10_000)
+    monkeypatch.setattr(metrics, "_ssim_map", lambda *x: calls.append(x[0].shape) or real(*x))
+    assert metrics.ssim(a, b) == whole
+    assert len(calls) == -(-(300 - 10) // metrics.SSIM_STRIP_ROWS) and calls[0][0] == metrics.SSIM_STRIP_ROWS + 10
