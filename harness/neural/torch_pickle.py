@@ -187,6 +187,14 @@ def _rebuild_tensor_v3(
     return _rebuild_tensor(storage, offset, size, stride, dtype=dtype.name)
 
 
+def _parameter(data: Any = None, *_: Any) -> _Tensor:
+    """``torch.nn.Parameter(data, requires_grad)``, as PyTorch 0.4 pickled parameters: the
+    tensor itself (nothing of torch is imported or run)."""
+    if not isinstance(data, _Tensor):
+        raise UserError(f"a Parameter wraps a {_describe(data)}, not a tensor; the file is corrupt.")
+    return data
+
+
 def _rebuild_from_type_v2(func: Callable[..., Any], new_type: Any, args: Any, state: Any) -> Any:
     return func(*args)  # func came from find_class, so it is one of ours or a stub
 
@@ -205,8 +213,9 @@ _SAFE: dict[tuple[str, str], Any] = {
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
-    ("torch._utils", "_rebuild_parameter"): lambda data, *_: data,
-    ("torch._utils", "_rebuild_parameter_with_state"): lambda data, *_: data,
+    ("torch._utils", "_rebuild_parameter"): _parameter,  # (data, requires_grad, backward_hooks)
+    ("torch._utils", "_rebuild_parameter_with_state"): _parameter,  # (..., state)
+    ("torch.nn.parameter", "Parameter"): _parameter,  # PyTorch 0.4: Parameter(data, requires_grad)
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("copyreg", "_reconstructor"): _reconstructor,

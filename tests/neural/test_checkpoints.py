@@ -280,6 +280,37 @@ def test_read_pickled_sequential_equals_state_dict(tmp_path, legacy):
     assert int(state["1.num_batches_tracked"]) == 2 and state["1.num_batches_tracked"].dtype == np.int64
 
 
+@pytest.mark.parametrize("pickled_as", ["parameter_class", "rebuild_parameter", "rebuild_with_hooks", "with_state"])
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_parameters_pickled_by_any_pytorch_read_as_tensors(tmp_path, legacy, pickled_as, monkeypatch):
+    """torch.save(model) of old and new PyTorch: the DnCNN authors' model.pth (PyTorch 0.4)
+    stores Parameter(data, requires_grad) itself; newer ones _rebuild_parameter(...)."""
+    import collections
+
+    import torch._utils as tu
+
+    reducers = {
+        "parameter_class": lambda p, proto: (nn.Parameter, (p.data, p.requires_grad)),
+        "rebuild_parameter": lambda p, proto: (tu._rebuild_parameter, (p.data, p.requires_grad, collections.OrderedDict())),
+        "rebuild_with_hooks": lambda p, proto: (
+            tu._rebuild_parameter, (p.data, p.requires_grad, collections.OrderedDict([(0, print)]))),
+        "with_state": lambda p, proto: (
+            tu._rebuild_parameter_with_state, (p.data, p.requires_grad, collections.OrderedDict(), {"tag": 1})),
+    }  # fmt: skip
+    model = _trained_dncnn()
+    monkeypatch.setattr(nn.Parameter, "__reduce_ex__", reducers[pickled_as])
+    path = tmp_path / "model.pth"
+    torch.save(model, path, _use_new_zipfile_serialization=not legacy)
+    monkeypatch.undo()
+    raw = path.read_bytes()
+    if not legacy:
+        raw = zipfile.ZipFile(path).read(next(n for n in zipfile.ZipFile(path).namelist() if n.endswith("data.pkl")))
+    assert (b"torch.nn.parameter\nParameter" in raw) == (pickled_as == "parameter_class")
+    assert (b"_rebuild_parameter" in raw) == (pickled_as != "parameter_class")
+    state = read_pickled_model(path)  # was: "0.weight is a torch.nn.parameter.Parameter object (not imported)"
+    _assert_state_equal(state, _numpy_state(model))
+
+
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
 def test_read_pickled_views_shared_storage_and_dtypes(tmp_path, legacy):
     model = SharedStorage()
