@@ -51,7 +51,9 @@ def ray_runtime():
     """One local Ray runtime for a whole test module (starting one costs seconds)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    from restorebench.run.ray_runtime import start_local_ray
+
+    start_local_ray(num_cpus=2)  # private, on 127.0.0.1 only
     yield ray
     ray.shutdown()
 

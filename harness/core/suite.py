@@ -81,9 +81,14 @@ def read_suite(path: str | Path) -> Suite:
     """Parse and schema-check a suite YAML file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UserError(f"cannot read suite {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"suite {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+            hint="save the file as UTF-8",
+        ) from None
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: malformed YAML: {exc}") from None
     return parse_suite(data, origin=str(path))

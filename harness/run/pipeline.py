@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from restorebench.core.errors import Interrupted
+from restorebench.core.errors import Interrupted, UserError
 from restorebench.core.refs import slug
 from restorebench.core.suite import ResolvedSuite, narrow, resolve
 from restorebench.run.plan import load_suite, make_plan
@@ -62,14 +62,29 @@ class RunSummary:
     errors: list[str] = field(default_factory=list)
 
 
+EXECUTORS = ("ray", "local")
+
+
+def check_options(options: RunOptions) -> None:
+    """Options that cannot work are errors before anything starts (``--num-cpus 0`` hung Ray)."""
+    if options.executor not in EXECUTORS:
+        raise UserError(f"unknown executor {options.executor!r}; valid choices: {', '.join(EXECUTORS)}")
+    if options.num_cpus is not None and options.num_cpus < 1:
+        raise UserError(f"--num-cpus must be at least 1, got {options.num_cpus}")
+    if options.executor == "local" and options.address:
+        raise UserError("--address needs --executor ray")
+
+
 def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSummary:
     """Run a suite end to end; results are stored as they land."""
     from restorebench.core.plugins import load_plugins
     from restorebench.run.batches import make_batches
+    from restorebench.run.cache import NoCache, ResultCache
     from restorebench.run.executors import make_executor
     from restorebench.run.record import Recorder
-    from restorebench.run.store import ResultCache, RunDir
+    from restorebench.run.store import RunDir
 
+    check_options(options)
     load_plugins()
     started = time.perf_counter()
     suite, origin = load_suite(options.suite)
@@ -94,10 +109,10 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     summary.resumed = len(done)
     todo = [u for u in units if u.unit_id not in done]
     record = Recorder(plan, run_dir, run_id=summary.run_id, progress=progress, finished=len(done))
-    cache = ResultCache(options.cache_path)
+    cache = ResultCache(options.cache_path) if options.use_cache else NoCache()
     try:
         record.start()
-        hits = cache.get_many([u.unit_id for u in todo]) if options.use_cache else {}
+        hits = cache.get_many([u.unit_id for u in todo])
         if hits:
             record(list(hits.values()))
         summary.from_cache = len(hits)

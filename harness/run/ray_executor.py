@@ -9,10 +9,8 @@ here (and in the tasks and actors it starts).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Mapping, Sequence
 
-from restorebench.core.errors import UserError
 from restorebench.core.interfaces import Resources
 from restorebench.run.batches import failed_batch
 from restorebench.run.plan import MethodInfo
@@ -33,22 +31,11 @@ class RayExecutor:
     def __init__(self, address: str | None = None, *, num_cpus: int | None = None, max_retries: int = 3) -> None:
         import ray
 
+        from restorebench.run.ray_runtime import connect
+
         self._ray = ray
-        self._started_here = False
         self.max_retries = max_retries
-        if not ray.is_initialized():
-            address = address or os.environ.get("RAY_ADDRESS") or None
-            kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
-            if address is None:
-                kwargs["num_cpus"] = num_cpus
-            try:
-                ray.init(address=address, **kwargs)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise UserError(
-                    f"cannot connect to the Ray cluster at {address!r}: {exc}",
-                    hint="check --address / RAY_ADDRESS, or use --executor local",
-                ) from None
-            self._started_here = True
+        self._started_here = connect(address, num_cpus=num_cpus)
         self._task = ray.remote(_run_batch_task)
         self._actor_cls = ray.remote(_MethodActor)
 

@@ -8,20 +8,19 @@ crash loses at most the units in flight), ``results.parquet`` (the compacted tab
 
 from __future__ import annotations
 
-import io
 import json
+import logging
 import os
-import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from restorebench.core.errors import UserError
 from restorebench.run.units import UnitResult, WorkUnit
+
+log = logging.getLogger(__name__)
 
 COLUMNS = [
     "run_id",
@@ -48,15 +47,6 @@ COLUMNS = [
     "error",
     "cached",
 ]
-
-
-def default_cache_path() -> Path:
-    """``$RESTOREBENCH_CACHE`` or ``~/.cache/restorebench/results.sqlite``."""
-    env = os.environ.get("RESTOREBENCH_CACHE")
-    if env:
-        return Path(env)
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "restorebench" / "results.sqlite"
 
 
 def rows_for(
@@ -216,10 +206,19 @@ class RunDir:
         """All rows so far (compacted table plus shards), latest row per unit and metric."""
         import pandas as pd
 
-        parts = [p for p in [self.path / "results.parquet"] if p.exists()] + sorted(self.shards.glob("part-*.parquet"))
-        if not parts:
+        frames = []
+        main = self.path / "results.parquet"
+        if main.exists():
+            frames.append(check_results_table(read_parquet(main), main))
+        for shard in sorted(self.shards.glob("part-*.parquet")):
+            try:
+                frames.append(check_results_table(read_parquet(shard), shard))
+            except UserError as exc:  # a shard cut short by a crash: its units are computed again
+                log.warning("skipping %s (its units will be computed again): %s", shard.name, exc)
+                shard.rename(shard.with_name(shard.name + ".corrupt"))
+        if not frames:
             return pd.DataFrame(columns=COLUMNS)
-        frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        frame = pd.concat(frames, ignore_index=True)
         return frame.drop_duplicates(["unit_id", "metric"], keep="last").reset_index(drop=True)
 
     def completed_units(self) -> set[str]:
@@ -257,78 +256,43 @@ def spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def read_results(path: str | Path):
-    """The results table of a run directory or a Parquet file."""
-    import pandas as pd
-
+    """The results table of a run directory or a Parquet file; anything else (a corrupt
+    file, a table of other columns) is a :class:`UserError` naming the file."""
     path = Path(path)
     if path.is_dir():
         if not (path / "results.parquet").exists() and not (path / "shards").exists():
             raise UserError(f"{path} is not a run directory (no results.parquet)")
         return RunDir(path).load()
-    if path.suffix == ".parquet" and path.exists():
-        return pd.read_parquet(path)
+    if path.suffix == ".parquet" and path.is_file():
+        return check_results_table(read_parquet(path), path)
     raise UserError(f"{path}: not a run directory or a results .parquet file")
 
 
-class ResultCache:
-    """Unit results by unit id, in SQLite (one writer: the driver)."""
+REQUIRED = ("unit_id", "task", "dataset", "image", "degradation", "method", "metric", "value", "status")
 
-    def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path else default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS units (unit_id TEXT PRIMARY KEY, result TEXT NOT NULL, sample BLOB)"
+
+def check_results_table(frame: Any, path: Path) -> Any:
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise UserError(
+            f"{path} is not a restorebench results table: it lacks the columns {', '.join(missing)}",
+            hint="give a run directory or the results.parquet that `restorebench run` wrote",
         )
-
-    def get_many(self, unit_ids: Sequence[str]) -> dict[str, UnitResult]:
-        found: dict[str, UnitResult] = {}
-        ids = list(unit_ids)
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for uid, result, sample in self._db.execute(
-                f"SELECT unit_id, result, sample FROM units WHERE unit_id IN ({marks})", chunk
-            ):
-                data = json.loads(result)
-                found[uid] = UnitResult(unit_id=uid, status="ok", cached=True, sample=_unpack(sample), **data)
-        return found
-
-    def put_many(self, results: Iterable[UnitResult]) -> None:
-        records = [
-            (
-                r.unit_id,
-                json.dumps(
-                    {
-                        "metrics": r.metrics,
-                        "metric_errors": r.metric_errors,
-                        "runtime_s": r.runtime_s,
-                        "megapixels": r.megapixels,
-                        "device": r.device,
-                    }
-                ),
-                _pack(r.sample),
-            )
-            for r in results
-            if r.status == "ok"
-        ]
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO units VALUES (?, ?, ?)", records)
-
-    def close(self) -> None:
-        self._db.close()
+    for column in COLUMNS:  # tables of older versions lack newer columns
+        if column not in frame.columns:
+            frame[column] = None
+    return frame
 
 
-def _pack(sample: dict[str, np.ndarray] | None) -> bytes | None:
-    if not sample:
-        return None
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **sample)
-    return buf.getvalue()
+def read_parquet(path: Path) -> Any:
+    """``pandas.read_parquet``, with a corrupt or truncated file a :class:`UserError` naming it."""
+    import pandas as pd
 
-
-def _unpack(blob: bytes | None) -> dict[str, np.ndarray] | None:
-    if not blob:
-        return None
-    with np.load(io.BytesIO(blob)) as data:
-        return {k: data[k] for k in data.files}
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise UserError(
+            f"{path} is not a readable Parquet file ({first})",
+            hint="it may be truncated or damaged; rerun, or resume the run that wrote it",
+        ) from None

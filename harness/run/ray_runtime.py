@@ -1,0 +1,113 @@
+"""Starting or joining the Ray runtime a run executes on.
+
+- No ``--address`` and no ``RAY_ADDRESS``: a private local Ray, started for this run and
+  stopped after it. It never joins a cluster that ``ray start`` left on the machine, and
+  every socket it opens listens on the loopback interface only.
+- ``--address auto``: the cluster started on this machine with ``ray start``.
+- ``--address host:port`` or ``ray://host:port``: that cluster; the address is probed
+  first, so an unreachable one is an error within seconds instead of a long hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+from restorebench.core.errors import UserError
+
+# Ray resolves a node IP of 127.0.0.1 to the machine's external address unless it runs
+# "without clusters" (its setting for Windows and macOS): then the GCS, raylets, the
+# runtime-env agent, the driver and the workers all listen on the loopback interface.
+_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+PROBE_TIMEOUT_S = 5.0
+
+
+def resolve_address(address: str | None) -> str | None:
+    """``--address``, else ``$RAY_ADDRESS``; None means a private local Ray."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def start_local_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
+    """Start a private local Ray whose every socket listens on 127.0.0.1."""
+    import ray
+
+    options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False, **kwargs}
+    with _loopback_only():
+        ray.init(address="local", num_cpus=num_cpus, **options)
+
+
+def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
+    """Start or join Ray for a run; True when this call started it (the run shuts it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = resolve_address(address)
+    if address is None:
+        start_local_ray(num_cpus)
+        return True
+    if num_cpus is not None:
+        raise UserError(
+            "--num-cpus sizes a local Ray; a cluster's CPUs are its own", hint="drop --num-cpus or --address"
+        )
+    if address != "auto":
+        _probe(address)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except Exception as exc:  # ConnectionError, RuntimeError, ValueError, and Ray's own
+        raise UserError(
+            _connection_error(address, exc), hint="check --address / RAY_ADDRESS, or run without it"
+        ) from None
+    return True
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    from ray._private import ray_constants
+
+    old_env, old_flag = os.environ.get(_LOOPBACK_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_LOOPBACK_ENV] = "0"  # for the processes ray.init starts
+    ray_constants.ENABLE_RAY_CLUSTER = False  # for this one, whose ray module read it at import
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = old_flag
+        if old_env is None:
+            os.environ.pop(_LOOPBACK_ENV, None)
+        else:
+            os.environ[_LOOPBACK_ENV] = old_env
+
+
+def _probe(address: str) -> None:
+    """Fail within seconds when nothing answers at ``address`` (host:port or ray://host:port)."""
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UserError(f"Ray address {address!r} is not host:port, ray://host:port or auto")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise UserError(
+            f"cannot reach the Ray cluster at {address}: {reason} (tried for {PROBE_TIMEOUT_S:g} s)",
+            hint="check the host and port (a head's GCS listens on 6379 by default, Ray Client on 10001)",
+        ) from None
+
+
+def _connection_error(address: str, exc: Exception) -> str:
+    """One line that says why joining failed (Ray's own message is many)."""
+    text = str(exc)
+    first = (text.strip().splitlines() or [type(exc).__name__])[0]
+    lowered = text.lower()
+    if "token" in lowered or "unauthenticated" in lowered or "auth" in lowered:
+        return (
+            f"the Ray cluster at {address} refused the connection: it uses token authentication "
+            "(set RAY_AUTH_MODE=token and give its token, e.g. RAY_AUTH_TOKEN_PATH=<the head's token file>)"
+        )
+    if "version" in lowered and "mismatch" in lowered:
+        return f"the Ray cluster at {address} runs another Ray or Python version: {first}"
+    return f"cannot connect to the Ray cluster at {address}: {first}"

@@ -1,0 +1,51 @@
+"""The Ray runtime a run starts: private, on the loopback interface only; clear errors for bad addresses."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pytest
+
+from restorebench.core.errors import UserError
+from restorebench.run.ray_runtime import connect
+from tests.sockets import LOOPBACK, descendants, listening
+
+pytestmark = pytest.mark.ray
+
+
+def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path):
+    import ray
+
+    from restorebench.run.pipeline import RunOptions, run_suite
+
+    seen = []
+
+    def progress(done, total):  # called on the driver while the runtime is up
+        if done and not seen:
+            seen.extend(listening(descendants(os.getpid())))
+
+    summary = run_suite(
+        RunOptions(tasks=("denoise",), datasets=(f"folder:{image_folder}",), degradations=("gaussian?sigma=5",),
+                   methods=("denoise/median", "denoise/dncnn"), out=tmp_path / "run", executor="ray",
+                   tracking=False, num_cpus=2), progress=progress)  # fmt: skip
+    assert summary.computed == 6 and not ray.is_initialized()
+    processes = {pid for _, _, pid in seen}
+    assert len(seen) >= 4 and len(processes) >= 3, seen  # GCS, raylet, agents, driver, workers
+    exposed = [(addr, port, pid) for addr, port, pid in seen if addr not in LOOPBACK]
+    assert exposed == []  # was: every socket on all interfaces, the runtime-env agent on the external address
+
+
+def test_an_unreachable_address_fails_within_seconds():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    start = time.perf_counter()
+    with pytest.raises(UserError, match=rf"cannot reach the Ray cluster at 127.0.0.1:{port}: .*refused"):
+        connect(f"127.0.0.1:{port}")
+    assert time.perf_counter() - start < 10
+    with pytest.raises(UserError, match="is not host:port"):
+        connect("nonsense")
+    with pytest.raises(UserError, match="--num-cpus sizes a local Ray"):
+        connect("auto", num_cpus=2)
