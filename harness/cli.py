@@ -1,7 +1,9 @@
 """The ``restorebench`` command line: parses options and calls the library; nothing more.
 
-Heavy modules (numpy, Ray, MLflow, the tasks) are imported inside the commands so that
-``restorebench --help`` starts fast.
+The whole command tree is here: ``run``, ``report``, ``log``, ``compare``, ``train``,
+``convert``, ``list``. Heavy modules (numpy, Ray, MLflow, the tasks) are imported inside
+the commands, so ``restorebench --help`` starts fast. Every user error is a
+:class:`~restorebench.core.errors.UserError`, printed in one place (:func:`main`).
 """
 
 from __future__ import annotations
@@ -20,12 +22,34 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain: "[default: ...]" must not be read as markup
 )
 
+# Options shared by several commands, defined once.
 TrackingUri = Annotated[
     str | None,
     typer.Option("--tracking-uri", help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db]"),
 ]
+NoTracking = Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow")]
+Seed = Annotated[int | None, typer.Option("--seed", help="Global seed of every degradation [default: the suite's]")]
+Many = typer.Option  # list options: repeat the flag
+
+
+def _version(value: bool) -> None:
+    if value:
+        from restorebench import __version__
+
+        typer.echo(f"restorebench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    """restorebench: degrade images, run restoration methods, score, track and rank them."""
 
 
 @app.command()
@@ -33,21 +57,27 @@ def run(
     suite: Annotated[
         str | None, typer.Argument(help="Suite YAML, a task's name, or nothing for the default suite")
     ] = None,
-    task: Annotated[list[str], typer.Option("--task", help="Only these tasks")] = [],
-    dataset: Annotated[list[str], typer.Option("--dataset", help="Datasets, e.g. folder:DIR, bundled:photos")] = [],
-    degradation: Annotated[list[str], typer.Option("--degradation", help="e.g. 'gaussian?sigma=25'")] = [],
-    method: Annotated[list[str], typer.Option("--method", help="e.g. denoise/median or module:Class")] = [],
+    task: Annotated[list[str], Many("--task", help="Only these tasks")] = [],
+    dataset: Annotated[list[str], Many("--dataset", help="Datasets, e.g. folder:DIR, bundled:photos")] = [],
+    degradation: Annotated[list[str], Many("--degradation", help="e.g. 'gaussian?sigma=25'")] = [],
+    method: Annotated[list[str], Many("--method", help="e.g. denoise/median or module:Class")] = [],
     out: Annotated[Path | None, typer.Option("--out", help="Run directory [default: runs/SUITE-TIME]")] = None,
     executor: Annotated[str, typer.Option("--executor", help="ray or local")] = "ray",
     address: Annotated[
-        str | None, typer.Option("--address", help="Ray cluster address [default: $RAY_ADDRESS or a local Ray]")
+        str | None,
+        typer.Option(
+            "--address",
+            help="Ray cluster: auto, host:port or ray://host:port [default: $RAY_ADDRESS, else a private local Ray]",
+        ),
     ] = None,
-    num_cpus: Annotated[int | None, typer.Option("--num-cpus", help="CPUs of a local Ray runtime")] = None,
+    num_cpus: Annotated[
+        int | None, typer.Option("--num-cpus", help="CPUs of the private local Ray [default: all]")
+    ] = None,
     tracking_uri: TrackingUri = None,
-    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow")] = False,
-    seed: Annotated[int | None, typer.Option("--seed", help="Global seed of every degradation")] = None,
+    no_tracking: NoTracking = False,
+    seed: Seed = None,
     resume: Annotated[bool, typer.Option("--resume", help="Complete an interrupted run directory")] = False,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute units found in the results cache")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the results cache")] = False,
     fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 when any unit failed")] = False,
     report_dir: Annotated[
         Path | None, typer.Option("--report", help="Also write the leaderboard (md, csv, html) here")
@@ -77,10 +107,7 @@ def run(
         summary = run_suite(options, progress=progress)
     print_run_summary(summary)
     if report_dir is not None:
-        from restorebench.report.files import FORMATS, write_report
-
-        for path in write_report(summary.results, report_dir, FORMATS, run_dir=summary.run_dir):
-            typer.echo(f"wrote {path}")
+        _write_report(summary.results, report_dir, None, summary.run_dir)
     if fail_on_error and summary.failed:
         raise typer.Exit(1)
 
@@ -88,29 +115,21 @@ def run(
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory or results .parquet")],
-    format: Annotated[
-        str, typer.Option("--format", help="Comma-separated: md,csv,html (html: self-contained index.html + figures/)")
-    ] = "md,csv,html",
+    format: Annotated[str, typer.Option("--format", help="Comma-separated: md, csv, html")] = "md,csv,html",
     out: Annotated[Path | None, typer.Option("--out", help="Output folder [default: RUN_DIR/report]")] = None,
 ) -> None:
-    """Write the leaderboard of a run as Markdown and CSV."""
+    """Write the leaderboard of a run: LEADERBOARD.md, leaderboard.csv, index.html + figures/."""
     _plugins()
-    from restorebench.report.files import write_report
     from restorebench.run.store import read_results
 
     results = read_results(run_dir)
     target = out or (run_dir / "report" if run_dir.is_dir() else run_dir.parent / "report")
-    formats = [f.strip() for f in format.split(",") if f.strip()]
-    for path in write_report(results, target, formats, run_dir=run_dir if run_dir.is_dir() else None):
-        typer.echo(f"wrote {path}")
+    _write_report(results, target, format, run_dir if run_dir.is_dir() else None)
 
 
 @app.command("log")
-def log_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory")],
-    tracking_uri: TrackingUri = None,
-) -> None:
-    """Log a stored run to MLflow (e.g. after MLflow was unreachable during the run)."""
+def log_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory")], tracking_uri: TrackingUri = None) -> None:
+    """Log a stored run to MLflow (e.g. after MLflow was unreachable); logging it again completes it."""
     _plugins()
     from restorebench.commands.log import log_run_dir
 
@@ -122,9 +141,7 @@ def log_cmd(
 def compare(
     base: Annotated[str, typer.Argument(help="BASE: a run directory, results .parquet or MLflow run id")],
     cand: Annotated[str, typer.Argument(help="CAND: a run directory, results .parquet or MLflow run id")],
-    metric: Annotated[list[str], typer.Option("--metric", help="Metrics to compare (repeat or comma-separate)")] = [
-        "psnr"
-    ],
+    metric: Annotated[list[str], Many("--metric", help="Metrics to compare (repeat or comma-separate)")] = ["psnr"],
     tolerance: Annotated[
         float, typer.Option("--tolerance", help="Smallest delta that counts, in the metric's units (dB for PSNR)")
     ] = 0.05,
@@ -134,7 +151,7 @@ def compare(
     resamples: Annotated[int, typer.Option("--resamples", help="Bootstrap resamples")] = 2000,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Compare CAND's per-image results with BASE's; exit 1 when a method got significantly worse."""
+    """Compare CAND's per-image results with BASE's; exit 1 when a method got worse or failed."""
     _plugins()
     from restorebench.commands.compare import compare_refs
 
@@ -151,14 +168,14 @@ def compare(
 @app.command()
 def train(
     method: Annotated[str, typer.Argument(help="TASK/METHOD[?params], e.g. 'superres/srcnn?scale=3'")],
-    data: Annotated[
-        list[str], typer.Option("--data", help="Training datasets, e.g. folder:DIR [default: the recipe's]")
-    ] = [],
-    steps: Annotated[int | None, typer.Option("--steps", help="Optimisation steps [default: the recipe's]")] = None,
+    data: Annotated[list[str], Many("--data", help="Training datasets, e.g. folder:DIR [default: the recipe's]")] = [],
+    steps: Annotated[
+        int | None, typer.Option("--steps", min=1, help="Optimisation steps [default: the recipe's]")
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Checkpoint file [default: the committed one]")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of patches, augmentation and initialisation")] = 0,
     tracking_uri: TrackingUri = None,
-    no_tracking: Annotated[bool, typer.Option("--no-tracking", help="Do not log to MLflow")] = False,
+    no_tracking: NoTracking = False,
     threads: Annotated[
         int | None, typer.Option("--threads", min=1, help="CPU threads for torch [default: all cores]")
     ] = None,
@@ -177,14 +194,7 @@ def train(
         tracking=not no_tracking,
         threads=threads,
     )
-    metrics = summary.metadata["metrics"]
-    given = metrics["val_psnr_input"]
-    typer.echo(
-        f"wrote {summary.checkpoint}: {summary.metadata['steps']} steps in {summary.metadata['seconds']} s, "
-        f"validation PSNR {metrics['val_psnr']:.2f} dB" + (f" (input {given:.2f} dB)" if given is not None else "")
-    )
-    if summary.mlflow_run_id:
-        typer.echo(f"MLflow run {summary.mlflow_run_id} (experiment restorebench-training)")
+    typer.echo(summary.describe())
 
 
 @app.command()
@@ -192,8 +202,7 @@ def convert(
     weights: Annotated[
         Path,
         typer.Argument(
-            help="Released weights: .pth/.pt state dict or pickled model, .mat, .safetensors, "
-            "TF checkpoint PREFIX (PREFIX.index + PREFIX.data-*)"
+            help="Released weights: .pth/.pt (state dict or pickled model), .mat, .safetensors, or a TF checkpoint PREFIX"
         ),
     ],
     method: Annotated[str, typer.Option("--method", help="TASK/NAME[?params] whose architecture they belong to")],
@@ -209,13 +218,25 @@ def convert(
 
 @app.command("list")
 def list_cmd(
-    what: Annotated[str, typer.Argument(help="tasks, methods, degradations, metrics, datasets or checkpoints")],
+    what: Annotated[
+        str | None, typer.Argument(help="tasks, methods, degradations, metrics, datasets or checkpoints")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON records")] = False,
 ) -> None:
-    """List the registered tasks, methods, degradations, metrics, dataset sources, or the committed checkpoints."""
-    _plugins()
-    from restorebench.report.console import print_listing
+    """List what is registered (tasks, methods with their parameters, ...); nothing: what can be listed."""
+    if what is not None:
+        _plugins()
+    from restorebench.report.listings import print_listing
 
-    print_listing(what)
+    print_listing(what, as_json=json_out)
+
+
+def _write_report(results, target: Path, formats: str | None, run_dir: Path | None) -> None:
+    from restorebench.report.files import FORMATS, write_report
+
+    chosen = [f.strip() for f in formats.split(",") if f.strip()] if formats else list(FORMATS)
+    for path in write_report(results, target, chosen, run_dir=run_dir):
+        typer.echo(f"wrote {path}")
 
 
 def _plugins() -> None:

@@ -280,8 +280,19 @@ def _row(key: tuple, g: DataFrame, higher_is_better: bool, tolerance: float, res
     }
 
 
-_ROW_COLUMNS = ["n", "base", "cand", "delta", "ci_low", "ci_high", "verdict", "higher_is_better", "base_version",
-                "cand_version", "newly_failed"]  # fmt: skip
+_ROW_COLUMNS = [
+    "n",
+    "base",
+    "cand",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "verdict",
+    "higher_is_better",
+    "base_version",
+    "cand_version",
+    "newly_failed",
+]
 
 
 def _newly_failed(base_ok: DataFrame, cand: DataFrame) -> DataFrame:
@@ -303,10 +314,22 @@ def _with_failures(table: DataFrame, broken: DataFrame, metrics) -> DataFrame:
             table.loc[hit, ["verdict", "newly_failed"]] = ["failed", len(g)]
             continue
         version = ", ".join(sorted(map(str, g["method_version"].unique())))
-        extra.append({**dict(zip(GROUP, key)), "n": 0, "base": float(g["value"].mean()), "cand": float("nan"),
-                      "delta": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "verdict": "failed",
-                      "higher_is_better": metrics.get(key[-1]).higher_is_better, "base_version": version,
-                      "cand_version": "-", "newly_failed": len(g)})  # fmt: skip
+        extra.append(
+            {
+                **dict(zip(GROUP, key)),
+                "n": 0,
+                "base": float(g["value"].mean()),
+                "cand": float("nan"),
+                "delta": float("nan"),
+                "ci_low": float("nan"),
+                "ci_high": float("nan"),
+                "verdict": "failed",
+                "higher_is_better": metrics.get(key[-1]).higher_is_better,
+                "base_version": version,
+                "cand_version": "-",
+                "newly_failed": len(g),
+            }
+        )
     return pd.concat([table, pd.DataFrame(extra)], ignore_index=True) if extra else table
 
 

@@ -26,10 +26,24 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainSummary:
+    """What ``restorebench train`` wrote: the checkpoint, its metadata, the MLflow run."""
+
     checkpoint: Path
     metadata: dict[str, Any]
     mlflow_run_id: str | None = None
     tracking_error: str | None = None
+
+    def describe(self) -> str:
+        """The lines the command prints."""
+        metrics = self.metadata["metrics"]
+        given = metrics["val_psnr_input"]
+        text = (
+            f"wrote {self.checkpoint}: {self.metadata['steps']} steps in {self.metadata['seconds']} s, "
+            f"validation PSNR {metrics['val_psnr']:.2f} dB" + (f" (input {given:.2f} dB)" if given is not None else "")
+        )
+        if self.mlflow_run_id:
+            text += f"\nMLflow run {self.mlflow_run_id} (experiment restorebench-training)"
+        return text
 
 
 def load_training_images(datasets: list[str]) -> tuple[list[np.ndarray], list[str], dict[str, Any]]:

@@ -38,6 +38,8 @@ class Ref:
         name, _, query = text.strip().partition("?")
         params: dict[str, Any] = {}
         for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
+            if not key:
+                raise UserError(f"{what} {text!r} has a parameter without a name", hint="use name?key=value&key=value")
             if key in params:
                 raise UserError(f"{what} {text!r} gives parameter {key!r} twice")
             params[key] = value

@@ -166,11 +166,11 @@ def narrow(
     from restorebench.core.refs import Ref
     from restorebench.core.registry import DEGRADATIONS
 
-    def task_of(registry_get, text: str) -> str:
-        return registry_get(Ref.parse(text).name).task
+    def task_of(registry_get, text: str, what: str) -> str:
+        return registry_get(Ref.parse(text, what=what).name).task
 
-    deg_tasks = {d: task_of(DEGRADATIONS.get, d) for d in degradations}
-    meth_tasks = {m: task_of(method_class, m) for m in methods}
+    deg_tasks = {d: task_of(DEGRADATIONS.get, d, "degradation") for d in degradations}
+    meth_tasks = {m: task_of(method_class, m, "method") for m in methods}
     if tasks:
         known = {e.task for e in suite.tasks}
         for t in tasks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ from restorebench.core.errors import UserError
 from restorebench.core.interfaces import ImageRef, Params, Source
 from restorebench.core.registry import register
 from restorebench.data.images import IMAGE_EXTENSIONS, file_hash, read_image
+
+log = logging.getLogger(__name__)
 
 
 class FolderParams(Params):
@@ -32,11 +35,11 @@ class FolderSource(Source):
             what = "does not exist" if not root.exists() else "is not a directory"
             raise UserError(f"dataset folder {root} {what}", hint=f"give a directory of {accepted} files")
         paths = root.rglob("*") if self.params.recursive else root.iterdir()
-        files = {
-            p.relative_to(root).as_posix(): p
-            for p in paths
-            if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
-        }
+        candidates = [p for p in paths if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")]
+        broken = sorted(p.relative_to(root).as_posix() for p in candidates if p.is_symlink() and not p.exists())
+        if broken:
+            log.warning("%s: %d broken symbolic link(s) skipped: %s", root, len(broken), ", ".join(broken[:5]))
+        files = {p.relative_to(root).as_posix(): p for p in candidates if p.is_file()}
         if not files:
             where = "under" if self.params.recursive else "in"
             raise UserError(f"no image files {where} {root}; accepted extensions: {accepted}")

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
-
-from restorebench.core.errors import UserError
 
 
 @contextlib.contextmanager
@@ -78,75 +75,3 @@ def mlflow_view_hint(uri: str) -> str:
     if uri.startswith(("http://", "https://")):
         return f"open {uri.rstrip('/')} in a browser"
     return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1"
-
-
-def _rows(what: str) -> list[tuple[str, ...]]:
-    from restorebench.core import registry
-    from restorebench.core.interfaces import param_defaults
-
-    if what == "tasks":
-        return [(n, t.description, ", ".join(t.metrics)) for n, t in registry.TASKS.items()]
-    if what == "methods":
-        rows = []
-        for name, cls in registry.METHODS.items():
-            res = f"cpus={cls.resources.num_cpus:g} gpus={cls.resources.num_gpus:g}"
-            level = cls.uses_true_level
-            blind = "by parameter" if isinstance(level, property) else ("non-blind" if level else "blind")
-            rows.append((name, cls.kind, res, blind, cls.description))
-        return rows
-    if what == "degradations":
-        return [(n, c.task, _params(c.Params, param_defaults)) for n, c in registry.DEGRADATIONS.items()]
-    if what == "metrics":
-        return [
-            (n, f"v{m.version}", "higher is better" if m.higher_is_better else "lower is better", m.description)
-            for n, m in registry.METRICS.items()
-        ]
-    if what == "datasets":
-        return [(f"{n}:", (c.__doc__ or "").strip().splitlines()[0]) for n, c in registry.SOURCES.items()]
-    if what == "checkpoints":
-        return _checkpoint_rows()
-    raise UserError(f"cannot list {what!r}; valid choices: {', '.join(LISTABLE)}")
-
-
-LISTABLE = ("tasks", "methods", "degradations", "metrics", "datasets", "checkpoints")
-
-
-def _checkpoint_rows() -> list[tuple[str, ...]]:
-    """The committed checkpoint of every neural method that has one, with its provenance."""
-    from restorebench.core import registry
-
-    rows = []
-    for name, cls in registry.METHODS.items():
-        describe = getattr(cls, "describe_checkpoints", None)
-        if cls.kind != "neural" or describe is None:
-            continue
-        try:
-            infos = cls().describe_checkpoints()
-        except UserError as exc:  # e.g. a checkpoint not trained yet
-            rows.append((name, f"unavailable: {exc}"))
-            continue
-        for info in infos:
-            psnr = info["val_psnr"]
-            rows.append(
-                (
-                    name,
-                    Path(info["file"]).name,
-                    f"sha256:{info['sha256']}",
-                    f"steps={info['steps']}",
-                    f"train_s={info['seconds']}",
-                    f"val_psnr={psnr:.2f}" if psnr is not None else "val_psnr=-",
-                    f"mlflow_run={info['mlflow_run']}",
-                    info["command"],
-                )
-            )
-    return rows
-
-
-def _params(model: Any, defaults_of: Callable[[Any], dict]) -> str:
-    defaults = defaults_of(model)
-    return ", ".join(f"{k}={defaults[k]!r}" if k in defaults else f"{k} (required)" for k in model.model_fields)
-
-
-def print_listing(what: str) -> None:
-    for row in _rows(what):
-        print("  ".join(str(c) for c in row))

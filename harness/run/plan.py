@@ -152,8 +152,33 @@ def make_plan(resolved: ResolvedSuite) -> Plan:
                         )
     unique = {u.unit_id: u for u in units}
     if len(unique) < len(units):
-        log.warning("%d duplicate units (the same image listed twice) run once", len(units) - len(unique))
+        log.warning("%s", duplicates_message(resolved, units))
     return Plan(resolved, list(unique.values()), distinct_labels(methods), versions_all)
+
+
+def duplicates_message(resolved: ResolvedSuite, units: list[WorkUnit]) -> str:
+    """Say which entries made units twice: a list naming one thing twice, overlapping
+    blocks, or one image under two names (the same content in a dataset twice)."""
+    reasons = []
+    for i, block in enumerate(resolved.tasks):
+        for what, refs in (
+            ("datasets", [s.ref for s in block.sources]),
+            ("degradations", [d.ref for d in block.degradations]),
+            ("methods", [m.build_ref for m in block.methods]),
+        ):
+            twice = sorted({r for r in refs if refs.count(r) > 1})
+            reasons += [f"tasks[{i}] ({block.task.name}).{what} lists {r} twice" for r in twice]
+    seen: dict[str, WorkUnit] = {}
+    images = set()
+    for unit in units:
+        first = seen.setdefault(unit.unit_id, unit)
+        if first is not unit and (first.image.key, first.dataset) != (unit.image.key, unit.dataset):
+            images.add(f"{unit.dataset} {unit.image.key} = {first.dataset} {first.image.key}")
+    reasons += [f"the same image twice: {pair}" for pair in sorted(images)[:3]]
+    if not reasons:
+        reasons = ["task blocks that overlap"]
+    extra = len(units) - len(seen)
+    return f"{extra} duplicate unit(s) run once: " + "; ".join(reasons[:6])
 
 
 def distinct_labels(methods: dict[str, MethodInfo]) -> dict[str, MethodInfo]:

@@ -125,8 +125,10 @@ class RunDir:
             )
         if resume:
             if not is_run:
-                raise UserError(f"--resume: {run.path} is not a run directory to resume (no run.json)",
-                                hint="drop --resume to start a new run there")  # fmt: skip
+                raise UserError(
+                    f"--resume: {run.path} is not a run directory to resume (no run.json)",
+                    hint="drop --resume to start a new run there",
+                )
             run._check_same_suite(spec)
         elif run.has_results():
             raise UserError(
@@ -184,8 +186,10 @@ class RunDir:
                 f"{path} is not valid JSON ({exc})", hint="restore it, or start a new run with another --out"
             ) from None
         if not isinstance(info, dict) or not isinstance(info.get("run_id"), str):
-            raise UserError(f"{path} has no run_id: it is not a restorebench run.json",
-                            hint="restore it, or start a new run with another --out")  # fmt: skip
+            raise UserError(
+                f"{path} has no run_id: it is not a restorebench run.json",
+                hint="restore it, or start a new run with another --out",
+            )
         return info
 
     def write_info(self, info: dict[str, Any]) -> None:

@@ -39,9 +39,24 @@ def _parent_status(uri):
 def test_every_unit_failed(tmp_path, image_folder):
     (tmp_path / "boom.py").write_text(BOOM)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run = _cli("run", "--task", "denoise", "--method", "boom:Boom", "--dataset", f"folder:{image_folder}",
-               "--degradation", "gaussian?sigma=25", "--executor", "local", "--out", tmp_path / "run",
-               "--tracking-uri", uri, cwd=tmp_path)  # fmt: skip
+    run = _cli(
+        "run",
+        "--task",
+        "denoise",
+        "--method",
+        "boom:Boom",
+        "--dataset",
+        f"folder:{image_folder}",
+        "--degradation",
+        "gaussian?sigma=25",
+        "--executor",
+        "local",
+        "--out",
+        tmp_path / "run",
+        "--tracking-uri",
+        uri,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr  # was: ValueError: Buffer has wrong number of dimensions
     assert "Traceback" not in run.stderr
     assert "| denoise/boom | 1 |" in run.stdout and "3 failed" in run.stdout and "RuntimeError: boom" in run.stdout
@@ -52,8 +67,23 @@ def test_every_unit_failed(tmp_path, image_folder):
     board = pd.read_csv(tmp_path / "run" / "report" / "leaderboard.csv")
     assert board[["method", "failed", "images"]].values.tolist() == [["denoise/boom", 3, 3]]
     assert board["psnr"].isna().all()
-    assert _cli("run", "--task", "denoise", "--method", "boom:Boom", "--dataset", f"folder:{image_folder}",
-                "--executor", "local", "--no-tracking", "--fail-on-error", cwd=tmp_path).returncode == 1  # fmt: skip
+    assert (
+        _cli(
+            "run",
+            "--task",
+            "denoise",
+            "--method",
+            "boom:Boom",
+            "--dataset",
+            f"folder:{image_folder}",
+            "--executor",
+            "local",
+            "--no-tracking",
+            "--fail-on-error",
+            cwd=tmp_path,
+        ).returncode
+        == 1
+    )
 
 
 def test_a_sid_list_whose_every_line_fails(tmp_path):
@@ -66,9 +96,24 @@ def test_a_sid_list_whose_every_line_fails(tmp_path):
         "./Sony/short/10009_00_0.1s.ARW ./Sony/long/10009_00_10s.ARW ISO200 F9\n"
     )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run = _cli("run", "--task", "lowlight", "--dataset", f"sid:{root / 'list.txt'}?root={root}&split=all",
-               "--degradation", "sid", "--method", "lowlight/camera", "--executor", "local",
-               "--out", tmp_path / "run", "--tracking-uri", uri, cwd=tmp_path)  # fmt: skip
+    run = _cli(
+        "run",
+        "--task",
+        "lowlight",
+        "--dataset",
+        f"sid:{root / 'list.txt'}?root={root}&split=all",
+        "--degradation",
+        "sid",
+        "--method",
+        "lowlight/camera",
+        "--executor",
+        "local",
+        "--out",
+        tmp_path / "run",
+        "--tracking-uri",
+        uri,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stderr
     assert "2 failed" in run.stdout and "10006_00_0.1s.ARW" in run.stdout
     assert _parent_status(uri)[0] == {"FINISHED"}

@@ -291,12 +291,19 @@ def test_parameters_pickled_by_any_pytorch_read_as_tensors(tmp_path, legacy, pic
 
     reducers = {
         "parameter_class": lambda p, proto: (nn.Parameter, (p.data, p.requires_grad)),
-        "rebuild_parameter": lambda p, proto: (tu._rebuild_parameter, (p.data, p.requires_grad, collections.OrderedDict())),
+        "rebuild_parameter": lambda p, proto: (
+            tu._rebuild_parameter,
+            (p.data, p.requires_grad, collections.OrderedDict()),
+        ),
         "rebuild_with_hooks": lambda p, proto: (
-            tu._rebuild_parameter, (p.data, p.requires_grad, collections.OrderedDict([(0, print)]))),
+            tu._rebuild_parameter,
+            (p.data, p.requires_grad, collections.OrderedDict([(0, print)])),
+        ),
         "with_state": lambda p, proto: (
-            tu._rebuild_parameter_with_state, (p.data, p.requires_grad, collections.OrderedDict(), {"tag": 1})),
-    }  # fmt: skip
+            tu._rebuild_parameter_with_state,
+            (p.data, p.requires_grad, collections.OrderedDict(), {"tag": 1}),
+        ),
+    }
     model = _trained_dncnn()
     monkeypatch.setattr(nn.Parameter, "__reduce_ex__", reducers[pickled_as])
     path = tmp_path / "model.pth"

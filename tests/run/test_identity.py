@@ -25,8 +25,16 @@ class Median(Method):
 
 
 def _run(folder, out, methods, **kw):
-    options = RunOptions(tasks=("denoise",), datasets=(f"folder:{folder}",), degradations=("gaussian?sigma=25",),
-                         methods=methods, out=out, executor="local", tracking=False, **kw)  # fmt: skip
+    options = RunOptions(
+        tasks=("denoise",),
+        datasets=(f"folder:{folder}",),
+        degradations=("gaussian?sigma=25",),
+        methods=methods,
+        out=out,
+        executor="local",
+        tracking=False,
+        **kw,
+    )
     return run_suite(options)
 
 
@@ -76,8 +84,9 @@ def _retrained(path, scale: float):
 
 def test_two_checkpoints_of_one_method_are_two_rows_never_averaged(image_folder, tmp_path):
     other = _retrained(tmp_path / "retrained.safetensors", 0.5)
-    summary = _run(image_folder, tmp_path / "run",
-                   ("denoise/dncnn?channels=rgb", f"denoise/dncnn?channels=rgb&checkpoint={other}"))  # fmt: skip
+    summary = _run(
+        image_folder, tmp_path / "run", ("denoise/dncnn?channels=rgb", f"denoise/dncnn?channels=rgb&checkpoint={other}")
+    )
     board = leaderboard(summary.results)
     labels = sorted(board["method"])
     assert len(labels) == 2 and labels[0] == "denoise/dncnn?channels=rgb"
@@ -96,5 +105,7 @@ def test_a_user_label_names_the_row(image_folder, tmp_path):
         tmp_path / "run",
         ("denoise/dncnn?channels=rgb", f"denoise/dncnn?channels=rgb&checkpoint={other}&label=retrained"),
     )
-    assert sorted(summary.results["method"].unique()) == ["denoise/dncnn?channels=rgb",
-                                                          "denoise/dncnn?channels=rgb@retrained"]  # fmt: skip
+    assert sorted(summary.results["method"].unique()) == [
+        "denoise/dncnn?channels=rgb",
+        "denoise/dncnn?channels=rgb@retrained",
+    ]

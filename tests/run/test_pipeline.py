@@ -210,8 +210,14 @@ def test_neural_methods_run_on_the_same_threads_under_every_executor(image_folde
 
 
 def test_a_network_gives_bit_identical_values_locally_and_on_ray(tmp_path, ray_runtime):
-    opts = dict(tasks=("lowlight",), datasets=("synthetic:deadleaves?n=2&size=96",), degradations=("lowlight?ratio=100",),
-                methods=("lowlight/sid_unet",), tracking=False, use_cache=False)  # fmt: skip
+    opts = dict(
+        tasks=("lowlight",),
+        datasets=("synthetic:deadleaves?n=2&size=96",),
+        degradations=("lowlight?ratio=100",),
+        methods=("lowlight/sid_unet",),
+        tracking=False,
+        use_cache=False,
+    )
     local = run_suite(RunOptions(out=tmp_path / "local", executor="local", **opts))
     remote = run_suite(RunOptions(out=tmp_path / "ray", executor="ray", **opts))
     assert local.computed == remote.computed == 2

@@ -27,9 +27,18 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path):
             seen.extend(listening(descendants(os.getpid())))
 
     summary = run_suite(
-        RunOptions(tasks=("denoise",), datasets=(f"folder:{image_folder}",), degradations=("gaussian?sigma=5",),
-                   methods=("denoise/median", "denoise/dncnn"), out=tmp_path / "run", executor="ray",
-                   tracking=False, num_cpus=2), progress=progress)  # fmt: skip
+        RunOptions(
+            tasks=("denoise",),
+            datasets=(f"folder:{image_folder}",),
+            degradations=("gaussian?sigma=5",),
+            methods=("denoise/median", "denoise/dncnn"),
+            out=tmp_path / "run",
+            executor="ray",
+            tracking=False,
+            num_cpus=2,
+        ),
+        progress=progress,
+    )
     assert summary.computed == 6 and not ray.is_initialized()
     processes = {pid for _, _, pid in seen}
     assert len(seen) >= 4 and len(processes) >= 3, seen  # GCS, raylet, agents, driver, workers

@@ -13,8 +13,16 @@ from restorebench.run.pipeline import RunOptions, run_suite
 
 
 def _run(folder, out, methods, **kw):
-    options = RunOptions(tasks=("denoise",), datasets=(f"folder:{folder}",), degradations=("gaussian?sigma=25",),
-                         methods=methods, out=out, executor="local", tracking=False, **kw)  # fmt: skip
+    options = RunOptions(
+        tasks=("denoise",),
+        datasets=(f"folder:{folder}",),
+        degradations=("gaussian?sigma=25",),
+        methods=methods,
+        out=out,
+        executor="local",
+        tracking=False,
+        **kw,
+    )
     return run_suite(options)
 
 
@@ -62,8 +70,10 @@ def test_a_suite_name_never_escapes_the_runs_folder(image_folder, tmp_path, monk
     monkeypatch.chdir(tmp_path)
     for name in ("../escaped/pwn", "/abs/olute", ".."):
         suite = tmp_path / "suite.yaml"
-        suite.write_text(f"name: {name!r}\ntasks:\n  - task: denoise\n    datasets: ['folder:{image_folder}']\n"
-                         "    degradations: ['gaussian?sigma=5']\n    methods: [denoise/identity]\n")  # fmt: skip
+        suite.write_text(
+            f"name: {name!r}\ntasks:\n  - task: denoise\n    datasets: ['folder:{image_folder}']\n"
+            "    degradations: ['gaussian?sigma=5']\n    methods: [denoise/identity]\n"
+        )
         summary = run_suite(RunOptions(suite=str(suite), executor="local", tracking=False))
         assert summary.run_dir.parent == tmp_path / "runs", summary.run_dir
     assert not (tmp_path / "escaped").exists() and not os.path.exists("/abs")

@@ -63,9 +63,17 @@ def odd_plugin(tmp_path, monkeypatch):
 
 def test_invalid_outputs_fail_their_unit_with_what_the_method_returned(image_folder, tmp_path, odd_plugin):
     methods = tuple(f"oddplugin:Odd?returns={k}" for k in (*MESSAGES, "fine"))
-    summary = run_suite(RunOptions(tasks=("denoise",), datasets=(f"folder:{image_folder}",),
-                                   degradations=("gaussian?sigma=5",), methods=methods, out=tmp_path / "run",
-                                   executor="local", tracking=False))  # fmt: skip
+    summary = run_suite(
+        RunOptions(
+            tasks=("denoise",),
+            datasets=(f"folder:{image_folder}",),
+            degradations=("gaussian?sigma=5",),
+            methods=methods,
+            out=tmp_path / "run",
+            executor="local",
+            tracking=False,
+        )
+    )
     units = summary.results.drop_duplicates("unit_id")
     astronaut = units[units["image"] == "a_astronaut.png"].set_index("method")
     for kind, message in MESSAGES.items():
@@ -87,9 +95,17 @@ def test_one_failing_metric_keeps_the_others(tmp_path):
     folder = tmp_path / "tiny"
     folder.mkdir()
     Image.fromarray(np.arange(27, dtype=np.uint8).reshape(3, 3, 3) * 9).save(folder / "tiny.png")
-    summary = run_suite(RunOptions(tasks=("denoise",), datasets=(f"folder:{folder}",),
-                                   degradations=("gaussian?sigma=25",), methods=("denoise/identity",),
-                                   out=tmp_path / "run", executor="local", tracking=False))  # fmt: skip
+    summary = run_suite(
+        RunOptions(
+            tasks=("denoise",),
+            datasets=(f"folder:{folder}",),
+            degradations=("gaussian?sigma=25",),
+            methods=("denoise/identity",),
+            out=tmp_path / "run",
+            executor="local",
+            tracking=False,
+        )
+    )
     rows = summary.results.set_index("metric")
     assert rows.loc["psnr", "status"] == "ok" and np.isfinite(rows.loc["psnr", "value"])  # was lost with SSIM
     assert rows.loc["psnr_y", "status"] == "ok"
@@ -98,8 +114,16 @@ def test_one_failing_metric_keeps_the_others(tmp_path):
         assert f"tiny.png: metric {metric}: ValueError" in rows.loc[metric, "error"]
     assert summary.failed == 0 and summary.computed == 1
     assert any("metric ssim" in e for e in summary.errors)
-    again = run_suite(RunOptions(tasks=("denoise",), datasets=(f"folder:{folder}",),
-                                 degradations=("gaussian?sigma=25",), methods=("denoise/identity",),
-                                 out=tmp_path / "again", executor="local", tracking=False))  # fmt: skip
+    again = run_suite(
+        RunOptions(
+            tasks=("denoise",),
+            datasets=(f"folder:{folder}",),
+            degradations=("gaussian?sigma=25",),
+            methods=("denoise/identity",),
+            out=tmp_path / "again",
+            executor="local",
+            tracking=False,
+        )
+    )
     assert again.from_cache == 1
     assert again.results.set_index("metric").loc["ssim", "status"] == "failed"  # the cache keeps why

@@ -119,10 +119,17 @@ def test_a_log_that_broke_halfway_is_completed_by_the_next(image_folder, tmp_pat
     from restorebench.core.errors import UserError
     from restorebench.track import runs
 
-    summary = run_suite(RunOptions(tasks=("denoise",), datasets=(f"folder:{image_folder}",),
-                                   degradations=("gaussian?sigma=15", "saltpepper?density=0.1"),
-                                   methods=("denoise/identity", "denoise/median"), out=tmp_path / "run",
-                                   executor="local", tracking=False))  # fmt: skip
+    summary = run_suite(
+        RunOptions(
+            tasks=("denoise",),
+            datasets=(f"folder:{image_folder}",),
+            degradations=("gaussian?sigma=15", "saltpepper?density=0.1"),
+            methods=("denoise/identity", "denoise/median"),
+            out=tmp_path / "run",
+            executor="local",
+            tracking=False,
+        )
+    )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     real, calls = runs._log_child, []
 
@@ -153,9 +160,17 @@ def test_each_network_of_a_method_has_its_own_tag(image_folder, tmp_path):
     from restorebench.neural.inference import checkpoint_sha256
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    summary = run_suite(RunOptions(tasks=("denoise",), datasets=(f"folder:{image_folder}",),
-                                   degradations=("gaussian?sigma=25",), methods=("denoise/dncnn",),
-                                   out=tmp_path / "run", executor="local", tracking_uri=uri))  # fmt: skip
+    summary = run_suite(
+        RunOptions(
+            tasks=("denoise",),
+            datasets=(f"folder:{image_folder}",),
+            degradations=("gaussian?sigma=25",),
+            methods=("denoise/dncnn",),
+            out=tmp_path / "run",
+            executor="local",
+            tracking_uri=uri,
+        )
+    )
     gray, rgb = sorted(checkpoint_sha256(p) for p in build_method("denoise/dncnn").checkpoints())
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_run(summary.mlflow_run_id).info.experiment_id
@@ -174,13 +189,26 @@ def test_two_processes_creating_one_fresh_sqlite_store_both_log(image_folder, tm
 
     dirs = []
     for name in ("a", "b"):
-        run_suite(RunOptions(tasks=("denoise",), datasets=(f"folder:{image_folder}",), degradations=("gaussian?sigma=5",),
-                             methods=("denoise/identity",), out=tmp_path / name, executor="local", tracking=False))  # fmt: skip
+        run_suite(
+            RunOptions(
+                tasks=("denoise",),
+                datasets=(f"folder:{image_folder}",),
+                degradations=("gaussian?sigma=5",),
+                methods=("denoise/identity",),
+                out=tmp_path / name,
+                executor="local",
+                tracking=False,
+            )
+        )
         dirs.append(tmp_path / name)
     uri = f"sqlite:///{tmp_path / 'fresh.db'}"
     exe = str(Path(sys.executable).with_name("restorebench"))
-    procs = [subprocess.Popen([exe, "log", str(d), "--tracking-uri", uri], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for d in dirs]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [exe, "log", str(d), "--tracking-uri", uri], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for d in dirs
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     client = MlflowClient(tracking_uri=uri)

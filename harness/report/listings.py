@@ -1,0 +1,178 @@
+"""``restorebench list``: what is registered, as records (for ``--json``) and as text lines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from restorebench.core.errors import UserError
+
+WHAT = {
+    "tasks": "the restoration problems, with their default metrics",
+    "methods": "restoration methods: kind, resources, blind or not, parameters with defaults",
+    "degradations": "degradations and their parameters",
+    "metrics": "metrics with their protocol version",
+    "datasets": "dataset source schemes (folder:, hf:, bundled:, ...)",
+    "checkpoints": "the committed checkpoints, with how each was trained",
+}
+
+
+def listing(what: str) -> list[dict[str, Any]]:
+    """One record per registered thing of kind ``what`` (see :data:`WHAT`)."""
+    builders: dict[str, Callable[[], list[dict[str, Any]]]] = {
+        "tasks": _tasks,
+        "methods": _methods,
+        "degradations": _degradations,
+        "metrics": _metrics,
+        "datasets": _datasets,
+        "checkpoints": _checkpoints,
+    }
+    if what not in builders:
+        import difflib
+
+        close = difflib.get_close_matches(what, WHAT, n=1)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        raise UserError(f"cannot list {what!r}; {guess}valid choices: {', '.join(WHAT)}")
+    return builders[what]()
+
+
+def print_listing(what: str | None, *, as_json: bool = False) -> None:
+    """Print ``what`` as aligned text or JSON; with nothing to list, what can be listed."""
+    if what is None:
+        records = [{"name": k, "description": v} for k, v in WHAT.items()]
+        if as_json:
+            print(json.dumps(records, indent=2))
+            return
+        print("restorebench list WHAT, where WHAT is one of:")
+        for record in records:
+            print(f"  {record['name']:<13} {record['description']}")
+        return
+    records = listing(what)
+    if as_json:
+        print(json.dumps(records, indent=2, default=str))
+        return
+    for record in records:
+        print("  ".join(_text(v) for v in record.values()))
+
+
+REQUIRED = "(required)"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):  # parameters: name=default, JSON-spelled
+        return ", ".join(f"{k} {v}" if v == REQUIRED else f"{k}={json.dumps(v)}" for k, v in value.items()) or "-"
+    return "" if value is None else str(value)
+
+
+def _parameters(model: Any, hidden: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Each field of a parameter model with its default (``(required)`` when it has none)."""
+    from restorebench.core.interfaces import param_defaults
+
+    defaults = param_defaults(model)
+    return {name: defaults.get(name, REQUIRED) for name in model.model_fields if name not in hidden}
+
+
+def _tasks() -> list[dict[str, Any]]:
+    from restorebench.core.registry import TASKS
+
+    return [{"name": n, "description": t.description, "metrics": ", ".join(t.metrics)} for n, t in TASKS.items()]
+
+
+def _methods() -> list[dict[str, Any]]:
+    from restorebench.core.registry import METHODS
+
+    rows = []
+    for name, cls in METHODS.items():
+        level = cls.uses_true_level
+        blind = "by parameter" if isinstance(level, property) else ("non-blind" if level else "blind")
+        rows.append(
+            {
+                "name": name,
+                "kind": cls.kind,
+                "resources": f"cpus={cls.resources.num_cpus:g} gpus={cls.resources.num_gpus:g}",
+                "level": blind,
+                "description": cls.description,
+                "parameters": _parameters(cls.Params),
+                "size": _size(cls),
+            }
+        )
+    return rows
+
+
+def _size(cls: Any) -> str:
+    """A neural method's learned parameters with its committed checkpoints ('' for classical ones)."""
+    if cls.kind != "neural":
+        return ""
+    try:
+        count = cls().parameter_count()
+    except Exception:  # no committed checkpoint (yet)
+        return "params=?"
+    return f"params={count:,}" if count is not None else ""
+
+
+def _degradations() -> list[dict[str, Any]]:
+    from restorebench.core.registry import DEGRADATIONS
+
+    return [
+        {"name": n, "task": c.task, "parameters": _parameters(c.Params), "level": c.level or ""}
+        for n, c in DEGRADATIONS.items()
+    ]
+
+
+def _metrics() -> list[dict[str, Any]]:
+    from restorebench.core.registry import METRICS
+
+    return [
+        {
+            "name": n,
+            "version": f"v{m.version}",
+            "direction": "higher is better" if m.higher_is_better else "lower is better",
+            "description": m.description,
+        }
+        for n, m in METRICS.items()
+    ]
+
+
+def _datasets() -> list[dict[str, Any]]:
+    from restorebench.core.registry import SOURCES
+
+    return [
+        {
+            "scheme": f"{n}:",
+            "description": (c.__doc__ or "").strip().splitlines()[0],
+            "parameters": _parameters(c.Params, frozenset({"target"})),
+        }
+        for n, c in SOURCES.items()
+    ]
+
+
+def _checkpoints() -> list[dict[str, Any]]:
+    """The committed checkpoint of every neural method that has one, with its provenance."""
+    from restorebench.core.registry import METHODS
+
+    rows = []
+    for name, cls in METHODS.items():
+        if cls.kind != "neural" or getattr(cls, "describe_checkpoints", None) is None:
+            continue
+        try:
+            infos = cls().describe_checkpoints()
+        except UserError as exc:  # e.g. a checkpoint not trained yet
+            rows.append({"method": name, "file": f"unavailable: {exc}"})
+            continue
+        for info in infos:
+            psnr = info["val_psnr"]
+            rows.append(
+                {
+                    "method": name,
+                    "file": Path(info["file"]).name,
+                    "sha256": f"sha256:{info['sha256']}",
+                    "steps": f"steps={info['steps']}",
+                    "train_s": f"train_s={info['seconds']}",
+                    "val_psnr": f"val_psnr={psnr:.2f}" if psnr is not None else "val_psnr=-",
+                    "mlflow_run": f"mlflow_run={info['mlflow_run']}",
+                    "command": info["command"],
+                }
+            )
+    return rows

@@ -1,0 +1,61 @@
+"""The command line a user expects: --version, suggestions, defaults in --help, list and list --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import restorebench
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("restorebench")
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "COLUMNS": "200"}
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
+
+
+def test_version():
+    result = cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"restorebench {restorebench.__version__}"
+
+
+def test_a_misspelt_method_gets_a_suggestion():
+    result = cli("run", "--task", "denoise", "--method", "denoise/medain", "--no-tracking")
+    assert result.returncode == 2
+    assert "did you mean 'denoise/median'?" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_shows_the_defaults_in_brackets():
+    text = cli("run", "--help").stdout
+    for default in (
+        "[default: runs/SUITE-TIME]",
+        "[default: ray]",
+        "[default: $RAY_ADDRESS, else a private local Ray]",
+    ):
+        assert default in " ".join(text.split()), default  # rich markup used to swallow the bracketed ones
+
+
+def test_list_methods_shows_parameters_with_defaults_and_json():
+    text = cli("list", "methods").stdout
+    median = next(line for line in text.splitlines() if line.startswith("denoise/median "))
+    assert "size=null" in median
+    dncnn = next(line for line in text.splitlines() if line.startswith("denoise/dncnn "))
+    assert 'model="blind"' in dncnn and "tile=0" in dncnn and "params=210,960" in dncnn
+    records = json.loads(cli("list", "methods", "--json").stdout)
+    by_name = {r["name"]: r for r in records}
+    assert by_name["denoise/median"]["parameters"] == {"size": None}
+    assert by_name["denoise/gaussian"]["kind"] == "classical"
+    degradations = {r["name"]: r for r in json.loads(cli("list", "degradations", "--json").stdout)}
+    assert degradations["gaussian"]["parameters"] == {"sigma": "(required)", "clip": False}
+    assert degradations["gaussian"]["level"] == "sigma"
+
+
+def test_list_without_an_argument_lists_what_can_be_listed():
+    result = cli("list")
+    assert result.returncode == 0
+    for what in ("tasks", "methods", "degradations", "metrics", "datasets", "checkpoints"):
+        assert f"  {what} " in result.stdout
+    assert "did you mean 'metrics'?" in cli("list", "metrix").stderr
