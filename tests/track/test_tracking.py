@@ -171,13 +171,30 @@ def test_each_network_of_a_method_has_its_own_tag(image_folder, tmp_path):
             tracking_uri=uri,
         )
     )
-    gray, rgb = sorted(checkpoint_sha256(p) for p in build_method("denoise/dncnn").checkpoints())
+    gray, rgb = (
+        checkpoint_sha256(build_method(f"denoise/dncnn?channels={c}").checkpoints()[0]) for c in ("gray", "rgb")
+    )
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_run(summary.mlflow_run_id).info.experiment_id
     for sha in (gray, rgb):  # the README's search finds the child by either network's hash
         (child,) = client.search_runs([exp], f"tags.method = 'denoise/dncnn' and tags.checkpoints LIKE '%{sha}%'")
         assert {child.data.tags["checkpoint_sha256_1"], child.data.tags["checkpoint_sha256_2"]} == {gray, rgb}
     assert child.data.tags["checkpoint_sha256"] == ""  # one hash per tag, never two joined
+    single = run_suite(
+        RunOptions(
+            tasks=("denoise",),
+            datasets=(f"folder:{image_folder}",),
+            degradations=("gaussian?sigma=25",),
+            methods=("denoise/dncnn?channels=rgb",),
+            out=tmp_path / "one",
+            executor="local",
+            tracking_uri=uri,
+        )
+    )
+    (one,) = client.search_runs(
+        [exp], f"tags.method = 'denoise/dncnn?channels=rgb' and tags.checkpoint_sha256 = '{rgb}'"
+    )
+    assert one.data.tags["mlflow.parentRunId"] == single.mlflow_run_id
 
 
 def test_two_processes_creating_one_fresh_sqlite_store_both_log(image_folder, tmp_path):
