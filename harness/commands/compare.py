@@ -31,14 +31,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from restorebench.commands.mismatches import BLOCK, GROUP, failed_units, failures, one_sided, protocol
 from restorebench.core.errors import UserError, choices
 
 if TYPE_CHECKING:
     from pandas import DataFrame
 
 DEFAULT_TOLERANCE = 0.05
-BLOCK = ["task", "dataset", "degradation"]
-GROUP = [*BLOCK, "method", "metric"]
 PAIR = [*BLOCK, "image", "method", "metric"]
 SYMBOLS = {"better": "✅ better", "same": "➖ same", "worse": "❌ worse", "failed": "💥 failed"}
 _RUN_ID = re.compile(r"^(?:runs:/)?([0-9a-f]{32})/?$")
@@ -186,9 +185,9 @@ def compare(
     merged = oks[0][cols].merge(oks[1][cols], on=PAIR, how="outer", suffixes=("_base", "_cand"), indicator=True)
     both = merged[merged["_merge"] == "both"]
     same_protocol = both["metric_version_base"] == both["metric_version_cand"]
-    mismatches = _failures(sides) + _protocol(both[~same_protocol])
+    mismatches = failures(sides) + protocol(both[~same_protocol])
     for flag, other, label, other_label in (("left_only", 1, "BASE", "CAND"), ("right_only", 0, "CAND", "BASE")):
-        mismatches += _one_sided(merged[merged["_merge"] == flag], sides[other], label, other_label)
+        mismatches += one_sided(merged[merged["_merge"] == flag], sides[other], label, other_label)
     paired = both[same_protocol]
     broken = _newly_failed(oks[0], sides[1])
     if paired.empty and broken.empty:
@@ -202,7 +201,7 @@ def compare(
         for key, g in paired.groupby(GROUP, sort=True)
     ]
     table = _with_failures(pd.DataFrame(rows, columns=[*GROUP, *_ROW_COLUMNS]), broken, METRICS)
-    fails = [_failed_units(f).rename(c) for f, c in ((sides[0], "base_failed"), (sides[1], "cand_failed"))]
+    fails = [failed_units(f).rename(c) for f, c in ((sides[0], "base_failed"), (sides[1], "cand_failed"))]
     table = table.join(pd.concat(fails, axis=1), on=GROUP[:4]).fillna({"base_failed": 0, "cand_failed": 0})
     table[["base_failed", "cand_failed"]] = table[["base_failed", "cand_failed"]].astype(int)
     table = table.sort_values(GROUP, kind="stable").reset_index(drop=True)
@@ -331,65 +330,6 @@ def _with_failures(table: DataFrame, broken: DataFrame, metrics) -> DataFrame:
             }
         )
     return pd.concat([table, pd.DataFrame(extra)], ignore_index=True) if extra else table
-
-
-def _failed_units(frame: DataFrame):
-    bad = frame[frame["status"] != "ok"]
-    return bad.groupby(GROUP[:4])["unit_id"].nunique()
-
-
-def _failures(sides: list[DataFrame]) -> list[str]:
-    out = []
-    for frame, label in zip(sides, ("BASE", "CAND")):
-        total = frame.groupby(GROUP[:4])["unit_id"].nunique()
-        for key, count in _failed_units(frame).items():
-            out.append(f"{label}: {_where(key)}: {count} of {total[key]} unit(s) failed (not compared)")
-    return out
-
-
-def _protocol(rows: DataFrame) -> list[str]:
-    keys = [*GROUP, "metric_version_base", "metric_version_cand"]
-    return [
-        f"{_where(k[:4])}: metric `{k[4]}` version {k[5]} in BASE vs {k[6]} in CAND: {len(g)} image(s) "
-        "not compared (different protocols)"
-        for k, g in rows.groupby(keys, sort=True)
-    ]
-
-
-def _one_sided(rows: DataFrame, other: DataFrame, label: str, other_label: str) -> list[str]:
-    """Rows of one side without a partner, said at the coarsest level that explains them."""
-    found: dict[str, list[str]] = {}
-    for metric, by_metric in rows.groupby("metric", sort=True):
-        there = other[other["metric"] == metric]
-        if there.empty:
-            found.setdefault(f"metric `{metric}` only in {label}", [])
-            continue
-        blocks, methods = set(map(tuple, there[BLOCK].to_numpy())), set(map(tuple, there[GROUP[:4]].to_numpy()))
-        images = set(map(tuple, there[[*GROUP[:4], "image"]].to_numpy()))
-        for key, g in by_metric.groupby(GROUP[:4], sort=True):
-            if key[:3] not in blocks:
-                text = f"{' · '.join(key[:3])}: only in {label}"
-            elif key not in methods:
-                text = f"{_where(key)}: method only in {label}"
-            else:
-                names = sorted(g["image"].unique())
-                failed = [n for n in names if (*key, n) in images]
-                lost = [n for n in names if (*key, n) not in images]
-                parts = ([f"{len(lost)} image(s) only in {label}: {_names(lost)}"] if lost else []) + (
-                    [f"{len(failed)} image(s) failed in {other_label}: {_names(failed)}"] if failed else []
-                )
-                text = f"{_where(key)}: " + "; ".join(parts)
-            found.setdefault(text, []).append(metric)
-    return [f"{text} [{', '.join(dict.fromkeys(ms))}]" if ms else text for text, ms in found.items()]
-
-
-def _where(key: tuple) -> str:
-    task, dataset, degradation, method = key
-    return f"{method} on {dataset} · {degradation}"
-
-
-def _names(names: list[str], limit: int = 8) -> str:
-    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
 def _display(rows: DataFrame) -> DataFrame:

@@ -10,7 +10,7 @@ import pytest
 
 from restorebench.neural.checkpoints import save_checkpoint
 from restorebench.report.leaderboard import leaderboard
-from restorebench.run.pipeline import RunOptions, run_suite
+from tests.runs import denoise_run
 
 IMPOSTOR = """
 from restorebench import Method
@@ -22,20 +22,6 @@ class Median(Method):
     def restore_one(self, item):
         return item.image * 0.5
 """
-
-
-def _run(folder, out, methods, **kw):
-    options = RunOptions(
-        tasks=("denoise",),
-        datasets=(f"folder:{folder}",),
-        degradations=("gaussian?sigma=25",),
-        methods=methods,
-        out=out,
-        executor="local",
-        tracking=False,
-        **kw,
-    )
-    return run_suite(options)
 
 
 def _psnr(summary, method):
@@ -53,18 +39,18 @@ def impostor(tmp_path, monkeypatch):
 
 
 def test_a_plugin_named_like_a_builtin_never_shares_its_cached_scores(image_folder, tmp_path, impostor):
-    builtin = _run(image_folder, tmp_path / "a", ("denoise/median",))
+    builtin = denoise_run(image_folder, tmp_path / "a", ("denoise/median",))
     assert builtin.computed == 3
-    plugin = _run(image_folder, tmp_path / "b", (impostor,))
+    plugin = denoise_run(image_folder, tmp_path / "b", (impostor,))
     assert (plugin.computed, plugin.from_cache) == (3, 0)  # was: 0 computed, 3 "from cache"
     assert (_psnr(plugin, "denoise/median") < _psnr(builtin, "denoise/median") - 3).all()
-    again = _run(image_folder, tmp_path / "c", ("denoise/median",))
+    again = denoise_run(image_folder, tmp_path / "c", ("denoise/median",))
     assert again.from_cache == 3
     assert _psnr(again, "denoise/median").equals(_psnr(builtin, "denoise/median"))  # not overwritten
 
 
 def test_a_plugin_and_the_builtin_it_imitates_get_two_rows(image_folder, tmp_path, impostor):
-    both = _run(image_folder, tmp_path / "both", ("denoise/median", impostor))
+    both = denoise_run(image_folder, tmp_path / "both", ("denoise/median", impostor))
     board = leaderboard(both.results)
     assert sorted(board["method"]) == ["denoise/median", "denoise/median@impostor.Median"]
     assert both.computed == 6
@@ -84,7 +70,7 @@ def _retrained(path, scale: float):
 
 def test_two_checkpoints_of_one_method_are_two_rows_never_averaged(image_folder, tmp_path):
     other = _retrained(tmp_path / "retrained.safetensors", 0.5)
-    summary = _run(
+    summary = denoise_run(
         image_folder, tmp_path / "run", ("denoise/dncnn?channels=rgb", f"denoise/dncnn?channels=rgb&checkpoint={other}")
     )
     board = leaderboard(summary.results)
@@ -100,7 +86,7 @@ def test_two_checkpoints_of_one_method_are_two_rows_never_averaged(image_folder,
 
 def test_a_user_label_names_the_row(image_folder, tmp_path):
     other = _retrained(tmp_path / "retrained.safetensors", 0.9)
-    summary = _run(
+    summary = denoise_run(
         image_folder,
         tmp_path / "run",
         ("denoise/dncnn?channels=rgb", f"denoise/dncnn?channels=rgb&checkpoint={other}&label=retrained"),

@@ -10,35 +10,22 @@ import pytest
 
 from restorebench.core.errors import UserError
 from restorebench.run.pipeline import RunOptions, run_suite
-
-
-def _run(folder, out, methods, **kw):
-    options = RunOptions(
-        tasks=("denoise",),
-        datasets=(f"folder:{folder}",),
-        degradations=("gaussian?sigma=25",),
-        methods=methods,
-        out=out,
-        executor="local",
-        tracking=False,
-        **kw,
-    )
-    return run_suite(options)
+from tests.runs import denoise_run
 
 
 def test_resume_with_other_options_refuses_and_keeps_every_result(image_folder, tmp_path):
     out = tmp_path / "run"
-    first = _run(image_folder, out, ("denoise/median", "denoise/gaussian"))
+    first = denoise_run(image_folder, out, ("denoise/median", "denoise/gaussian"))
     before = pd.read_parquet(out / "results.parquet")
     spec = (out / "spec.yaml").read_text()
     with pytest.raises(UserError) as info:
-        _run(image_folder, out, ("denoise/box",), resume=True)
+        denoise_run(image_folder, out, ("denoise/box",), resume=True)
     text = str(info.value)
     assert "was started with another suite" in text and "methods: ['denoise/median', 'denoise/gaussian'] then" in text
     assert "['denoise/box'] now" in text and info.value.exit_code == 2
     pd.testing.assert_frame_equal(pd.read_parquet(out / "results.parquet"), before)
     assert (out / "spec.yaml").read_text() == spec
-    again = _run(image_folder, out, ("denoise/median", "denoise/gaussian"), resume=True)
+    again = denoise_run(image_folder, out, ("denoise/median", "denoise/gaussian"), resume=True)
     assert (again.resumed, again.computed) == (first.computed, 0)
 
 
@@ -47,23 +34,23 @@ def test_out_refuses_a_directory_of_the_users_files(image_folder, tmp_path):
     mine.mkdir()
     (mine / "spec.yaml").write_text("my own file\n")
     with pytest.raises(UserError, match="is not empty and is not a restorebench run directory"):
-        _run(image_folder, mine, ("denoise/median",))
+        denoise_run(image_folder, mine, ("denoise/median",))
     assert (mine / "spec.yaml").read_text() == "my own file\n" and sorted(os.listdir(mine)) == ["spec.yaml"]
     with pytest.raises(UserError, match="not empty and is not a restorebench run directory"):
-        _run(image_folder, image_folder, ("denoise/median",), resume=True)  # e.g. the image folder itself
+        denoise_run(image_folder, image_folder, ("denoise/median",), resume=True)  # e.g. the image folder itself
     assert sorted(os.listdir(image_folder)) == ["a_astronaut.png", "b_camera.png", "c_coffee.jpg"]
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert _run(image_folder, empty, ("denoise/median",)).computed == 3
+    assert denoise_run(image_folder, empty, ("denoise/median",)).computed == 3
     with pytest.raises(UserError, match="--resume: .* is not a run directory to resume"):
-        _run(image_folder, tmp_path / "new", ("denoise/median",), resume=True)
+        denoise_run(image_folder, tmp_path / "new", ("denoise/median",), resume=True)
 
 
 def test_out_that_is_a_file_is_a_clear_error(image_folder, tmp_path):
     target = tmp_path / "file.txt"
     target.write_text("x")
     with pytest.raises(UserError, match="is a file, not a directory"):
-        _run(image_folder, target, ("denoise/median",))
+        denoise_run(image_folder, target, ("denoise/median",))
 
 
 def test_a_suite_name_never_escapes_the_runs_folder(image_folder, tmp_path, monkeypatch):
@@ -81,7 +68,7 @@ def test_a_suite_name_never_escapes_the_runs_folder(image_folder, tmp_path, monk
 
 def test_a_damaged_run_json_is_a_clear_error(image_folder, tmp_path):
     out = tmp_path / "run"
-    _run(image_folder, out, ("denoise/median",))
+    denoise_run(image_folder, out, ("denoise/median",))
     (out / "run.json").write_text("{not json")
     with pytest.raises(UserError, match=r"run.json is not valid JSON"):
-        _run(image_folder, out, ("denoise/median",), resume=True)
+        denoise_run(image_folder, out, ("denoise/median",), resume=True)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from restorebench.run.pipeline import RunOptions, run_suite
 from restorebench.run.worker import InvalidOutput, validate_output
+from tests.runs import denoise_run
 
 ODD = """
 from typing import Literal
@@ -95,17 +96,7 @@ def test_one_failing_metric_keeps_the_others(tmp_path):
     folder = tmp_path / "tiny"
     folder.mkdir()
     Image.fromarray(np.arange(27, dtype=np.uint8).reshape(3, 3, 3) * 9).save(folder / "tiny.png")
-    summary = run_suite(
-        RunOptions(
-            tasks=("denoise",),
-            datasets=(f"folder:{folder}",),
-            degradations=("gaussian?sigma=25",),
-            methods=("denoise/identity",),
-            out=tmp_path / "run",
-            executor="local",
-            tracking=False,
-        )
-    )
+    summary = denoise_run(folder, tmp_path / "run", ("denoise/identity",))
     rows = summary.results.set_index("metric")
     assert rows.loc["psnr", "status"] == "ok" and np.isfinite(rows.loc["psnr", "value"])  # was lost with SSIM
     assert rows.loc["psnr_y", "status"] == "ok"
@@ -114,16 +105,6 @@ def test_one_failing_metric_keeps_the_others(tmp_path):
         assert f"tiny.png: metric {metric}: ValueError" in rows.loc[metric, "error"]
     assert summary.failed == 0 and summary.computed == 1
     assert any("metric ssim" in e for e in summary.errors)
-    again = run_suite(
-        RunOptions(
-            tasks=("denoise",),
-            datasets=(f"folder:{folder}",),
-            degradations=("gaussian?sigma=25",),
-            methods=("denoise/identity",),
-            out=tmp_path / "again",
-            executor="local",
-            tracking=False,
-        )
-    )
+    again = denoise_run(folder, tmp_path / "again", ("denoise/identity",))
     assert again.from_cache == 1
     assert again.results.set_index("metric").loc["ssim", "status"] == "failed"  # the cache keeps why

@@ -6,21 +6,18 @@ import numpy as np
 import pytest
 
 from restorebench.run.pipeline import RunOptions, run_suite
+from tests.runs import denoise_run
 
 
 @pytest.fixture
 def logged_run(image_folder, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    summary = run_suite(
-        RunOptions(
-            tasks=("denoise",),
-            datasets=(f"folder:{image_folder}",),
-            degradations=("gaussian?sigma=15", "saltpepper?density=0.1"),
-            methods=("denoise/identity", "denoise/median"),
-            out=tmp_path / "run",
-            executor="local",
-            tracking_uri=uri,
-        )
+    summary = denoise_run(
+        image_folder,
+        tmp_path / "run",
+        ("denoise/identity", "denoise/median"),
+        degradations=("gaussian?sigma=15", "saltpepper?density=0.1"),
+        tracking_uri=uri,
     )
     return summary, uri
 
@@ -119,16 +116,11 @@ def test_a_log_that_broke_halfway_is_completed_by_the_next(image_folder, tmp_pat
     from restorebench.core.errors import UserError
     from restorebench.track import runs
 
-    summary = run_suite(
-        RunOptions(
-            tasks=("denoise",),
-            datasets=(f"folder:{image_folder}",),
-            degradations=("gaussian?sigma=15", "saltpepper?density=0.1"),
-            methods=("denoise/identity", "denoise/median"),
-            out=tmp_path / "run",
-            executor="local",
-            tracking=False,
-        )
+    summary = denoise_run(
+        image_folder,
+        tmp_path / "run",
+        ("denoise/identity", "denoise/median"),
+        degradations=("gaussian?sigma=15", "saltpepper?density=0.1"),
     )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     real, calls = runs._log_child, []
@@ -160,17 +152,7 @@ def test_each_network_of_a_method_has_its_own_tag(image_folder, tmp_path):
     from restorebench.neural.inference import checkpoint_sha256
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    summary = run_suite(
-        RunOptions(
-            tasks=("denoise",),
-            datasets=(f"folder:{image_folder}",),
-            degradations=("gaussian?sigma=25",),
-            methods=("denoise/dncnn",),
-            out=tmp_path / "run",
-            executor="local",
-            tracking_uri=uri,
-        )
-    )
+    summary = denoise_run(image_folder, tmp_path / "run", ("denoise/dncnn",), tracking_uri=uri)
     gray, rgb = (
         checkpoint_sha256(build_method(f"denoise/dncnn?channels={c}").checkpoints()[0]) for c in ("gray", "rgb")
     )
@@ -180,17 +162,7 @@ def test_each_network_of_a_method_has_its_own_tag(image_folder, tmp_path):
         (child,) = client.search_runs([exp], f"tags.method = 'denoise/dncnn' and tags.checkpoints LIKE '%{sha}%'")
         assert {child.data.tags["checkpoint_sha256_1"], child.data.tags["checkpoint_sha256_2"]} == {gray, rgb}
     assert child.data.tags["checkpoint_sha256"] == ""  # one hash per tag, never two joined
-    single = run_suite(
-        RunOptions(
-            tasks=("denoise",),
-            datasets=(f"folder:{image_folder}",),
-            degradations=("gaussian?sigma=25",),
-            methods=("denoise/dncnn?channels=rgb",),
-            out=tmp_path / "one",
-            executor="local",
-            tracking_uri=uri,
-        )
-    )
+    single = denoise_run(image_folder, tmp_path / "one", ("denoise/dncnn?channels=rgb",), tracking_uri=uri)
     (one,) = client.search_runs(
         [exp], f"tags.method = 'denoise/dncnn?channels=rgb' and tags.checkpoint_sha256 = '{rgb}'"
     )
@@ -206,17 +178,7 @@ def test_two_processes_creating_one_fresh_sqlite_store_both_log(image_folder, tm
 
     dirs = []
     for name in ("a", "b"):
-        run_suite(
-            RunOptions(
-                tasks=("denoise",),
-                datasets=(f"folder:{image_folder}",),
-                degradations=("gaussian?sigma=5",),
-                methods=("denoise/identity",),
-                out=tmp_path / name,
-                executor="local",
-                tracking=False,
-            )
-        )
+        denoise_run(image_folder, tmp_path / name, ("denoise/identity",), degradations=("gaussian?sigma=5",))
         dirs.append(tmp_path / name)
     uri = f"sqlite:///{tmp_path / 'fresh.db'}"
     exe = str(Path(sys.executable).with_name("restorebench"))
