@@ -29,3 +29,16 @@ def denoise_run(
     }
     settings.update(options)
     return run_suite(RunOptions(**settings))
+
+
+def cli(*args: Any, cwd: Path | None = None, env: dict | None = None, timeout: float = 300):
+    """The installed ``restorebench`` console script, as a user runs it (no telemetry)."""
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("restorebench")
+    full = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [str(exe), *map(str, args)], cwd=cwd, env=full, capture_output=True, text=True, timeout=timeout
+    )

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
-import tomllib
 
 import restorebench
 from tests import REPO
+from tests.runs import cli
 
 FACE = {
     "Degradation",
@@ -33,13 +31,6 @@ FACE = {
     "load_plugins",
     "register",
 }
-
-
-def _cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("restorebench")
-    return subprocess.run(
-        [str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
-    )
 
 
 def test_the_plugin_api_is_exactly_its_all():
@@ -66,7 +57,7 @@ def test_old_top_level_names_are_gone():
 def test_a_folder_with_its_own_tasks_and_harness_modules_does_not_break_the_cli(tmp_path):
     (tmp_path / "tasks.py").write_text("raise SystemExit('the user tasks.py was imported')\n")
     (tmp_path / "harness.py").write_text("raise SystemExit('the user harness.py was imported')\n")
-    result = _cli("list", "methods", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    result = cli("list", "methods", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert "denoise/median" in result.stdout and "superres/srcnn" in result.stdout
 
@@ -87,7 +78,7 @@ def test_the_readme_plugin_runs_as_its_command_says(tmp_path, image_folder):
         (REPO / "README.md").read_text(),
     )
     assert command
-    result = _cli(
+    result = cli(
         "run",
         "--task",
         "denoise",
@@ -115,7 +106,7 @@ def test_a_plugin_without_a_task_says_so(tmp_path):
         "from restorebench import Method\n\nclass Taskless(Method):\n    name = 'x'\n"
         "    def restore_one(self, item):\n        return item.image\n"
     )
-    result = _cli("run", "--task", "denoise", "--method", "taskless:Taskless", "--no-tracking", cwd=tmp_path)
+    result = cli("run", "--task", "denoise", "--method", "taskless:Taskless", "--no-tracking", cwd=tmp_path)
     assert result.returncode == 2
     assert "plugin 'taskless:Taskless' has no `task` attribute" in result.stderr
     assert "set task = one of: denoise, lowlight, superres" in result.stderr
@@ -123,6 +114,7 @@ def test_a_plugin_without_a_task_says_so(tmp_path):
 
 
 def test_every_package_folder_is_in_pyprojects_package_list():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
     found = set()

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
+
+from tests.runs import cli
 
 BOOM = """
 from restorebench import Method
@@ -19,12 +16,6 @@ class Boom(Method):
     def restore_one(self, item):
         raise RuntimeError("boom")
 """
-
-
-def _cli(*args, cwd):
-    exe = Path(sys.executable).with_name("restorebench")
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    return subprocess.run([exe, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def _parent_status(uri):
@@ -39,7 +30,7 @@ def _parent_status(uri):
 def test_every_unit_failed(tmp_path, image_folder):
     (tmp_path / "boom.py").write_text(BOOM)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run = _cli(
+    run = cli(
         "run",
         "--task",
         "denoise",
@@ -62,13 +53,13 @@ def test_every_unit_failed(tmp_path, image_folder):
     assert "| denoise/boom | 1 |" in run.stdout and "3 failed" in run.stdout and "RuntimeError: boom" in run.stdout
     statuses, count = _parent_status(uri)
     assert statuses == {"FINISHED"} and count == 2  # the parent and its one child, none left RUNNING
-    report = _cli("report", tmp_path / "run", cwd=tmp_path)
+    report = cli("report", tmp_path / "run", cwd=tmp_path)
     assert report.returncode == 0, report.stderr
     board = pd.read_csv(tmp_path / "run" / "report" / "leaderboard.csv")
     assert board[["method", "failed", "images"]].values.tolist() == [["denoise/boom", 3, 3]]
     assert board["psnr"].isna().all()
     assert (
-        _cli(
+        cli(
             "run",
             "--task",
             "denoise",
@@ -96,7 +87,7 @@ def test_a_sid_list_whose_every_line_fails(tmp_path):
         "./Sony/short/10009_00_0.1s.ARW ./Sony/long/10009_00_10s.ARW ISO200 F9\n"
     )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    run = _cli(
+    run = cli(
         "run",
         "--task",
         "lowlight",
@@ -117,4 +108,4 @@ def test_a_sid_list_whose_every_line_fails(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "2 failed" in run.stdout and "10006_00_0.1s.ARW" in run.stdout
     assert _parent_status(uri)[0] == {"FINISHED"}
-    assert _cli("report", tmp_path / "run", cwd=tmp_path).returncode == 0
+    assert cli("report", tmp_path / "run", cwd=tmp_path).returncode == 0

@@ -3,13 +3,12 @@ exit 2, never a traceback, never a hang."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.runs import cli
 
 SMALL = [
     "--task",
@@ -24,14 +23,6 @@ SMALL = [
     "local",
     "--no-tracking",
 ]
-
-
-def cli(*args, cwd: Path, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("restorebench")
-    full = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})}
-    return subprocess.run(
-        [str(exe), *map(str, args)], cwd=cwd, env=full, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def assert_clean(result, *needles, code=2):
