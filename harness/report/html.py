@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from restorebench.report.figures import figure_bytes, level_figure, runtime_figure, sample_figure
-from restorebench.report.leaderboard import format_cell
+from restorebench.report.leaderboard import format_cell, shown_columns
 from restorebench.report.samples import sample_dir, slug
 
 if TYPE_CHECKING:
@@ -60,7 +60,8 @@ window.addEventListener("load", function () {
 FOOTNOTE = (
     "Means over images; PSNR in dB on 8-bit outputs; <code>gap_db</code>: PSNR behind the best method; "
     "<code>non_blind</code>: the method was given the true noise level; runtime: <code>restore</code> only, "
-    "after a warm-up."
+    "after a warm-up; <code>oracle_*</code>: the best of a method's samples per image, an upper bound "
+    "(it needs the ground truth to pick), not a result."
 )
 
 
@@ -213,7 +214,7 @@ def _task_section(
 
 def table_html(table: pd.DataFrame, task: str, dataset: str, degradation: str) -> str:
     """One ranked table, with the Markdown leaderboard's columns; neural and non-blind rows marked."""
-    columns = [c for c in table.columns if c not in GROUP]
+    columns = shown_columns(table)
     numeric = {c for c in columns if table[c].dtype.kind in "fi"}
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     rows = []

@@ -106,12 +106,26 @@ def to_markdown(board: Any, *, title: str = "Leaderboard") -> str:
     """The leaderboard as Markdown: one section per task, dataset and degradation."""
     if board.empty:
         return f"# {title}\n\nNo results.\n"
-    shown = [c for c in board.columns if c not in ("task", "dataset", "degradation")]
     parts = [f"# {title}", ""]
     for (task, dataset, degradation), table in board.groupby(["task", "dataset", "degradation"], sort=True):
-        parts += [f"## {task} · {dataset} · {degradation}", "", markdown_table(table, shown), ""]
+        parts += [f"## {task} · {dataset} · {degradation}", "", markdown_table(table, shown_columns(table)), ""]
     parts.append(
         "Means over images; PSNR in dB on 8-bit outputs; `gap_db`: behind the best method in the ranking metric (the task's first, e.g. psnr_y for superres); "
-        "`non_blind`: the method was given the true noise level; runtime: `restore` only, after a warm-up."
+        "`non_blind`: the method was given the true noise level; runtime: `restore` only, after a warm-up. "
+        "`oracle_*`: the best of a method's samples per image, an upper bound that needs the ground truth to pick (not a result)."
     )
     return "\n".join(parts) + "\n"
+
+
+FIXED = ("rank", "kind", "non_blind", "params", "gap_db", "runtime_ms", "runtime_ms_per_mp", "images", "failed")
+
+
+def shown_columns(table: Any) -> list[str]:
+    """One table's columns: the group keys left out, and metrics no row of it has (another
+    task's, in a board of several) dropped, unless no metric has a value at all."""
+    columns = [c for c in table.columns if c not in ("task", "dataset", "degradation")]
+    metrics = [c for c in columns if c not in FIXED and c != "method"]
+    empty = {c for c in metrics if table[c].isna().all()}
+    if len(empty) == len(metrics):
+        empty = set()
+    return [c for c in columns if c not in empty]

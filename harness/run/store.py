@@ -80,8 +80,10 @@ def rows_for(
         "cached": result.cached,
     }
     rows = []
-    for m in unit.metrics:
-        row = {**base, "metric": m, "metric_version": metric_versions[m], "value": result.metrics.get(m, float("nan"))}
+    oracles = [(f"oracle_{m}", m) for m in unit.metrics if f"oracle_{m}" in result.metrics]
+    for m, version_of in [(m, m) for m in unit.metrics] + oracles:
+        value = result.metrics.get(m, float("nan"))
+        row = {**base, "metric": m, "metric_version": metric_versions[version_of], "value": value}
         if m in result.metric_errors:
             row.update(status="failed", error=f"{unit.image.key}: metric {m}: {result.metric_errors[m]}")
         rows.append(row)

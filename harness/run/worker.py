@@ -118,9 +118,10 @@ class InvalidOutput(ValueError):
 
 
 def validate_output(output: object, shape: tuple[int, ...], method: str) -> np.ndarray:
-    """``output`` as float32 when it is a real, finite, float image of ``shape``; else
-    :class:`InvalidOutput` saying what the method returned. Nothing is silently coerced:
-    an 8-bit output would be clipped to white, a complex one cut to its real part."""
+    """``output`` as float32 when it is a real, finite, float image of ``shape`` (or a stack
+    of samples, ``N x shape``); else :class:`InvalidOutput` saying what the method returned.
+    Nothing is silently coerced: an 8-bit output would be clipped to white, a complex one
+    cut to its real part."""
     try:
         arr = np.asarray(output)
     except Exception as exc:  # ragged lists and the like
@@ -133,7 +134,8 @@ def validate_output(output: object, shape: tuple[int, ...], method: str) -> np.n
         raise InvalidOutput(f"{method} returned complex values ({arr.dtype}); return real floats in [0, 1]")
     if kind != "f":
         raise InvalidOutput(f"{method} returned an array of {arr.dtype}; return floats in [0, 1]")
-    if arr.shape != tuple(shape):
+    samples = arr.ndim == len(shape) + 1 and arr.shape[1:] == tuple(shape) and arr.shape[0] >= 1
+    if arr.shape != tuple(shape) and not samples:
         raise InvalidOutput(f"{method} returned shape {arr.shape}, expected the clean image's {tuple(shape)}")
     bad = ~np.isfinite(arr)
     if bad.any():
@@ -146,7 +148,7 @@ def validate_output(output: object, shape: tuple[int, ...], method: str) -> np.n
 
 def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResult:
     """Restore and score one unit whose clean and degraded images are already at hand."""
-    from restorebench.score.entries import score
+    from restorebench.score.entries import score, score_samples
 
     if degraded.reference is not None:
         clean = degraded.reference
@@ -163,7 +165,11 @@ def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResul
     if len(outputs) != 1:
         raise ValueError(f"{method.qualified_name}.restore returned {len(outputs)} images for 1 input")
     restored = validate_output(outputs[0], clean.shape, method.qualified_name)
-    values, metric_errors = score(restored, clean, degraded, unit.metrics, quantize=unit.quantize)
+    if restored.ndim == clean.ndim + 1:  # several samples: mean scores and the oracle's
+        values, metric_errors = score_samples(restored, clean, degraded, unit.metrics, quantize=unit.quantize)
+        restored = restored[0]
+    else:
+        values, metric_errors = score(restored, clean, degraded, unit.metrics, quantize=unit.quantize)
     sample = None
     if unit.keep_sample:
         sample = {

@@ -71,6 +71,37 @@ def score(
     return values, errors
 
 
+ORACLE_PREFIX = "oracle_"
+
+
+def score_samples(
+    samples: np.ndarray,
+    clean: np.ndarray,
+    degraded: Degraded,
+    names: Sequence[str],
+    *,
+    quantize: bool = True,
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Score each of a method's samples (``N x H x W x C``): a metric's value is the mean
+    over the samples, ``oracle_<metric>`` the best sample's (max, or min when lower is
+    better), an upper bound that needs the ground truth to pick, never a result."""
+    per: dict[str, list[float]] = {}
+    errors: dict[str, str] = {}
+    for sample in samples:
+        values, failed = score(sample, clean, degraded, names, quantize=quantize)
+        errors.update(failed)
+        for name, value in values.items():
+            per.setdefault(name, []).append(value)
+    out: dict[str, float] = {}
+    for name, values in per.items():
+        if name in errors:
+            continue
+        out[name] = float(np.mean(values))
+        best = max if METRICS.get(name).higher_is_better else min
+        out[ORACLE_PREFIX + name] = float(best(values))
+    return out, errors
+
+
 def metric_versions(names: Sequence[str]) -> dict[str, str]:
     """``{metric: version}`` for the unit id and the results table."""
     return {name: METRICS.get(name).version for name in names}

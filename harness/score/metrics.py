@@ -272,6 +272,11 @@ def ssim(
     float
         Mean SSIM, at most 1.0 (1.0 for identical images).
     """
+    a, b, r = _ssim_inputs(restored, reference, data_range, crop_border, y_channel)
+    return _ssim_mean(a, b, r)
+
+
+def _ssim_inputs(restored, reference, data_range, crop_border, y_channel):
     a, b, r = _prepare(restored, reference, data_range, crop_border, y_channel)
     if min(a.shape[:2]) < _SSIM_WIN:
         raise ValueError(
@@ -281,4 +286,23 @@ def ssim(
         )
     if a.ndim == 3 and a.shape[2] == 1:
         a, b = a[:, :, 0], b[:, :, 0]
-    return _ssim_mean(np.ascontiguousarray(a), np.ascontiguousarray(b), r)
+    return np.ascontiguousarray(a), np.ascontiguousarray(b), r
+
+
+@_cite
+def ssim_map(
+    restored: np.ndarray,
+    reference: np.ndarray,
+    *,
+    data_range: float = 1.0,
+) -> np.ndarray:
+    """The SSIM map of :func:`ssim` (same window and constants), averaged over channels.
+
+    Returns an ``(H - 10) x (W - 10)`` float64 array: entry ``(i, j)`` is the SSIM of the
+    11x11 window centred on pixel ``(i + 5, j + 5)`` (the valid region, no padding). Its
+    mean equals ``ssim(restored, reference, data_range=data_range)``; a masked mean of it
+    scores a region (e.g. the holes of an inpainted image).
+    """
+    a, b, r = _ssim_inputs(restored, reference, data_range, 0, False)
+    smap = _ssim_map(a, b, r)
+    return smap.mean(axis=2) if smap.ndim == 3 else smap

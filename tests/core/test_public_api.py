@@ -109,7 +109,9 @@ def test_a_plugin_without_a_task_says_so(tmp_path):
     result = cli("run", "--task", "denoise", "--method", "taskless:Taskless", "--no-tracking", cwd=tmp_path)
     assert result.returncode == 2
     assert "plugin 'taskless:Taskless' has no `task` attribute" in result.stderr
-    assert "set task = one of: denoise, lowlight, superres" in result.stderr
+    from restorebench.core.registry import TASKS
+
+    assert f"set task = one of: {', '.join(TASKS.names())}" in result.stderr
     assert "Traceback" not in result.stderr
 
 

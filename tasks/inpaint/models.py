@@ -1,0 +1,226 @@
+"""The inpainting networks: the partial-convolution U-Net and a conditional VAE built on it.
+
+:class:`PConvUNet` -- Liu et al., ECCV 2018 (appendix): ``levels`` encoder partial
+convolutions of stride 2 (``widths`` output channels, ``kernels`` sizes) (the paper's eight: 7x7/64, 5x5/128, 5x5/256, 3x3/512, then
+3x3/512 four times; ReLU; batch norm on all but the first), then as many decoder steps:
+nearest-neighbour upsampling by 2, concatenation with the encoder's output of that scale
+(the last one with the input image), each part with its own mask, a 3x3 partial
+convolution (LeakyReLU 0.2, batch norm on all but the last, which has neither and gives
+the image). Input ``N x 4 x H x W`` (the image with holes, then the mask, 1 = valid);
+any size: the input is padded (as holes) to a multiple of ``2**levels`` and the output
+cropped back. State-dict keys: ``enc{i}.conv.conv.weight/bias``, ``enc{i}.bn.*``
+(``i = 1 .. levels``, no ``enc1.bn``), ``dec{i}.conv.conv.weight/bias``, ``dec{i}.bn.*``
+(``i = levels .. 1``, no ``dec1.bn``).
+
+:class:`InpaintVAE` -- a conditional VAE on the same U-Net: a posterior encoder
+q(z | image, mask) maps the whole image and the mask to a Gaussian latent map at the
+bottleneck's resolution (``latent`` channels); the generator is the U-Net with ``z``
+joined to its bottleneck. Trained on the ELBO: the reconstruction terms of the paper
+plus ``beta * KL(q || N(0, I))``; at test time ``z ~ N(0, I)``, one completion per draw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from restorebench.tasks.inpaint.layers import PartialConv2d
+
+PAPER_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
+PAPER_KERNELS = (7, 5, 5, 3, 3, 3, 3, 3)
+
+
+class _Block(nn.Module):
+    """Partial convolution, optional batch norm, activation."""
+
+    def __init__(self, conv: PartialConv2d, bn: bool, act: nn.Module | None) -> None:
+        super().__init__()
+        self.conv = conv
+        self.bn = nn.BatchNorm2d(conv.conv.out_channels) if bn else None
+        self.act = act
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, mask = self.conv(x, mask)
+        if self.bn is not None:
+            x = self.bn(x)
+        return (self.act(x) if self.act is not None else x), mask
+
+
+class PConvUNet(nn.Module):
+    """The PConv U-Net; ``forward(x)`` with ``x = [image with holes, mask]`` (N x (C + 1) x H x W)."""
+
+    def __init__(
+        self,
+        widths: Sequence[int] = PAPER_WIDTHS,
+        kernels: Sequence[int] = PAPER_KERNELS,
+        image_channels: int = 3,
+        extra_bottleneck: int = 0,
+    ) -> None:
+        super().__init__()
+        if len(widths) != len(kernels) or not widths:
+            raise ValueError(f"need as many widths as kernels, got {list(widths)} and {list(kernels)}")
+        self.config: dict[str, Any] = {
+            "widths": list(widths),
+            "kernels": list(kernels),
+            "image_channels": image_channels,
+        }
+        channels = widths
+        self.levels = len(channels)
+        self.image_channels = image_channels
+        previous = image_channels
+        for i, (c, k) in enumerate(zip(channels, kernels), start=1):
+            conv = PartialConv2d(previous, c, k, stride=2)
+            setattr(self, f"enc{i}", _Block(conv, bn=i > 1, act=nn.ReLU(inplace=True)))
+            previous = c
+        below = channels[-1] + extra_bottleneck  # the bottleneck (plus a VAE's latent map)
+        for i in range(self.levels, 0, -1):
+            skip = channels[i - 2] if i > 1 else image_channels
+            out = channels[i - 2] if i > 1 else image_channels
+            conv = PartialConv2d(below + skip, out, 3, parts=(below, skip))
+            last = i == 1
+            setattr(self, f"dec{i}", _Block(conv, bn=not last, act=None if last else nn.LeakyReLU(0.2, inplace=True)))
+            below = out
+
+    @property
+    def stride(self) -> int:
+        return 2**self.levels
+
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        image, mask = x[:, : self.image_channels], x[:, self.image_channels :]
+        h, w = image.shape[-2:]
+        image, mask = _pad_to(image, mask, self.stride)
+        skips = [(image, mask)]
+        feat, m = image, mask
+        for i in range(1, self.levels + 1):
+            feat, m = getattr(self, f"enc{i}")(feat, m)
+            skips.append((feat, m))
+        if extra is not None:  # a latent map joins the bottleneck (under the bottleneck's one-channel mask)
+            feat = torch.cat([feat, extra], 1)
+        for i in range(self.levels, 0, -1):
+            skip, skip_mask = skips[i - 1]
+            up = F.interpolate(feat, scale_factor=2, mode="nearest")
+            up_mask = F.interpolate(m, scale_factor=2, mode="nearest")
+            feat, m = getattr(self, f"dec{i}")(torch.cat([up, skip], 1), torch.cat([up_mask, skip_mask], 1))
+        return feat[..., :h, :w]
+
+
+def _pad_to(image: torch.Tensor, mask: torch.Tensor, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad right and bottom to a multiple of ``multiple``; the padding is hole (mask 0)."""
+    h, w = image.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return image, mask
+    return F.pad(image, (0, pw, 0, ph)), F.pad(mask, (0, pw, 0, ph))
+
+
+class _Posterior(nn.Module):
+    """q(z | image, mask): strided convolutions down to the bottleneck's scale, then mean and log-variance."""
+
+    def __init__(self, levels: int, width: int, latent: int, image_channels: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = image_channels + 1
+        for i in range(levels):
+            out = min(width * 2**i, 4 * width)
+            layers += [nn.Conv2d(c, out, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+            c = out
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Conv2d(c, 2 * latent, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(self.body(x)).chunk(2, dim=1)
+        return mu, logvar.clamp(-10, 10)
+
+
+class InpaintVAE(nn.Module):
+    """A conditional VAE: generator ``PConvUNet`` with a latent map at its bottleneck.
+
+    ``forward(x)`` completes with ``z = 0`` (the prior's mean; what validation scores);
+    :meth:`sample` draws ``z ~ N(0, I)``; :meth:`elbo_terms` is the training objective's core.
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int] = (32, 64, 96, 128, 128, 128),
+        kernels: Sequence[int] = (7, 5, 5, 3, 3, 3),
+        latent: int = 8,
+        posterior_width: int = 16,
+        image_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        self.generator = PConvUNet(widths, kernels, image_channels, extra_bottleneck=latent)
+        self.posterior = _Posterior(len(widths), posterior_width, latent, image_channels)
+        self.latent = latent
+        self.config: dict[str, Any] = {
+            "widths": list(widths),
+            "kernels": list(kernels),
+            "latent": latent,
+            "posterior_width": posterior_width,
+            "image_channels": image_channels,
+        }
+
+    def _latent_shape(self, x: torch.Tensor) -> tuple[int, int, int, int]:
+        h, w = x.shape[-2:]
+        s = self.generator.stride
+        return (x.shape[0], self.latent, -(-h // s), -(-w // s))
+
+    def decode(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(x, extra=z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(x, x.new_zeros(self._latent_shape(x)))
+
+    def sample(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        z = torch.randn(self._latent_shape(x), generator=generator, dtype=x.dtype).to(x.device)
+        return self.decode(x, z)
+
+    def elbo_terms(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(output decoded from a posterior draw, KL(q || N(0, I)) per latent element, averaged)."""
+        image_channels = self.generator.image_channels
+        mask = x[:, image_channels:]
+        image, mask_padded = _pad_to(y, mask, self.generator.stride)
+        mu, logvar = self.posterior(torch.cat([image, mask_padded], 1))
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+        return self.decode(x, z), kl
+
+
+# ---------------------------------------------------------------- losses
+
+
+def hole_valid_l1(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's L_valid and L_hole: L1 on the known and on the missing pixels, each over all elements."""
+    return (mask * (output - target)).abs().mean(), ((1 - mask) * (output - target)).abs().mean()
+
+
+def total_variation(composite: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The paper's L_tv: L1 of horizontal and vertical differences of the composite image,
+    on the 1-pixel dilation of the holes."""
+    region = F.max_pool2d(1 - mask, 3, stride=1, padding=1)
+    dx = (composite[..., :, 1:] - composite[..., :, :-1]).abs() * region[..., :, 1:] * region[..., :, :-1]
+    dy = (composite[..., 1:, :] - composite[..., :-1, :]).abs() * region[..., 1:, :] * region[..., :-1, :]
+    return dx.mean() + dy.mean()
+
+
+LOSS_WEIGHTS = {"valid": 1.0, "hole": 6.0, "tv": 0.1, "perceptual": 0.05, "style": 120.0}
+
+
+def inpainting_loss(
+    output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, features: Any = None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """L_valid + 6 L_hole + 0.1 L_tv, plus 0.05 L_perceptual + 120 L_style (on the output and the
+    composite) when ``features`` (a VGG-16 feature extractor) is given; and the terms for the log."""
+    valid, hole = hole_valid_l1(output, target, mask)
+    composite = mask * target + (1 - mask) * output
+    tv = total_variation(composite, mask)
+    terms = {"valid": valid, "hole": hole, "tv": tv}
+    if features is not None:
+        from restorebench.tasks.inpaint.vgg import perceptual_and_style
+
+        terms["perceptual"], terms["style"] = perceptual_and_style(features, output, composite, target)
+    loss = sum(LOSS_WEIGHTS[k] * v for k, v in terms.items())
+    return loss, {k: float(v.detach()) for k, v in terms.items()}

@@ -1,0 +1,215 @@
+"""The neural inpainting methods: ``inpaint/pconv`` (partial-convolution U-Net) and ``inpaint/vae``.
+
+Both take ``[image with holes, mask]`` (the degradation's input and ``extras["mask"]``),
+run on any image size (the networks pad to their stride, as holes, and crop back) and
+paste the known pixels back. ``inpaint/vae?samples=N`` draws N completions per image
+(seeded by the input, so reruns are bit-identical): the harness scores each and reports
+their mean as the metric and the best one as ``oracle_<metric>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+
+from restorebench import Degraded, NeuralMethod, NeuralParams, register
+from restorebench.tasks.inpaint.baselines import mask_of, paste
+from restorebench.tasks.inpaint.masks import PAPER_BINS, RatioBin, free_form_mask
+
+CHECKPOINT_DIR = Path(__file__).with_name("checkpoints")
+PCONV_VARIANTS: dict[str, dict[str, Any]] = {
+    "full": {"widths": [64, 128, 256, 512, 512, 512, 512, 512], "kernels": [7, 5, 5, 3, 3, 3, 3, 3]},
+    "light": {"widths": [32, 64, 128, 128, 128, 128, 128], "kernels": [7, 5, 5, 3, 3, 3, 3]},
+}
+VAE_CONFIG: dict[str, Any] = {"widths": [32, 64, 96, 128, 128, 128], "kernels": [7, 5, 5, 3, 3, 3], "latent": 8}
+TRAINING_SCALES = (1.0, 2.5)  # masks drawn as for images 1 to 2.5 times the patch's size
+
+
+class InpaintNeuralParams(NeuralParams):
+    vgg16: str | None = None  # training only: a local VGG-16 weights file for the perceptual and style losses
+
+
+class _NeuralInpaint(NeuralMethod):
+    task = "inpaint"
+    uses_mask: ClassVar[bool] = True
+    checkpoint_dir: ClassVar[Path | None] = CHECKPOINT_DIR
+    unlabelled_params: ClassVar[frozenset[str]] = NeuralMethod.unlabelled_params | {"vgg16"}
+
+    def prepare(self, item: Degraded) -> tuple[np.ndarray, Any]:
+        """``[image * mask, mask]``; a gray image goes through the RGB network as three equal channels."""
+        mask = mask_of(item)
+        image = item.image if item.image.shape[2] == 3 else np.repeat(item.image, 3, axis=2)
+        x = np.concatenate([image * mask, mask], axis=2)
+        return np.ascontiguousarray(x.transpose(2, 0, 1)), mask
+
+    def finish(self, output: np.ndarray, context: Any, item: Degraded) -> np.ndarray:
+        fill = np.clip(output.transpose(1, 2, 0), 0.0, 1.0)
+        if item.image.shape[2] == 1:
+            fill = fill.mean(axis=2, keepdims=True)
+        return paste(item.image, context, fill)
+
+    def _features(self) -> Any:
+        if not self.params.vgg16:
+            return None
+        from restorebench.tasks.inpaint.vgg import load_vgg16
+
+        return load_vgg16(self.params.vgg16)
+
+
+class PConvParams(InpaintNeuralParams):
+    """``variant``: ``light`` (the committed checkpoint) or ``full`` (the paper's 8 levels, 32.9 M parameters)."""
+
+    variant: Literal["light", "full"] = "light"
+
+
+@register
+class PConvMethod(_NeuralInpaint):
+    """Liu et al., ECCV 2018: the partial-convolution U-Net."""
+
+    name = "pconv"
+    version = "1"
+    architecture: ClassVar[str] = "pconv_unet"
+    description: ClassVar[str] = "partial-convolution U-Net (Liu et al. 2018); light variant, BSDS400"
+    Params = PConvParams
+
+    def build_network(self, config: dict[str, Any]) -> Any:
+        from restorebench.tasks.inpaint.models import PConvUNet
+
+        return PConvUNet(**{**PCONV_VARIANTS[self.params.variant], **config})
+
+    def default_checkpoints(self) -> list[Path]:
+        return [(self.checkpoint_dir or CHECKPOINT_DIR) / f"pconv_{self.params.variant}.safetensors"]
+
+    def recipe(self) -> Any:
+        """The paper's loss (valid + 6 hole + 0.1 TV; + 0.05 perceptual + 120 style with a
+        VGG-16 file, ``?vgg16=PATH``) on 256x256 patches with free-form masks of every bin
+        (0.01-0.6) and of scales 1-2.5; batches of 4, Adam lr 5e-4 (x0.1 at 70 % and 90 %).
+        The paper trains at 512x512, batch 6, lr 2e-4 then fine-tunes with the encoder's
+        batch norm frozen at 5e-5, on Places2 / ImageNet / CelebA, for days on a GPU."""
+        from restorebench.neural.training import Recipe
+
+        features = self._features()
+        return Recipe(
+            architecture=self.architecture,
+            config=dict(PCONV_VARIANTS[self.params.variant]),
+            make_pair=masked_pair,
+            patch_size=256,
+            batch_size=4,
+            steps=6000,
+            lr=5e-4,
+            objective=_objective(features),
+            lr_milestones=(0.7, 0.9),
+            grad_clip=1.0,
+            val_every=500,
+            val_patches=24,
+            notes=(
+                f"PConv U-Net {self.params.variant}; masks: free-form, bins 0.01-0.6 uniform, scales 1-2.5; "
+                + ("VGG-16 perceptual and style terms" if features is not None else "no VGG-16 terms (none given)")
+            ),
+        )
+
+
+class VAEParams(InpaintNeuralParams):
+    samples: int = Field(3, ge=1, le=64, description="completions drawn per image")
+    seed: int = 0  # with the input's content, the seed of the latent draws
+
+
+@register
+class VAEMethod(_NeuralInpaint):
+    """A conditional VAE on the PConv U-Net; ``samples`` completions per image."""
+
+    name = "vae"
+    version = "1"
+    architecture: ClassVar[str] = "inpaint_vae"
+    description: ClassVar[str] = "conditional VAE (ELBO: PConv losses + KL); samples per image, light, BSDS400"
+    Params = VAEParams
+
+    def build_network(self, config: dict[str, Any]) -> Any:
+        from restorebench.tasks.inpaint.models import InpaintVAE
+
+        return InpaintVAE(**{**VAE_CONFIG, **config})
+
+    def default_checkpoints(self) -> list[Path]:
+        return [(self.checkpoint_dir or CHECKPOINT_DIR) / "vae_light.safetensors"]
+
+    def restore(self, batch: list[Degraded]) -> list[np.ndarray]:
+        """``samples`` completions of each image (``N x H x W x C``), each ``z`` drawn from a
+        generator seeded by ``seed`` and the input's bytes."""
+        import torch
+
+        path = self.checkpoints()[0]
+        net = self._network(path)
+        outputs = []
+        with torch.inference_mode():
+            for item in batch:
+                x, mask = self.prepare(item)
+                xt = torch.from_numpy(x[None]).to(self._device)
+                generator = torch.Generator().manual_seed(_input_seed(x, self.params.seed))
+                draws = [net.sample(xt, generator)[0].float().cpu().numpy() for _ in range(self.params.samples)]
+                outputs.append(np.stack([self.finish(d, mask, item) for d in draws]))
+        return outputs
+
+    def recipe(self) -> Any:
+        """The ELBO: PConv's reconstruction terms on the output decoded from a posterior draw,
+        plus 0.01 x KL(q || N(0, I)) per latent element; the rest as ``inpaint/pconv``'s recipe."""
+        from restorebench.neural.training import Recipe
+
+        features = self._features()
+        return Recipe(
+            architecture=self.architecture,
+            config=dict(VAE_CONFIG),
+            make_pair=masked_pair,
+            patch_size=256,
+            batch_size=4,
+            steps=4000,
+            lr=5e-4,
+            objective=_vae_objective(features),
+            lr_milestones=(0.7, 0.9),
+            grad_clip=1.0,
+            val_every=500,
+            val_patches=24,
+            notes="conditional VAE, latent 8 channels at 1/64; KL weight 0.01; masks as inpaint/pconv"
+            + ("; VGG-16 terms" if features is not None else "; no VGG-16 terms (none given)"),
+        )
+
+
+KL_WEIGHT = 0.01
+
+
+def _input_seed(x: np.ndarray, seed: int) -> int:
+    digest = hashlib.sha256(np.ascontiguousarray(x).tobytes() + str(seed).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFFFFFFFFFFFFFF
+
+
+def masked_pair(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(``[patch * mask, mask]`` 4 x P x P, patch 3 x P x P): a free-form mask of a bin drawn
+    uniformly from the paper's six, at a scale drawn from :data:`TRAINING_SCALES`."""
+    low, high = PAPER_BINS[int(rng.integers(len(PAPER_BINS)))]
+    h, w = clean.shape[:2]
+    mask = free_form_mask(h, w, RatioBin(low, high), rng, scale=float(rng.uniform(*TRAINING_SCALES)))[..., None]
+    x = np.concatenate([clean * mask, mask], axis=2)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)), np.ascontiguousarray(clean.transpose(2, 0, 1))
+
+
+def _objective(features: Any):
+    from restorebench.tasks.inpaint.models import inpainting_loss
+
+    def pconv_objective(network: Any, x: Any, y: Any) -> tuple[Any, dict[str, float]]:
+        return inpainting_loss(network(x), y, x[:, -1:], features)
+
+    return pconv_objective
+
+
+def _vae_objective(features: Any):
+    from restorebench.tasks.inpaint.models import inpainting_loss
+
+    def vae_objective(network: Any, x: Any, y: Any) -> tuple[Any, dict[str, float]]:
+        output, kl = network.elbo_terms(x, y)
+        loss, terms = inpainting_loss(output, y, x[:, -1:], features)
+        return loss + KL_WEIGHT * kl, {**terms, "kl": float(kl.detach())}
+
+    return vae_objective

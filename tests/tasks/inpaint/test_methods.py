@@ -1,0 +1,125 @@
+"""Inpainting methods: known pixels untouched, any image size, the paper's architecture,
+VAE samples scored as a mean and an oracle, and a run end to end per hole-ratio bin."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from restorebench.core.build import build_degradation, build_method
+from restorebench.neural.checkpoints import save_checkpoint
+from restorebench.report.leaderboard import leaderboard
+from restorebench.run.pipeline import RunOptions, run_suite
+from restorebench.tasks.inpaint.models import InpaintVAE, PConvUNet
+
+CLASSICAL = ("inpaint/mean", "inpaint/telea", "inpaint/navier_stokes", "inpaint/biharmonic")
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("inpaint")
+    torch.manual_seed(0)
+    pconv = PConvUNet(widths=(4, 8, 8), kernels=(5, 3, 3))
+    vae = InpaintVAE(widths=(4, 8, 8), kernels=(5, 3, 3), latent=2, posterior_width=4)
+    return {
+        "pconv": save_checkpoint(
+            folder / "pconv.safetensors", pconv.state_dict(), {"architecture": "pconv_unet", "config": pconv.config}
+        ),
+        "vae": save_checkpoint(
+            folder / "vae.safetensors", vae.state_dict(), {"architecture": "inpaint_vae", "config": vae.config}
+        ),
+    }
+
+
+def _input(h=45, w=61, channels=3, ratio="0.3-0.4", seed=0):
+    clean = np.random.default_rng(seed).random((h, w, channels)).astype(np.float32)
+    return clean, build_degradation(f"mask?ratio={ratio}").apply(clean, np.random.default_rng(seed))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_method_keeps_the_known_pixels(tiny_checkpoints, channels):
+    clean, item = _input(channels=channels)
+    valid = item.extras["mask"] > 0.5
+    refs = [
+        *CLASSICAL,
+        f"inpaint/pconv?checkpoint={tiny_checkpoints['pconv']}",
+        f"inpaint/vae?checkpoint={tiny_checkpoints['vae']}&samples=2",
+    ]
+    for ref in refs:
+        method = build_method(ref)
+        method.setup()
+        (out,) = method.restore([item])
+        outs = out if out.ndim == 4 else out[None]
+        for sample in outs:
+            assert sample.shape == clean.shape, ref
+            np.testing.assert_array_equal(sample[valid], clean[valid], err_msg=ref)
+            assert np.isfinite(sample).all() and not np.array_equal(sample[~valid], item.image[~valid]), ref
+
+
+def test_the_full_pconv_is_the_papers_and_loads_from_a_state_dict(tmp_path):
+    net = build_method("inpaint/pconv?variant=full").build_network({})
+    assert net.levels == 8 and sum(p.numel() for p in net.parameters()) == 32_865_236
+    keys = net.state_dict()
+    assert keys["enc1.conv.conv.weight"].shape == (64, 3, 7, 7) and "enc1.bn.weight" not in keys
+    assert keys["enc2.conv.conv.weight"].shape == (128, 64, 5, 5) and keys["enc2.bn.running_mean"].shape == (128,)
+    assert keys["enc8.conv.conv.weight"].shape == (512, 512, 3, 3)
+    assert keys["dec8.conv.conv.weight"].shape == (512, 1024, 3, 3)  # up(enc8) + enc7
+    assert keys["dec4.conv.conv.weight"].shape == (256, 512 + 256, 3, 3)
+    assert keys["dec1.conv.conv.weight"].shape == (3, 64 + 3, 3, 3) and "dec1.bn.weight" not in keys
+    path = save_checkpoint(tmp_path / "full.safetensors", keys, {"architecture": "pconv_unet", "config": net.config})
+    method = build_method(f"inpaint/pconv?checkpoint={path}&variant=full")
+    assert method.parameter_count() == 32_865_236
+    method._network(path)  # loads strictly
+
+
+@pytest.mark.parametrize(("h", "w"), [(17, 33), (64, 64), (100, 37)])
+def test_the_networks_take_any_size(h, w):
+    torch.manual_seed(0)
+    net = PConvUNet(widths=(4, 8, 8, 8), kernels=(7, 5, 3, 3)).eval()
+    x = torch.rand(1, 4, h, w)
+    x[:, 3] = (torch.rand(h, w) > 0.5).float()
+    assert net(x).shape == (1, 3, h, w)
+    vae = InpaintVAE(widths=(4, 8), kernels=(5, 3), latent=2, posterior_width=4)
+    out, kl = vae.elbo_terms(x, torch.rand(1, 3, h, w))
+    assert out.shape == (1, 3, h, w) and kl.item() >= 0
+
+
+def test_vae_samples_are_seeded_by_the_input_and_differ_between_draws(tiny_checkpoints):
+    _, item = _input()
+    method = build_method(f"inpaint/vae?checkpoint={tiny_checkpoints['vae']}&samples=3")
+    (a,) = method.restore([item])
+    (b,) = build_method(f"inpaint/vae?checkpoint={tiny_checkpoints['vae']}&samples=3").restore([item])
+    assert a.shape == (3, *item.image.shape)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a[0], a[1])
+    (c,) = build_method(f"inpaint/vae?checkpoint={tiny_checkpoints['vae']}&samples=3&seed=1").restore([item])
+    assert not np.array_equal(a, c)
+
+
+def test_a_run_reports_each_bin_and_the_vaes_mean_and_oracle(tiny_checkpoints, image_folder, tmp_path):
+    methods = ("inpaint/mean", "inpaint/telea", f"inpaint/vae?checkpoint={tiny_checkpoints['vae']}&samples=3")
+    summary = run_suite(
+        RunOptions(
+            tasks=("inpaint",),
+            datasets=(f"folder:{image_folder}",),
+            degradations=("mask?ratio=0.1-0.2", "mask?ratio=0.4-0.5"),
+            methods=methods,
+            out=tmp_path / "run",
+            executor="local",
+            tracking=False,
+        )
+    )
+    assert summary.failed == 0 and summary.computed == 3 * 2 * 3
+    board = leaderboard(summary.results)
+    assert set(board["degradation"]) == {"mask?ratio=0.1-0.2", "mask?ratio=0.4-0.5"}
+    for column in ("psnr", "ssim", "l1", "hole_psnr", "hole_ssim", "hole_l1"):
+        assert board[column].notna().all(), column
+    vae = board[board["method"].str.startswith("inpaint/vae")]
+    assert (vae["oracle_psnr"] >= vae["psnr"]).all() and (vae["oracle_hole_l1"] <= vae["hole_l1"]).all()
+    assert board[~board["method"].str.startswith("inpaint/vae")]["oracle_psnr"].isna().all()
+    rows = summary.results
+    one = rows[(rows["method"].str.startswith("inpaint/vae")) & (rows["metric"].isin(["psnr", "oracle_psnr"]))]
+    assert set(one.groupby("unit_id")["metric"].nunique()) == {2}
+    holes_worse = board.set_index(["degradation", "method"])["psnr"]
+    assert holes_worse[("mask?ratio=0.4-0.5", "inpaint/telea")] < holes_worse[("mask?ratio=0.1-0.2", "inpaint/telea")]
