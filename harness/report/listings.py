@@ -159,7 +159,7 @@ def _checkpoints() -> list[dict[str, Any]]:
         try:
             infos = cls().describe_checkpoints()
         except UserError as exc:  # e.g. a checkpoint not trained yet
-            rows.append({"method": name, "file": f"unavailable: {exc}"})
+            rows.append({"method": name, "file": f"unavailable: {exc.args[0]}"})
             continue
         for info in infos:
             psnr = info["val_psnr"]
