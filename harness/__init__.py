@@ -24,7 +24,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from restorebench.core.errors import ImageLoadError, UserError
+    from restorebench.core.errors import ImageLoadError, SkipUnit, UserError
     from restorebench.core.interfaces import (
         Degradation,
         Degraded,
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 # Resolved on first use (PEP 562), so `import restorebench` (and the CLI's start) stays cheap.
 _HOMES = {
     "ImageLoadError": "restorebench.core.errors",
+    "SkipUnit": "restorebench.core.errors",
     "UserError": "restorebench.core.errors",
     "Degradation": "restorebench.core.interfaces",
     "Degraded": "restorebench.core.interfaces",
@@ -86,6 +87,7 @@ __all__ = [  # noqa: F822 (resolved by __getattr__)
     "NeuralParams",
     "Params",
     "Resources",
+    "SkipUnit",
     "Source",
     "Task",
     "UserError",

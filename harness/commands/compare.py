@@ -33,6 +33,7 @@ import numpy as np
 
 from restorebench.commands.mismatches import BLOCK, GROUP, failed_units, failures, one_sided, protocol
 from restorebench.core.errors import UserError, choices
+from restorebench.report.leaderboard import scored
 
 if TYPE_CHECKING:
     from pandas import DataFrame
@@ -179,6 +180,7 @@ def compare(
     if not names or tolerance < 0 or resamples < 1:
         raise UserError("compare needs at least one metric, --tolerance >= 0 and --resamples >= 1")
     sides = [_check(frame, label) for frame, label in ((base, "BASE"), (cand, "CAND"))]
+    sides = [scored(f) for f in sides]
     sides = [f[f["metric"].isin(names)] for f in sides]
     oks = [f[(f["status"] == "ok") & f["value"].notna()].drop_duplicates(PAIR, keep="last") for f in sides]
     cols = [*PAIR, "value", "metric_version", "method_version"]

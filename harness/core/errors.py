@@ -35,5 +35,10 @@ class Interrupted(UserError):
     exit_code = 130
 
 
+class SkipUnit(Exception):
+    """A unit with nothing to score (e.g. a gray image for colorization): recorded as
+    ``skipped`` with this message, neither a result nor a failure."""
+
+
 class ImageLoadError(Exception):
     """One image cannot be read or decoded; the worker fails that unit and the run goes on."""

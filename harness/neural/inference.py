@@ -223,7 +223,13 @@ class NeuralMethod(Method):
                 hint="the checkpoint's metadata is damaged or was written for another architecture",
             ) from None
         expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
-        wrong = [f"{k}: stored {stored.get(k)}, expected {v}" for k, v in expected.items() if stored.get(k) != v]
+        # batch norm fills in a counter that older releases do not store
+        optional = {k for k in expected if k.endswith("num_batches_tracked") and k not in stored}
+        wrong = [
+            f"{k}: stored {stored.get(k)}, expected {v}"
+            for k, v in expected.items()
+            if k not in optional and stored.get(k) != v
+        ]
         extra = sorted(set(stored) - set(expected))
         if wrong or extra:
             detail = "; ".join(wrong[:3] + [f"unexpected {k}" for k in extra[:3]])

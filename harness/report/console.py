@@ -53,15 +53,19 @@ def print_run_summary(summary: Any) -> None:
         columns=[c for c in ("runtime_ms", "images", "failed", "kind") if c in board.columns], errors="ignore"
     )
     print(to_markdown(compact, title=f"Leaderboard ({summary.run_dir})"))
+    skipped = getattr(summary, "skipped", [])
     print(
         f"units: {summary.units} ({summary.computed} computed, {summary.from_cache} from cache, "
-        f"{summary.resumed} resumed, {summary.failed} failed) in {summary.wall_s:.1f} s"
+        f"{summary.resumed} resumed, {summary.failed} failed"
+        + (f", {len(skipped)} skipped" if skipped else "")
+        + f") in {summary.wall_s:.1f} s"
     )
-    errors = grouped_errors(summary.errors)
-    for error, count in errors[:10]:
-        print(f"  failed: {error}" + (f"  ({count} units)" if count > 1 else ""))
-    if len(errors) > 10:
-        print(f"  ... and {len(errors) - 10} more (see results.parquet, column 'error')")
+    for label, messages in (("failed", summary.errors), ("skipped", skipped)):
+        grouped = grouped_errors(messages)
+        for message, count in grouped[:10]:
+            print(f"  {label}: {message}" + (f"  ({count} units)" if count > 1 else ""))
+        if len(grouped) > 10:
+            print(f"  ... and {len(grouped) - 10} more (see results.parquet, column 'error')")
     print(f"run directory: {summary.run_dir}  (restorebench report {summary.run_dir})")
     if summary.tracking_uri and summary.tracking_error is None:
         print(f"MLflow: {summary.tracking_uri}  parent run {summary.mlflow_run_id}")

@@ -150,7 +150,7 @@ def _document(title: str, body: str) -> str:
 def _header(results: pd.DataFrame, board: pd.DataFrame, tasks: list[str]) -> str:
     runs = sorted(results["run_id"].dropna().unique()) if "run_id" in results else []
     units = results.drop_duplicates("unit_id") if "unit_id" in results and not results.empty else results.iloc[:0]
-    failed = int((units["status"] != "ok").sum()) if "status" in units else 0
+    failed = int((units["status"] == "failed").sum()) if "status" in units else 0
     links = "".join(f'<a href="#task-{slug(t)}">{escape(t)}</a>' for t in tasks)
     links += "".join(f'<a href="#{slug(title)}">{escape(title)}</a>' for title, _ in _task_extras(tasks))
     return (

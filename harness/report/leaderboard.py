@@ -20,6 +20,12 @@ def rank_metric(task: str) -> str:
     return TASKS.get(task).metrics[0] if task in TASKS else "psnr"
 
 
+def scored(results: Any) -> Any:
+    """The rows of units meant to be scored: ``skipped`` ones (nothing to score, e.g. a gray
+    image for colorization) left out of leaderboards, MLflow aggregates and compare."""
+    return results[results["status"] != "skipped"] if len(results) else results
+
+
 def leaderboard(results: Any, *, rank_by: str | None = None) -> Any:
     """One row per (task, dataset, degradation, method): mean metrics, runtime, rank, gap.
 
@@ -28,6 +34,7 @@ def leaderboard(results: Any, *, rank_by: str | None = None) -> Any:
     """
     import pandas as pd
 
+    results = scored(results)
     if results.empty:
         return pd.DataFrame()
     keys = ["task", "dataset", "degradation", "method"]
@@ -35,7 +42,7 @@ def leaderboard(results: Any, *, rank_by: str | None = None) -> Any:
     # A unit is ok when its method ran (one of its metrics may still have failed on its own).
     unit_ok = results.assign(_ok=results["status"] == "ok").groupby("unit_id")["_ok"].any()
     units = results.drop_duplicates("unit_id").assign(_ok=lambda u: u["unit_id"].map(unit_ok))
-    scored = sorted(results["metric"].dropna().unique())
+    names = sorted(results["metric"].dropna().unique())
     means = ok.pivot_table(index=keys, columns="metric", values="value", aggfunc="mean") if len(ok) else None
     good = units[units["_ok"]].groupby(keys)
     info = units.groupby(keys).agg(
@@ -55,10 +62,10 @@ def leaderboard(results: Any, *, rank_by: str | None = None) -> Any:
     if means is not None:
         table = table.join(means, how="left")
     table = table.reset_index()
-    for metric in scored:  # a metric with no ok value still gets its (empty) column
+    for metric in names:  # a metric with no ok value still gets its (empty) column
         if metric not in table.columns:
             table[metric] = float("nan")
-    metric_cols = [m for m in METRIC_ORDER if m in scored] + [c for c in scored if c not in METRIC_ORDER]
+    metric_cols = [m for m in METRIC_ORDER if m in names] + [c for c in names if c not in METRIC_ORDER]
     ranking = table.apply(lambda row: row.get(rank_by or rank_metric(row["task"]), float("nan")), axis=1)
     group = ranking.groupby([table[k] for k in keys[:3]])
     # Methods without a score (every unit failed) rank last in their group.

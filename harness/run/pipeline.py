@@ -60,6 +60,7 @@ class RunSummary:
     mlflow_run_id: str | None = None
     tracking_error: str | None = None
     errors: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # units with nothing to score, and why
 
 
 EXECUTORS = ("ray", "local")
@@ -133,7 +134,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
         ) from None
     finally:
         cache.close()
-        summary.failed, summary.errors = record.failed, record.errors
+        summary.failed, summary.errors, summary.skipped = record.failed, record.errors, record.skipped
     summary.results = run_dir.compact(keep_units=plan.unit_ids)
     summary.wall_s = time.perf_counter() - started
     if options.tracking:

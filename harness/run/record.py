@@ -32,6 +32,7 @@ class Recorder:
         self.progress = progress
         self.finished = finished
         self.failed = 0
+        self.skipped: list[str] = []
         self.errors: list[str] = []
 
     def start(self) -> None:
@@ -51,7 +52,9 @@ class Recorder:
             )
             if r.sample is not None:
                 save_sample(self.run_dir.samples, unit, info.label, r.sample)
-            if r.status != "ok":
+            if r.status == "skipped":
+                self.skipped.append(r.error)
+            elif r.status != "ok":
                 self.failed += 1
                 self.errors.append(r.error)
             self.errors += [f"{unit.image.key}: metric {m}: {e}" for m, e in r.metric_errors.items()]

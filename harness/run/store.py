@@ -230,7 +230,7 @@ class RunDir:
     def completed_units(self) -> set[str]:
         """Ids of units that finished successfully (failed ones are retried on resume)."""
         frame = self.load()
-        return set(frame.loc[frame["status"] == "ok", "unit_id"])
+        return set(frame.loc[frame["status"].isin(["ok", "skipped"]), "unit_id"])
 
     def compact(self, keep_units: Iterable[str] | None = None):
         """Merge the shards into ``results.parquet`` and remove them; returns the table."""

@@ -79,7 +79,7 @@ class UnitResult:
     """What a worker sends back for one unit."""
 
     unit_id: str
-    status: str  # "ok" or "failed"
+    status: str  # "ok", "failed", or "skipped" (nothing to score: SkipUnit)
     metrics: dict[str, float] = field(default_factory=dict)
     metric_errors: dict[str, str] = field(default_factory=dict)  # metrics that could not be computed, and why
     runtime_s: float = float("nan")

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from restorebench.core.errors import SkipUnit
 from restorebench.core.interfaces import Degraded, ImageRef, Method, Source
 from restorebench.run.units import UnitResult, WorkUnit, degradation_rng
 
@@ -190,6 +191,10 @@ def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResul
 
 
 def _failed(unit: WorkUnit, exc: BaseException) -> UnitResult:
+    if isinstance(exc, SkipUnit):
+        return UnitResult(
+            unit_id=unit.unit_id, status="skipped", error=f"{unit.image.key}: {exc}", device=device_name()
+        )
     where = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return UnitResult(unit_id=unit.unit_id, status="failed", error=f"{unit.image.key}: {where}", device=device_name())
 

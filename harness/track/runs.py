@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from restorebench.report.leaderboard import scored
 from restorebench.track.client import check_reachable, experiment_id, git_commit, mlflow_client, store_lock
 
 EXPERIMENT = "restorebench"
@@ -48,7 +49,7 @@ def log_run(run_dir: Any, results: Any, spec: dict[str, Any], *, uri: str, extra
             commit = git_commit()
             ok = results[results["status"] == "ok"]
             with tempfile.TemporaryDirectory() as tmp:
-                for key, group in results.groupby(GROUP, sort=True):
+                for key, group in scored(results).groupby(GROUP, sort=True):
                     if tuple(key) not in done:
                         _log_child(client, exp_id, pid, key, group, ok, commit, Path(run_dir.path), Path(tmp))
                 _log_parent_artifacts(client, pid, results, run_dir, Path(tmp))
@@ -90,6 +91,7 @@ def _log_parent_summary(
     from mlflow.entities import Metric, Param
 
     now = int(time.time() * 1000)
+    results = scored(results)
     unit_ok = results.assign(_ok=results["status"] == "ok").groupby("unit_id")["_ok"].any()
     params = {
         "suite": spec["name"],

@@ -24,6 +24,7 @@ FACE = {
     "NeuralParams",
     "Params",
     "Resources",
+    "SkipUnit",
     "Source",
     "Task",
     "UserError",

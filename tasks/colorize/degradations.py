@@ -1,0 +1,34 @@
+"""The ``gray`` degradation: the L channel of CIE Lab, as a 1-channel image in [0, 1] (L / 100).
+
+The contract of the task: a method receives that channel (``Degraded.image``, HxWx1) and
+returns an RGB image (HxWx3 in [0, 1]) of the same size; it may keep the input's
+lightness exactly (the baselines and ECCV16 combine their ab with it) or not (DeOldify
+keeps only its chroma). A gray source image (one channel, or three equal ones) has no
+colour to score against: its units are skipped with a message naming it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from restorebench import Degradation, Degraded, SkipUnit, register
+from restorebench.tasks.colorize.color import is_gray, rgb_to_lab
+
+
+@register
+class Gray(Degradation):
+    """Drop the colour: keep CIE L (D65) only."""
+
+    name = "gray"
+    task = "colorize"
+
+    def apply(self, image: np.ndarray, rng: np.random.Generator) -> Degraded:
+        if is_gray(image):
+            raise SkipUnit("a gray image: there is no colour to score a colorization against")
+        lightness = rgb_to_lab(image)[..., :1] / 100.0
+        return Degraded(image=np.clip(lightness, 0.0, 1.0).astype(np.float32), degradation=self.name)
+
+
+def lightness(item: Degraded) -> np.ndarray:
+    """The input's CIE L in [0, 100], HxW float64."""
+    return np.asarray(item.image[..., 0], dtype=np.float64) * 100.0
