@@ -79,6 +79,7 @@ def run(
     resume: Annotated[bool, typer.Option("--resume", help="Complete an interrupted run directory")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the results cache")] = False,
     fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 when any unit failed")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N images of every dataset")] = None,
     report_dir: Annotated[
         Path | None, typer.Option("--report", help="Also write the leaderboard (md, csv, html) here")
     ] = None,
@@ -102,6 +103,7 @@ def run(
         seed=seed,
         resume=resume,
         use_cache=not no_cache,
+        limit=limit,
     )
     with progress_bar() as progress:
         summary = run_suite(options, progress=progress)

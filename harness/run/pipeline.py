@@ -41,6 +41,7 @@ class RunOptions:
     resume: bool = False
     use_cache: bool = True
     cache_path: Path | None = None
+    limit: int | None = None  # the first N images of every source
 
 
 @dataclass
@@ -70,6 +71,8 @@ def check_options(options: RunOptions) -> None:
     """Options that cannot work are errors before anything starts (``--num-cpus 0`` hung Ray)."""
     if options.executor not in EXECUTORS:
         raise UserError(f"unknown executor {options.executor!r}; valid choices: {', '.join(EXECUTORS)}")
+    if options.limit is not None and options.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {options.limit}")
     if options.num_cpus is not None and options.num_cpus < 1:
         raise UserError(f"--num-cpus must be at least 1, got {options.num_cpus}")
     if options.executor == "local" and options.address:
@@ -100,11 +103,12 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     if options.seed is not None:
         suite = suite.model_copy(update={"seed": options.seed})
     resolved = resolve(suite, origin=origin)
-    plan = make_plan(resolved)
+    plan = make_plan(resolved, limit=options.limit)
     units = plan.units
 
     out = options.out or Path("runs") / f"{slug(resolved.name)}-{datetime.now():%Y%m%d-%H%M%S}"
-    run_dir = RunDir.open(out, resolved.to_dict(), resume=options.resume)
+    spec = resolved.to_dict() | ({"limit": options.limit} if options.limit else {})
+    run_dir = RunDir.open(out, spec, resume=options.resume)
     summary = RunSummary(run_dir=run_dir.path, run_id=run_dir.run_id, results=None, units=len(units))
     done = run_dir.completed_units() & plan.unit_ids if options.resume else set()
     summary.resumed = len(done)

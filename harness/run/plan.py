@@ -111,8 +111,9 @@ def load_suite(name: str | None) -> tuple[Suite, str]:
     return parse_suite({"name": "default", "seed": 0, "tasks": [b.model_dump() for b in blocks]}), "default suite"
 
 
-def make_plan(resolved: ResolvedSuite) -> Plan:
-    """Every work unit of a resolved suite, and what each of its methods is."""
+def make_plan(resolved: ResolvedSuite, *, limit: int | None = None) -> Plan:
+    """Every work unit of a resolved suite, and what each of its methods is; ``limit``: only
+    the first N images of each source (in its stable order), for quick runs and smoke tests."""
     from restorebench.score.entries import metric_versions
 
     units: list[WorkUnit] = []
@@ -125,7 +126,7 @@ def make_plan(resolved: ResolvedSuite) -> Plan:
             methods.setdefault(m.build_ref, MethodInfo.of(m))
         identities = {m.build_ref: m.identity() for m in block.methods}
         for source in block.sources:
-            for index, image in enumerate(source.list_images()):
+            for index, image in enumerate(source.list_images()[:limit]):
                 for d in block.degradations:
                     for m in block.methods:
                         uid = unit_id(

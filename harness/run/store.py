@@ -247,7 +247,7 @@ def spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What differs between two resolved suites, one line per key (``[]``: the same suite)."""
     out = [
         f"{key}: {old.get(key)!r} then, {new.get(key)!r} now"
-        for key in ("name", "seed")
+        for key in ("name", "seed", "limit")
         if old.get(key) != new.get(key)
     ]
     before, after = old.get("tasks") or [], new.get("tasks") or []

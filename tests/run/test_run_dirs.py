@@ -72,3 +72,13 @@ def test_a_damaged_run_json_is_a_clear_error(image_folder, tmp_path):
     (out / "run.json").write_text("{not json")
     with pytest.raises(UserError, match=r"run.json is not valid JSON"):
         denoise_run(image_folder, out, ("denoise/median",), resume=True)
+
+
+def test_limit_takes_the_first_images_and_is_part_of_the_suite(image_folder, tmp_path):
+    out = tmp_path / "run"
+    two = denoise_run(image_folder, out, ("denoise/median",), limit=2)
+    assert sorted(two.results["image"].unique()) == ["a_astronaut.png", "b_camera.png"]
+    with pytest.raises(UserError, match="limit: 2 then, 1 now"):  # a smaller limit would drop results
+        denoise_run(image_folder, out, ("denoise/median",), limit=1, resume=True)
+    with pytest.raises(UserError, match="--limit must be at least 1"):
+        denoise_run(image_folder, tmp_path / "zero", ("denoise/median",), limit=0)
