@@ -38,6 +38,13 @@ def _psnr_y(restored: np.ndarray, clean: np.ndarray, d: Degraded) -> float:
     return metrics.psnr(restored, clean, crop_border=d.crop_border, y_channel=True)
 
 
+@_register(
+    "psnr_y_matlab", "1", True, "PSNR on Y rounded as MATLAB rgb2ycbcr on uint8 (the classic tables), crop border"
+)
+def _psnr_y_matlab(restored: np.ndarray, clean: np.ndarray, d: Degraded) -> float:
+    return metrics.psnr_y_matlab(restored, clean, crop_border=d.crop_border)
+
+
 @_register("ssim_y", "1", True, "SSIM on BT.601 Y, crop border from the task")
 def _ssim_y(restored: np.ndarray, clean: np.ndarray, d: Degraded) -> float:
     return metrics.ssim(restored, clean, crop_border=d.crop_border, y_channel=True)

@@ -79,7 +79,9 @@ class Bilinear(_Upscaler):
 class BicubicUpscale(_Upscaler):
     """MATLAB bicubic upscaling: :func:`restorebench.tasks.superres.imresize.imresize` ``(lr, scale)``.
 
-    The reference baseline of the published tables (33.66 / 30.39 / 28.42 dB on Set5).
+    The reference baseline of the published tables: on Set5 at x2 / x3 / x4, 33.65 / 30.39 /
+    28.42 dB with ``psnr_y_matlab`` (Y rounded as MATLAB does; the tables print 33.66 / 30.39 /
+    28.42) and 33.68 / 30.40 / 28.43 with ``psnr_y`` (unrounded Y, BasicSR's convention).
     """
 
     name = "bicubic"

@@ -4,7 +4,9 @@ This is the protocol under the published Set5/Set14/B100/Urban100 numbers (SRCNN
 VDSR, EDSR, BasicSR): HR = the clean image cropped to a multiple of the scale
 (``modcrop``), LR = MATLAB ``imresize(HR, 1/scale, 'bicubic')`` (antialiased) stored
 as uint8, scores on the Y channel with a border of ``scale`` pixels left out. With it,
-bicubic upscaling gives 33.66 / 30.39 / 28.42 dB on Set5 at x2 / x3 / x4.
+bicubic upscaling gives 33.65 / 30.39 / 28.42 dB on Set5 at x2 / x3 / x4 with Y rounded as
+MATLAB's ``rgb2ycbcr`` on uint8 (``psnr_y_matlab``; the tables print 33.66 / 30.39 / 28.42),
+and 33.68 / 30.40 / 28.43 with the unrounded Y of ``psnr_y`` (BasicSR's convention).
 """
 
 from __future__ import annotations

@@ -292,3 +292,24 @@ def test_ssim_of_a_large_image_goes_through_strips_with_the_same_value(monkeypat
     monkeypatch.setattr(metrics, "_ssim_map", lambda *x: calls.append(x[0].shape) or real(*x))
     assert metrics.ssim(a, b) == whole
     assert len(calls) == -(-(300 - 10) // metrics.SSIM_STRIP_ROWS) and calls[0][0] == metrics.SSIM_STRIP_ROWS + 10
+
+
+def test_psnr_y_matlab_rounds_y_of_the_8bit_images():
+    from restorebench.score.metrics import psnr_y_matlab
+
+    rng = np.random.default_rng(3)
+    a = rng.random((12, 14, 3))
+    b = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1)
+    ua, ub = (np.clip(np.round(x * 255), 0, 255) for x in (a, b))
+    ya = np.round(16 + (65.481 * ua[..., 0] + 128.553 * ua[..., 1] + 24.966 * ua[..., 2]) / 255)
+    yb = np.round(16 + (65.481 * ub[..., 0] + 128.553 * ub[..., 1] + 24.966 * ub[..., 2]) / 255)
+    crop = (slice(2, -2), slice(2, -2))
+    expected = 10 * np.log10(255**2 / np.mean((ya[crop] - yb[crop]) ** 2))
+    assert psnr_y_matlab(a, b, crop_border=2) == pytest.approx(expected, abs=1e-12)
+    unrounded = psnr(a, b, crop_border=2, y_channel=True)
+    assert abs(psnr_y_matlab(a, b, crop_border=2) - unrounded) < 0.3  # close, not equal
+    gray = rng.random((10, 10, 1))
+    g8 = np.round(gray * 255)
+    noisy = np.clip(gray + 0.02, 0, 1)
+    n8 = np.round(noisy * 255)
+    assert psnr_y_matlab(noisy, gray) == pytest.approx(10 * np.log10(255**2 / np.mean((n8 - g8) ** 2)))
