@@ -24,13 +24,20 @@ def convert_weights(source: str | Path, method_ref: str, out: str | Path) -> dic
 
     if not isinstance(method, NeuralMethod):
         raise UserError(f"{method.qualified_name} has no official-weights mapping (only neural methods do)")
+    import numpy as np
+    import torch
+
     weights = read_official(source)
     state, config = method.convert_official(weights)
+    state = {k: v if isinstance(v, torch.Tensor) else torch.as_tensor(np.asarray(v)) for k, v in state.items()}
     network = method.build_network(config)
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise UserError(f"{source} does not fit {method.qualified_name}: {str(exc).splitlines()[0]}") from None
+        detail = "; ".join(line.strip() for line in str(exc).splitlines()[1:3])
+        raise UserError(
+            f"{source} does not fit {method.qualified_name}: {detail or str(exc).splitlines()[0]}"
+        ) from None
     metadata = {
         "architecture": getattr(method, "architecture", method.name),
         "config": config,

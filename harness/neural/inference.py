@@ -155,13 +155,28 @@ class NeuralMethod(Method):
         ``.safetensors`` header without building the network (the driver never loads one)."""
         from restorebench.neural.checkpoints import parameter_count
 
+        try:
+            paths = self.checkpoints()
+        except UserError:
+            if self.params.checkpoint:
+                raise
+            return self.architecture_parameter_count()  # no committed weights: the architecture's size
         counts = []
-        for path in self.checkpoints():
+        for path in paths:
             if path.suffix == ".safetensors":
                 counts.append(parameter_count(path))
             else:  # a plain state dict given by the user: build it to count
                 counts.append(int(sum(p.numel() for p in self._network(path).parameters())))
         return max(counts)
+
+    def architecture_parameter_count(self) -> int:
+        """Parameters of the network built with the variant's default config, on torch's meta
+        device (no memory): the size of e.g. a released architecture whose weights are not shipped."""
+        import torch
+
+        with torch.device("meta"):
+            net = self.build_network({})
+        return int(sum(p.numel() for p in net.parameters()))
 
     def setup(self) -> None:
         import torch

@@ -46,6 +46,7 @@ class Recipe:
     channels: Literal["rgb", "gray", "y"] = "rgb"
     loss: Literal["mse", "l1"] = "mse"
     objective: ObjectiveFn | None = None
+    predict: Callable[[Any, Any], Any] | None = None  # what validation scores: network(x) by default
     grad_clip: float | None = None
     lr_milestones: tuple[float, ...] = (0.6, 0.85)  # fractions of steps where lr drops x0.1
     weight_decay: float = 0.0
@@ -58,9 +59,11 @@ class Recipe:
 
     def describe(self) -> dict[str, Any]:
         """The recipe as JSON-able metadata (functions by their qualified names)."""
-        data = {k: v for k, v in asdict(self).items() if k not in ("make_pair", "objective")}
+        data = {k: v for k, v in asdict(self).items() if k not in ("make_pair", "objective", "predict")}
         data["make_pair"] = _qualified_name(self.make_pair)
         data["objective"] = _qualified_name(self.objective) if self.objective is not None else None
+        if self.predict is not None:
+            data["predict"] = _qualified_name(self.predict)
         return data
 
 
@@ -185,7 +188,8 @@ def fit(
     def validate() -> float:
         network.eval()
         with torch.inference_mode():
-            out = torch.cat([network(val_x[i : i + 16]) for i in range(0, len(val_x), 16)])
+            predict = recipe.predict or (lambda net, x: net(x))
+            out = torch.cat([predict(network, val_x[i : i + 16]) for i in range(0, len(val_x), 16)])
         network.train()
         return _psnr(out, val_y)
 

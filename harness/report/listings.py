@@ -102,12 +102,21 @@ def _methods() -> list[dict[str, Any]]:
 
 
 def _size(cls: Any) -> str:
-    """A neural method's learned parameters with its committed checkpoints ('' for classical ones)."""
+    """A neural method's learned parameters ('' for classical ones): with its committed
+    checkpoint, or its architecture's; one figure per ``variant`` when it has several."""
     if cls.kind != "neural":
         return ""
+    field = cls.Params.model_fields.get("variant")
+    variants = list(getattr(field.annotation, "__args__", ())) if field is not None else []
+    if not variants:
+        return _count(cls, {})
+    return ", ".join(f"{v}: {_count(cls, {'variant': v})}" for v in variants)
+
+
+def _count(cls: Any, params: dict[str, Any]) -> str:
     try:
-        count = cls().parameter_count()
-    except Exception:  # no committed checkpoint (yet)
+        count = cls(cls.Params(**params)).parameter_count()
+    except Exception:  # no checkpoint and no buildable default
         return "params=?"
     return f"params={count:,}" if count is not None else ""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from restorebench import Task, register
-from restorebench.tasks.colorize import baselines, degradations, metrics, neural  # noqa: F401  (registers components)
+from restorebench.tasks.colorize import baselines, degradations, deoldify_method, metrics, neural  # noqa: F401  (registers)
 
 TASK = Task(
     name="colorize",
