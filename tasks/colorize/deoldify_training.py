@@ -11,6 +11,7 @@ checkpoint (fed the whole image as valid), a stand-in for VGG-16, documented as 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,28 +68,41 @@ def predict_rgb(network: Any, x: Any) -> Any:
     return _denormalise(network(x)).clamp(0, 1)
 
 
+FEATURE_CHECKPOINT = Path(__file__).parents[1] / "inpaint" / "checkpoints" / "pconv_light.safetensors"
 _FEATURES: dict[str, Any] = {}
 
 
-def _feature_net() -> Any:
-    """The committed inpaint/pconv light encoder, frozen (loaded once)."""
-    if "net" not in _FEATURES:
+def _feature_weights() -> dict[str, Any]:
+    """The first encoder levels of the committed inpaint/pconv light checkpoint (loaded once)."""
+    if not _FEATURES:
         from restorebench.neural.checkpoints import load_checkpoint
-        from restorebench.tasks.inpaint.models import PConvUNet
-        from restorebench.tasks.inpaint.neural import CHECKPOINT_DIR
 
-        state, meta = load_checkpoint(CHECKPOINT_DIR / "pconv_light.safetensors")
-        net = PConvUNet(**meta["config"])
-        net.load_state_dict(state)
-        _FEATURES["net"] = net.eval().requires_grad_(False)
-    return _FEATURES["net"]
+        state, _ = load_checkpoint(FEATURE_CHECKPOINT)
+        _FEATURES.update(
+            {k: v for k, v in state.items() if k.startswith(tuple(f"enc{i}." for i in range(1, FEATURE_LEVELS + 1)))}
+        )
+    return _FEATURES
 
 
-def _features(net: Any, rgb: Any) -> list[Any]:
-    mask = rgb.new_ones(rgb.shape[0], 1, *rgb.shape[-2:])
-    feats, x, m = [], rgb, mask
+def _features(rgb: Any) -> list[Any]:
+    """Activations of that encoder on a whole (all valid) image: with a mask of ones its partial
+    convolutions are plain convolutions (stride 2, batch norm, ReLU) away from the image border,
+    where the partial convolution's rescaling is left out."""
+    import torch.nn.functional as F
+
+    w, feats, x = _feature_weights(), [], rgb
     for i in range(1, FEATURE_LEVELS + 1):
-        x, m = getattr(net, f"enc{i}")(x, m)
+        weight = w[f"enc{i}.conv.conv.weight"]
+        x = F.conv2d(x, weight, w[f"enc{i}.conv.conv.bias"], stride=2, padding=weight.shape[-1] // 2)
+        if f"enc{i}.bn.weight" in w:
+            x = F.batch_norm(
+                x,
+                w[f"enc{i}.bn.running_mean"],
+                w[f"enc{i}.bn.running_var"],
+                w[f"enc{i}.bn.weight"],
+                w[f"enc{i}.bn.bias"],
+            )
+        x = F.relu(x)
         feats.append(x)
     return feats
 
@@ -102,8 +116,7 @@ def feature_objective(network: Any, x: Any, y: Any) -> tuple[Any, dict[str, floa
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     l1 = (out - (y - mean) / std).abs().mean()
     rgb = (out * std + mean).clamp(0, 1)
-    net = _feature_net()
     with torch.no_grad():
-        real = _features(net, y)
-    feature = sum((f - g).abs().mean() for f, g in zip(_features(net, rgb), real))
+        real = _features(y)
+    feature = sum((f - g).abs().mean() for f, g in zip(_features(rgb), real))
     return l1 + FEATURE_WEIGHT * feature, {"l1": float(l1.detach()), "feature": float(feature.detach())}

@@ -260,3 +260,28 @@ def test_render_factor_limits(light):
         ValueError, match=r"render_factor 35 renders 560 px, more than 8x this 30x20 image; use render_factor <= 15"
     ):
         build_method(f"colorize/deoldify?checkpoint={path}&render_factor=35").restore([tiny])
+
+
+def test_the_feature_loss_matches_the_pconv_encoder_away_from_the_border(tmp_path, monkeypatch):
+    from restorebench.tasks.colorize import deoldify_training as training
+    from restorebench.tasks.inpaint.models import PConvUNet
+
+    torch.manual_seed(0)
+    config = {"widths": [8, 16, 16], "kernels": [7, 5, 3]}
+    net = PConvUNet(**config).eval()
+    for module in net.modules():  # non-trivial running statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    path = save_checkpoint(tmp_path / "pconv.safetensors", net.state_dict(), {"architecture": "pconv", "config": config})
+    monkeypatch.setattr(training, "FEATURE_CHECKPOINT", path)
+    monkeypatch.setattr(training, "_FEATURES", {})
+    rgb = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        ours = training._features(rgb)
+        x, m = rgb, torch.ones(1, 1, 64, 64)
+        for i, feature in enumerate(ours, start=1):
+            x, m = getattr(net, f"enc{i}")(x, m)
+            edge = 8 >> (i - 1)  # the border the partial convolution rescales, in this level's pixels
+            assert feature.shape == x.shape
+            torch.testing.assert_close(feature[..., edge:-edge, edge:-edge], x[..., edge:-edge, edge:-edge])
