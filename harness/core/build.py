@@ -33,6 +33,8 @@ def build_source(text: str) -> Source:
     cls = SOURCES.get(scheme)
     if not rest.strip():
         raise UserError(f"dataset reference {text!r} has no target after {scheme + ':'!r}", hint=_SCHEME_HINT)
+    if "=" in rest.split("?", 1)[0] and "target" not in cls.Params.model_fields:  # scheme:key=value&...
+        return cls.from_ref(Ref(scheme, dict(Ref.parse("x?" + rest, what="dataset reference").params)))
     ref = Ref.parse(rest, what="dataset reference")
     if "target" in ref.params:
         raise UserError(f"dataset reference {text!r}: give the target after the colon, not as ?target=")
@@ -53,12 +55,14 @@ def build_degradation(text: str | dict[str, Any], *, task: str | None = None) ->
     """A validated degradation instance from ``name?k=v`` (or its YAML mapping form)."""
     ref = Ref.parse(text, what="degradation")
     cls = DEGRADATIONS.get(ref.name)
-    if task is not None and cls.task != task:
+    if task is not None and cls.task not in (task, "*"):
         raise UserError(
             f"degradation {ref.name!r} belongs to task {cls.task!r}, not {task!r}; "
-            f"valid choices for {task!r}: {choices(n for n, c in DEGRADATIONS.items() if c.task == task)}"
+            f"valid choices for {task!r}: {choices(n for n, c in DEGRADATIONS.items() if c.task in (task, '*'))}"
         )
-    return cls.from_ref(ref)
+    degradation = cls.from_ref(ref)
+    degradation.for_task = task  # what a task-agnostic degradation (``given``) adapts its output to
+    return degradation
 
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")

@@ -119,15 +119,24 @@ class Source(Component):
     """
 
     kind_label = "dataset source"
+    paired: ClassVar[bool] = False  # holds pre-degraded inputs (load_lq) beside the ground truth
 
     @property
     def ref(self) -> str:
         values = self.params.model_dump(mode="json")
-        if "target" not in values:
-            return super().ref
+        if "target" not in values:  # scheme:key=value&... (e.g. paired:gt=DIR&lq=DIR)
+            return canonical(self.name, values, param_defaults(type(self.params))).replace("?", ":", 1)
         target = values.pop("target")
         defaults = {k: v for k, v in param_defaults(type(self.params)).items() if k != "target"}
         return canonical(f"{self.name}:{target}", values, defaults)
+
+    def load_lq(self, image: ImageRef) -> np.ndarray:
+        """A paired source's degraded input of ``image`` (float32 HWC in [0, 1])."""
+        raise NotImplementedError(f"{self.ref} holds no degraded inputs")
+
+    def levels(self, image: ImageRef) -> dict[str, Any]:
+        """What a paired source says the degradation of ``image`` was (e.g. its ``scale``)."""
+        return {}
 
     def list_images(self) -> list[ImageRef]:
         """The dataset's images, in a stable order."""
@@ -146,8 +155,9 @@ class Degradation(Component):
     """
 
     kind_label = "degradation"
-    task: ClassVar[str] = ""
-    level: ClassVar[str | None] = None
+    task: ClassVar[str] = ""  # "*": any task's (e.g. ``given``)
+    level: ClassVar[str | tuple[str, ...] | None] = None  # the parameter(s) that can be its level
+    needs_pairs: ClassVar[bool] = False  # reads a paired source's degraded inputs instead of making them
 
     def apply(self, image: np.ndarray, rng: np.random.Generator) -> Degraded:
         """Degrade ``image``; every random draw comes from ``rng``."""
@@ -271,6 +281,7 @@ class Task:
     quantize_output: bool = True  # score outputs on the 8-bit grid
     report_section: ReportSection | None = None
     report_title: str = ""  # the section's heading and link text
+    given: Callable[[Degraded, np.ndarray], Degraded] | None = None  # adapt a pre-degraded pair to the protocol
 
 
 ScoreFn = Callable[[np.ndarray, np.ndarray, Degraded], float]

@@ -24,6 +24,7 @@ ENGINE_MODULES = (
     "restorebench.data.folder",
     "restorebench.data.synthetic",
     "restorebench.data.hf",
+    "restorebench.data.paired",
     "restorebench.score.entries",
 )
 TASKS_PACKAGE = "restorebench.tasks"

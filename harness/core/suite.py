@@ -137,7 +137,26 @@ def resolve(suite: Suite, *, origin: str = "suite") -> ResolvedSuite:
                 metrics=metrics,
             )
         )
+        _check_pairs(resolved.tasks[-1], at)
     return resolved
+
+
+def _check_pairs(block: ResolvedTask, at: str) -> None:
+    """Pre-degraded pairs go with ``given`` and nothing else, before any work starts."""
+    given = [d.ref for d in block.degradations if d.needs_pairs]
+    made = [d.ref for d in block.degradations if not d.needs_pairs]
+    for source in block.sources:
+        if source.paired and made:
+            raise UserError(
+                f"{at}: dataset {source.ref} holds pre-degraded inputs, but degradation {made[0]} makes its own",
+                hint="score a paired dataset with given (e.g. given?scale=4 or given?sigma=25)",
+            )
+        if not source.paired and given:
+            raise UserError(
+                f"{at}: degradation {given[0]} reads pre-degraded inputs, but dataset {source.ref} has none",
+                hint="use a paired source (paired:gt=DIR&lq=DIR, manifest:FILE.csv, parquet:FILE?gt=COL&lq=COL, "
+                "hf:NAME?gt=COL&lq=COL) or a generating degradation",
+            )
 
 
 def _located(where: str, fn, *args, **kwargs):
@@ -184,7 +203,7 @@ def narrow(
         if datasets:
             update["datasets"] = list(datasets)
         if degradations:
-            update["degradations"] = [d for d in degradations if deg_tasks[d] == entry.task]
+            update["degradations"] = [d for d in degradations if deg_tasks[d] in (entry.task, "*")]
         if methods:
             update["methods"] = [m for m in methods if meth_tasks[m] == entry.task]
         if (degradations and not update["degradations"]) or (methods and not update["methods"]):
@@ -192,7 +211,7 @@ def narrow(
         block = entry.model_copy(update=update)
         if block not in blocks:  # options that override every list make a task's blocks equal
             blocks.append(block)
-    used = {e.task for e in blocks}
+    used = {e.task for e in blocks} | {"*"}
     for option, owners in (("--degradation", deg_tasks), ("--method", meth_tasks)):
         for value, owner in owners.items():
             if owner not in used:

@@ -34,6 +34,7 @@ class FolderSource(Source):
         if not root.is_dir():
             what = "does not exist" if not root.exists() else "is not a directory"
             raise UserError(f"dataset folder {root} {what}", hint=f"give a directory of {accepted} files")
+        _refuse_pair_tree(root, self.params.recursive)
         paths = root.rglob("*") if self.params.recursive else root.iterdir()
         candidates = [p for p in paths if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")]
         broken = sorted(p.relative_to(root).as_posix() for p in candidates if p.is_symlink() and not p.exists())
@@ -42,8 +43,54 @@ class FolderSource(Source):
         files = {p.relative_to(root).as_posix(): p for p in candidates if p.is_file()}
         if not files:
             where = "under" if self.params.recursive else "in"
-            raise UserError(f"no image files {where} {root}; accepted extensions: {accepted}")
+            folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+            hint = None
+            if {f.lower() for f in folders} & PAIR_FOLDERS:
+                hint = (
+                    f"its subfolders {', '.join(folders[:4])} look like pairs: use paired:gt=DIR&lq=DIR with given?..."
+                )
+            elif folders:
+                hint = "add ?recursive=true to read its subfolders"
+            raise UserError(f"no image files {where} {root}; accepted extensions: {accepted}", hint=hint)
         return [ImageRef(self.ref, key, file_hash(p), str(p)) for key, p in sorted(files.items())]
 
     def load(self, image: ImageRef) -> np.ndarray:
         return read_image(image.locator)
+
+
+PAIR_FOLDERS = {
+    "hr",
+    "lr",
+    "gt",
+    "lq",
+    "x2",
+    "x3",
+    "x4",
+    "x8",
+    "lr_bicubic",
+    "hr_mod",
+    "lr_mod",
+    "noisy",
+    "clean",
+    "target",
+    "input",
+}
+
+
+def _refuse_pair_tree(root: Path, recursive: bool) -> None:
+    """A tree whose subfolders look like ground truth and degraded inputs (BasicSR's HR/ and
+    LR_bicubic/X4/, SIDD's GT/ and NOISY/) is refused: read as one folder, the degraded inputs
+    would count as ground truth."""
+    subfolders = [p for p in root.iterdir() if p.is_dir()]
+    if recursive:
+        subfolders = [p for p in root.rglob("*") if p.is_dir()]
+    names = {p.name.lower() for p in subfolders}
+    suspicious = sorted(p.relative_to(root).as_posix() for p in subfolders if p.name.lower() in PAIR_FOLDERS)
+    looks_paired = len(names & PAIR_FOLDERS) >= 2 or any(n in names for n in ("lr_bicubic", "x2", "x3", "x4"))
+    if recursive and looks_paired:
+        raise UserError(
+            f"{root} looks like ground truth beside degraded inputs ({', '.join(suspicious[:4])}); read recursively "
+            "as one folder, the degraded images would be scored as ground truth",
+            hint=f"use paired:gt={root}/HR&lq={root}/LR_bicubic/X4&lq_template={{stem}}x4 (or a manifest:FILE.csv), "
+            "with given?scale=4",
+        )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from restorebench.core.errors import ImageLoadError, UserError
 from restorebench.core.interfaces import ImageRef, Params, Source
@@ -25,6 +25,16 @@ class HFParams(Params):
     split: str = "test"
     column: str | None = None
     limit: int | None = Field(None, ge=1)
+    gt: str | None = None  # with lq: a paired dataset, GT and LQ image columns
+    lq: str | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> HFParams:
+        if (self.gt is None) != (self.lq is None):
+            raise ValueError("a paired Hugging Face dataset needs both gt=COL and lq=COL")
+        if self.gt is not None and self.column is not None:
+            raise ValueError("give column=COL for a dataset of clean images, or gt=COL&lq=COL for pairs, not both")
+        return self
 
     @field_validator("target")
     @classmethod
@@ -33,7 +43,7 @@ class HFParams(Params):
         return os.path.abspath(target) if os.path.isdir(target) else target
 
 
-_HF_CACHE: dict[tuple[str, str, str | None], tuple[Any, str]] = {}
+_HF_CACHE: dict[tuple, tuple[Any, str, str | None]] = {}
 
 
 @register
@@ -43,36 +53,56 @@ class HFSource(Source):
     name = "hf"
     Params = HFParams
 
-    def _dataset(self) -> tuple[Any, str]:
-        """The split with its image column cast to undecoded bytes, and that column's name."""
+    @property
+    def paired(self) -> bool:  # type: ignore[override]
+        return self.params.gt is not None
+
+    def _dataset(self) -> tuple[Any, str, str | None]:
+        """The split with its image column(s) cast to undecoded bytes, the GT column and the LQ's."""
         p = self.params
-        key = (p.target, p.split, p.column)
+        key = (p.target, p.split, p.column, p.gt, p.lq)
         if key not in _HF_CACHE:
             import datasets
 
             ds = _open_split(p.target, p.split)
-            column = _image_column(ds, p.column, self.ref)
-            _HF_CACHE[key] = (ds.cast_column(column, datasets.Image(decode=False)), column)
+            column = _image_column(ds, p.gt or p.column, self.ref)
+            lq = _image_column(ds, p.lq, self.ref) if p.lq else None
+            for c in filter(None, (column, lq)):
+                ds = ds.cast_column(c, datasets.Image(decode=False))
+            _HF_CACHE[key] = (ds, column, lq)
         return _HF_CACHE[key]
 
     def list_images(self) -> list[ImageRef]:
-        ds, column = self._dataset()
+        ds, column, lq = self._dataset()
         rows = len(ds) if self.params.limit is None else min(len(ds), self.params.limit)
         refs, row = [], 0
-        for batch in ds.select(range(rows)).select_columns([column]).iter(batch_size=256):
-            for cell in batch[column]:
-                refs.append(ImageRef(self.ref, f"{row:05d}", _cell_hash(cell), str(row)))
+        columns = [column] + ([lq] if lq else [])
+        for batch in ds.select(range(rows)).select_columns(columns).iter(batch_size=256):
+            for i, cell in enumerate(batch[column]):
+                digest = _cell_hash(cell)
+                if lq:
+                    digest = hashlib.sha256(f"{digest}:{_cell_hash(batch[lq][i])}".encode()).hexdigest()
+                refs.append(ImageRef(self.ref, f"{row:05d}", digest, str(row)))
                 row += 1
         return refs
 
     def load(self, image: ImageRef) -> np.ndarray:
-        ds, column = self._dataset()
-        cell, name = ds[int(image.locator)][column], f"{self.ref} row {image.locator}"
-        if cell and cell.get("bytes"):
-            return decode_image(cell["bytes"], name)
-        if cell and cell.get("path"):
-            return read_image(cell["path"])
-        raise ImageLoadError(f"cannot decode {name}: the row holds neither image bytes nor a path")
+        ds, column, _ = self._dataset()
+        return _decode(ds[int(image.locator)][column], f"{self.ref} row {image.locator}")
+
+    def load_lq(self, image: ImageRef) -> np.ndarray:
+        ds, _, lq = self._dataset()
+        if lq is None:
+            return super().load_lq(image)
+        return _decode(ds[int(image.locator)][lq], f"{self.ref} row {image.locator} ({lq})")
+
+
+def _decode(cell: dict[str, Any] | None, name: str) -> np.ndarray:
+    if cell and cell.get("bytes"):
+        return decode_image(cell["bytes"], name)
+    if cell and cell.get("path"):
+        return read_image(cell["path"])
+    raise ImageLoadError(f"cannot decode {name}: the row holds neither image bytes nor a path")
 
 
 def _open_split(target: str, split: str) -> Any:

@@ -1,8 +1,9 @@
 """The noise level a denoiser's automatic parameters are chosen from.
 
-Gaussian noise: the true ``sigma`` of a ``gaussian`` degradation (non-blind, as in
-the BM3D / NL-means / DnCNN-S protocols). Salt-and-pepper: the true ``density`` of
-a ``saltpepper`` degradation. Anything else: ``sigma`` estimated from the noisy
+Gaussian noise: the true ``sigma`` of a ``gaussian`` degradation, or the one a pre-degraded
+pair stands for (``given?sigma=25``) (non-blind, as in the BM3D / NL-means / DnCNN-S
+protocols). Salt-and-pepper: the true ``density`` of a ``saltpepper`` degradation (or
+``given?density=``). Anything else: ``sigma`` estimated from the noisy
 input with scikit-image's wavelet-MAD estimator (Donoho & Johnstone), blind.
 """
 
@@ -48,9 +49,9 @@ def noise_level(item: Degraded) -> NoiseLevel:
     NoiseLevel(sigma=25.0, density=None, known=True)
     """
     params = item.params or {}
-    if item.degradation == "gaussian" and "sigma" in params:
+    if item.degradation in ("gaussian", "given") and "sigma" in params:
         return NoiseLevel(sigma=float(params["sigma"]))
-    if item.degradation == "saltpepper" and "density" in params:
+    if item.degradation in ("saltpepper", "given") and "density" in params:
         return NoiseLevel(density=float(params["density"]))
     return NoiseLevel(sigma=estimate_sigma(item.image), known=False)
 

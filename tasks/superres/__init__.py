@@ -12,6 +12,7 @@ from pathlib import Path
 
 from restorebench import Task, register
 from restorebench.tasks.superres import baselines, degradations, imresize, neural  # noqa: F401  (registers components)
+from restorebench.tasks.superres.degradations import given_pair
 
 TASK = Task(
     name="superres",
@@ -19,5 +20,6 @@ TASK = Task(
     "scored on Y with a border of scale pixels cropped",
     metrics=("psnr_y", "ssim_y", "psnr", "ssim"),
     suite=str(Path(__file__).with_name("suite.yaml")),
+    given=given_pair,
 )
 register(TASK)

@@ -41,7 +41,7 @@ def _scale(item: Degraded) -> int:
     if scale is None or int(scale) != scale or scale < 1:
         raise ValueError(
             f"{item.degradation!r} input has no integer 'scale' parameter (params: "
-            f"{dict(item.params)}); super-resolution methods need the bicubic degradation"
+            f"{dict(item.params)}); super-resolution methods need the bicubic degradation or given?scale=N"
         )
     return int(scale)
 

@@ -78,3 +78,28 @@ class Bicubic(Degradation):
         return Degraded(
             image=lr, degradation=self.name, params={"scale": scale}, crop_border=scale, reference=hr.astype(np.float32)
         )
+
+
+def given_pair(degraded: Degraded, clean: np.ndarray) -> Degraded:
+    """A pre-degraded pair (``given?scale=N``) under the same protocol as ``bicubic``: the HR
+    cropped to a multiple of the scale (the reference), the LR checked to be HR / scale,
+    ``scale`` pixels of border left out of the scores."""
+    scale = degraded.params.get("scale")
+    if scale is None:
+        raise ValueError("super-resolution pairs need the factor they stand for: given?scale=N")
+    scale = int(scale)
+    hr = modcrop(clean, scale)
+    want = (hr.shape[0] // scale, hr.shape[1] // scale)
+    if degraded.image.shape[:2] != want:
+        h, w = degraded.image.shape[:2]
+        raise ValueError(
+            f"the LR is {w}x{h}, but its HR ({clean.shape[1]}x{clean.shape[0]}, {hr.shape[1]}x{hr.shape[0]} after "
+            f"modcrop) needs {want[1]}x{want[0]} at scale {scale}"
+        )
+    return Degraded(
+        image=degraded.image,
+        degradation=degraded.degradation,
+        params={**degraded.params, "scale": scale},
+        crop_border=scale,
+        reference=hr,
+    )

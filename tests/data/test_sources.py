@@ -215,9 +215,10 @@ def test_folder_errors(tmp_path: Path):
 
 
 def test_reference_errors():
-    with pytest.raises(
-        UserError, match="unknown dataset source 'nope'; valid choices: bundled, folder, hf, sid, synthetic"
-    ):
+    from restorebench.core.registry import SOURCES
+
+    assert {"bundled", "folder", "hf", "sid", "synthetic"} <= set(SOURCES.names())
+    with pytest.raises(UserError, match=f"unknown dataset source 'nope'; valid choices: {', '.join(SOURCES.names())}"):
         build_source("nope:x")
     with pytest.raises(UserError, match="has no scheme") as exc:
         build_source("photos")

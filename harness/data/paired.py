@@ -1,0 +1,321 @@
+"""Pre-degraded pairs: ground truth (GT) beside its degraded input (LQ), and ``given``.
+
+- ``paired:gt=DIR&lq=DIR&lq_template={stem}x4`` -- two folders; the LQ of ``GT/baby.png``
+  is ``LQ/<lq_template>.*`` (``{stem}`` the GT's name without extension, as BasicSR's
+  ``filename_tmpl``), any image extension.
+- ``manifest:FILE.csv`` -- columns ``gt`` and ``lq`` (paths relative to the CSV), optional
+  ``key`` and level columns (``scale``, ``sigma``, ``density``, ``ratio``).
+- ``parquet:FILE_OR_DIR?gt=COL&lq=COL&key=COL`` -- image bytes, ``{bytes, path}`` structs or paths.
+- ``hf:NAME?gt=COL&lq=COL`` -- a Hugging Face dataset with two image columns (see ``data/hf.py``).
+
+The degradation ``given`` (``given?scale=4``, ``given?sigma=25``) hands the LQ image to the
+method, with the level it stands for; the task adapts the pair to its protocol (super-
+resolution: the HR modcropped, the LQ checked to be HR / scale, the border cropped).
+Pairing errors name the file (a GT without its LQ, an LQ without its GT, duplicate keys);
+a unit's size mismatch names both files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from restorebench.core.errors import ImageLoadError, UserError
+from restorebench.core.interfaces import Degradation, Degraded, ImageRef, Params, Source
+from restorebench.core.registry import TASKS, register
+from restorebench.data.images import IMAGE_EXTENSIONS, decode_image, file_hash, read_image
+
+LEVEL_KEYS = ("scale", "sigma", "density", "ratio")
+MAX_LISTED = 8  # pairing problems named in one error
+
+
+def _pair_ref(dataset: str, key: str, gt: str, lq: str, gt_hash: str, lq_hash: str, levels: dict) -> ImageRef:
+    """An image of a paired source: its content hash covers both files (and the levels)."""
+    digest = hashlib.sha256(f"{gt_hash}:{lq_hash}:{json.dumps(levels, sort_keys=True)}".encode()).hexdigest()
+    return ImageRef(dataset, key, digest, json.dumps({"gt": gt, "lq": lq, "levels": levels}))
+
+
+def _locator(image: ImageRef) -> dict[str, Any]:
+    return json.loads(image.locator)
+
+
+def _problems(kind: str, items: Iterable[str], hint: str) -> UserError:
+    items = list(items)
+    shown = "\n  ".join(items[:MAX_LISTED]) + (
+        f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
+    )
+    return UserError(f"{kind}:\n  {shown}", hint=hint)
+
+
+class _PairedFiles(Source):
+    """Pairs of image files; subclasses list them."""
+
+    paired = True
+
+    def load(self, image: ImageRef) -> np.ndarray:
+        return read_image(_locator(image)["gt"])
+
+    def load_lq(self, image: ImageRef) -> np.ndarray:
+        return read_image(_locator(image)["lq"])
+
+    def levels(self, image: ImageRef) -> dict[str, Any]:
+        return dict(_locator(image)["levels"])
+
+
+class PairedParams(Params):
+    gt: str = Field(min_length=1)
+    lq: str = Field(min_length=1)
+    lq_template: str = "{stem}"
+
+    @field_validator("gt", "lq")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        return str(Path(value).expanduser().absolute())
+
+    @field_validator("lq_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        if "{stem}" not in value:
+            raise ValueError("lq_template must contain {stem}, e.g. {stem}x4")
+        return value
+
+
+def _images(folder: Path, what: str) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise UserError(f"the {what} folder {folder} does not exist or is not a directory")
+    files = {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()}
+    if not files:
+        raise UserError(f"the {what} folder {folder} holds no image file ({', '.join(IMAGE_EXTENSIONS)})")
+    return files
+
+
+@register
+class PairedFolderSource(_PairedFiles):
+    """GT and LQ folders paired by name (``lq_template``, as BasicSR's ``filename_tmpl``)."""
+
+    name = "paired"
+    Params = PairedParams
+
+    def list_images(self) -> list[ImageRef]:
+        p = self.params
+        gt_files, lq_files = _images(Path(p.gt), "GT"), _images(Path(p.lq), "LQ")
+        by_stem: dict[str, list[Path]] = {}
+        for path in lq_files.values():
+            by_stem.setdefault(path.stem, []).append(path)
+        problems, refs, used = [], [], set()
+        stems = {}
+        for gt in gt_files.values():
+            if gt.stem in stems:
+                problems.append(f"GT {gt} and GT {stems[gt.stem]} have the same name (duplicate key {gt.stem})")
+                continue
+            stems[gt.stem] = gt
+            want = p.lq_template.format(stem=gt.stem)
+            found = by_stem.get(want, [])
+            if not found:
+                problems.append(f"GT {gt} has no LQ: expected {Path(p.lq) / want}.* (lq_template={p.lq_template})")
+            elif len(found) > 1:
+                problems.append(f"GT {gt} has {len(found)} LQ files: {', '.join(str(f) for f in found)}")
+            else:
+                used.add(found[0])
+                refs.append(
+                    _pair_ref(self.ref, gt.stem, str(gt), str(found[0]), file_hash(gt), file_hash(found[0]), {})
+                )
+        problems += [f"LQ {lq} has no GT (lq_template={p.lq_template})" for lq in lq_files.values() if lq not in used]
+        if problems:
+            raise _problems(
+                f"cannot pair {p.gt} with {p.lq}", problems, "every GT needs exactly one LQ and every LQ one GT"
+            )
+        return refs
+
+
+class ManifestParams(Params):
+    target: str = Field(min_length=1)
+
+    @field_validator("target")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        return str(Path(value).expanduser().absolute())
+
+
+@register
+class ManifestSource(_PairedFiles):
+    """A CSV of pairs: ``gt``, ``lq`` (paths relative to the CSV), optional ``key`` and level columns."""
+
+    name = "manifest"
+    Params = ManifestParams
+
+    def list_images(self) -> list[ImageRef]:
+        import pandas as pd
+
+        path = Path(self.params.target)
+        try:
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read manifest {path}: {exc}") from None
+        missing = [c for c in ("gt", "lq") if c not in table.columns]
+        if missing:
+            raise UserError(
+                f"manifest {path} lacks the column(s) {', '.join(missing)}; its columns: {', '.join(table.columns)}"
+            )
+        base, problems, refs, seen = path.parent, [], [], {}
+        for row, record in enumerate(table.to_dict("records"), start=2):  # row 1 is the header
+            gt, lq = (base / record[c] if record[c] else None for c in ("gt", "lq"))
+            key = record.get("key") or (Path(record["gt"]).stem if record["gt"] else f"row{row}")
+            levels = {k: float(record[k]) for k in LEVEL_KEYS if record.get(k)}
+            for what, file in (("GT", gt), ("LQ", lq)):
+                if file is None or not file.is_file():
+                    problems.append(f"row {row}: {what} {file or '(empty)'} does not exist")
+            if key in seen:
+                problems.append(f"row {row}: duplicate key {key!r} (row {seen[key]})")
+            seen.setdefault(key, row)
+            if not problems and gt is not None and lq is not None:
+                refs.append(_pair_ref(self.ref, key, str(gt), str(lq), file_hash(gt), file_hash(lq), levels))
+        if problems:
+            raise _problems(f"manifest {path} has bad rows", problems, "paths are relative to the CSV's folder")
+        return refs
+
+
+class ParquetParams(Params):
+    target: str = Field(min_length=1)
+    gt: str = "gt"
+    lq: str = "lq"
+    key: str | None = None
+
+    @field_validator("target")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        return str(Path(value).expanduser().absolute())
+
+
+_TABLES: dict[tuple[str, int], Any] = {}
+
+
+@register
+class ParquetSource(Source):
+    """A Parquet file (or a folder of them) with GT and LQ columns of image bytes, structs or paths."""
+
+    name = "parquet"
+    Params = ParquetParams
+    paired = True
+
+    def _table(self) -> Any:
+        p = self.params
+        # read once per process (and again if the file changes); the columns are checked per source
+        stamp = (p.target, os.stat(p.target).st_mtime_ns if os.path.exists(p.target) else 0)
+        if stamp not in _TABLES:
+            import pyarrow.parquet as pq
+
+            try:
+                _TABLES[stamp] = pq.read_table(p.target)
+            except (OSError, ValueError) as exc:
+                raise UserError(f"cannot read Parquet {p.target}: {exc}") from None
+        table = _TABLES[stamp]
+        missing = [c for c in (p.gt, p.lq, p.key) if c and c not in table.column_names]
+        if missing:
+            raise UserError(
+                f"Parquet {p.target} has no column {missing[0]!r}; its columns: {', '.join(table.column_names)}",
+                hint="name them with ?gt=COL&lq=COL",
+            )
+        return table
+
+    def _cell(self, column: str, row: int) -> Any:
+        return self._table().column(column)[row].as_py()
+
+    def list_images(self) -> list[ImageRef]:
+        p, table = self.params, self._table()
+        keys = table.column(p.key).to_pylist() if p.key else [f"{i:05d}" for i in range(table.num_rows)]
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise _problems(
+                f"Parquet {p.target} has duplicate keys", [str(k) for k in duplicates], "keys must be unique"
+            )
+        refs = []
+        for row, key in enumerate(keys):
+            gt_hash, lq_hash = (_cell_hash(self._cell(c, row)) for c in (p.gt, p.lq))
+            refs.append(_pair_ref(self.ref, str(key), str(row), str(row), gt_hash, lq_hash, {}))
+        return refs
+
+    def load(self, image: ImageRef) -> np.ndarray:
+        return _decode_cell(self._cell(self.params.gt, int(_locator(image)["gt"])), f"{self.ref} row {image.key} (gt)")
+
+    def load_lq(self, image: ImageRef) -> np.ndarray:
+        return _decode_cell(self._cell(self.params.lq, int(_locator(image)["lq"])), f"{self.ref} row {image.key} (lq)")
+
+
+def _cell_bytes(cell: Any) -> tuple[bytes | None, str | None]:
+    if isinstance(cell, (bytes, bytearray)):
+        return bytes(cell), None
+    if isinstance(cell, dict):
+        return cell.get("bytes"), cell.get("path")
+    if isinstance(cell, str):
+        return None, cell
+    return None, None
+
+
+def _cell_hash(cell: Any) -> str:
+    data, path = _cell_bytes(cell)
+    if data:
+        return hashlib.sha256(data).hexdigest()
+    return file_hash(Path(path)) if path and os.path.isfile(path) else hashlib.sha256(str(path).encode()).hexdigest()
+
+
+def _decode_cell(cell: Any, name: str) -> np.ndarray:
+    data, path = _cell_bytes(cell)
+    if data:
+        return decode_image(data, name)
+    if path:
+        return read_image(path)
+    raise ImageLoadError(f"cannot decode {name}: the cell holds neither image bytes nor a path")
+
+
+# ---------------------------------------------------------------- the degradation
+
+
+class GivenParams(Params):
+    scale: int | None = Field(None, ge=2, le=8, description="super-resolution factor the LQ stands for")
+    sigma: float | None = Field(None, ge=0, description="Gaussian noise std (0-255) the LQ stands for")
+    density: float | None = Field(None, gt=0, lt=1, description="salt-and-pepper density the LQ stands for")
+    ratio: float | None = Field(None, gt=0, description="exposure ratio the LQ stands for")
+
+
+@register
+class Given(Degradation):
+    """The degraded input a paired source holds, with the level it stands for."""
+
+    name = "given"
+    task = "*"
+    level = LEVEL_KEYS
+    needs_pairs = True
+    Params = GivenParams
+
+    def degrade(self, source: Source, image: ImageRef, clean: np.ndarray, rng: np.random.Generator) -> Degraded:
+        if not source.paired:
+            raise UserError(f"given needs a paired source; {source.ref} has no degraded inputs")
+        levels = {k: v for k, v in self.params.model_dump().items() if v is not None}
+        for key, value in source.levels(image).items():
+            if key in levels and float(levels[key]) != float(value):
+                raise ValueError(
+                    f"{image.key}: the source says {key}={value:g}, the degradation given?{key}={levels[key]:g}"
+                )
+            levels.setdefault(key, int(value) if key == "scale" else value)
+        degraded = Degraded(image=source.load_lq(image), degradation=self.name, params=levels)
+        task = TASKS.get(self.for_task) if getattr(self, "for_task", None) in TASKS else None
+        if task is not None and task.given is not None:
+            return task.given(degraded, clean)
+        if degraded.image.shape[:2] != clean.shape[:2]:
+            raise ValueError(f"the LQ is {_size(degraded.image)}, its GT {_size(clean)}: they must be the same size")
+        return degraded
+
+    def apply(self, image: np.ndarray, rng: np.random.Generator) -> Degraded:
+        raise UserError("given reads the degraded input of a paired source; it cannot degrade an image itself")
+
+
+def _size(img: np.ndarray) -> str:
+    return f"{img.shape[1]}x{img.shape[0]}"
