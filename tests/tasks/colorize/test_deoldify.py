@@ -273,7 +273,9 @@ def test_the_feature_loss_matches_the_pconv_encoder_away_from_the_border(tmp_pat
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.1, 0.1)
             module.running_var.uniform_(0.5, 1.5)
-    path = save_checkpoint(tmp_path / "pconv.safetensors", net.state_dict(), {"architecture": "pconv", "config": config})
+    path = save_checkpoint(
+        tmp_path / "pconv.safetensors", net.state_dict(), {"architecture": "pconv", "config": config}
+    )
     monkeypatch.setattr(training, "FEATURE_CHECKPOINT", path)
     monkeypatch.setattr(training, "_FEATURES", {})
     rgb = torch.rand(1, 3, 64, 64)
