@@ -80,6 +80,14 @@ def run(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the results cache")] = False,
     fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 when any unit failed")] = False,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N images of every dataset")] = None,
+    save_outputs: Annotated[
+        bool,
+        typer.Option(
+            "--save-outputs",
+            help="Write every restored image to RUN_DIR/outputs/DATASET/DEGRADATION/METHOD/IMAGE.png "
+            "(8-bit where the task scores 8-bit outputs, else 16-bit); computes every unit",
+        ),
+    ] = False,
     report_dir: Annotated[
         Path | None, typer.Option("--report", help="Also write the leaderboard (md, csv, html) here")
     ] = None,
@@ -104,6 +112,7 @@ def run(
         resume=resume,
         use_cache=not no_cache,
         limit=limit,
+        save_outputs=save_outputs,
     )
     with progress_bar() as progress:
         summary = run_suite(options, progress=progress)

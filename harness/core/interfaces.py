@@ -138,9 +138,18 @@ class Source(Component):
         """What a paired source says the degradation of ``image`` was (e.g. its ``scale``)."""
         return {}
 
+    # What listing found out about the copy, for its leaderboard rows: a card's verdict
+    # ("verified (pixels of 5 files)", "differs from card: ...") or "" when nothing is checked.
+    check: str = ""
+
     def list_images(self) -> list[ImageRef]:
         """The dataset's images, in a stable order."""
         raise NotImplementedError
+
+    def published(self, task: str, degradation: Degradation, method: Method) -> dict[str, tuple[float, str]]:
+        """Results published on this dataset for one (degradation, method): metric to
+        (value, citation). Only a dataset card knows any."""
+        return {}
 
     def load(self, image: ImageRef) -> np.ndarray:
         """The image as float32 HWC in [0, 1] (1 or 3 channels)."""

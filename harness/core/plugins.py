@@ -25,6 +25,7 @@ ENGINE_MODULES = (
     "restorebench.data.synthetic",
     "restorebench.data.hf",
     "restorebench.data.paired",
+    "restorebench.data.cards",
     "restorebench.score.entries",
 )
 TASKS_PACKAGE = "restorebench.tasks"

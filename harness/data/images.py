@@ -48,11 +48,9 @@ def to_float_image(arr: np.ndarray) -> np.ndarray:
     raise ValueError(f"unsupported image dtype {arr.dtype}; expected uint8, uint16, bool or float in [0, 1]")
 
 
-def decode_image(data: bytes, name: str) -> np.ndarray:
-    """Decode PNG/JPEG/TIFF/BMP bytes (16 bits kept, palettes expanded) with :func:`to_float_image`.
-
-    ``name`` (a path or row) only labels the :class:`ImageLoadError` raised on failure.
-    """
+def decode_array(data: bytes, name: str) -> np.ndarray:
+    """Decode PNG/JPEG/TIFF/BMP bytes to their stored pixels: uint8 or uint16, HxW (gray) or
+    HxWxC in RGB(A) order, palettes expanded. ``name`` labels the :class:`ImageLoadError`."""
     import cv2
 
     if not data:
@@ -65,12 +63,29 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
         raise ImageLoadError(f"cannot decode {name}: not a PNG/JPEG/TIFF/BMP image or corrupt ({len(data)} bytes)")
     if arr.ndim == 3 and data[:8] == _PNG_SIGNATURE and len(data) > 25 and data[25] in (0, 4):
         arr = arr[:, :, 0]  # a gray(+alpha) PNG that the decoder expanded to BGR(A)
-    elif arr.ndim == 3 and arr.shape[2] >= 3:
-        arr = arr[:, :, [2, 1, 0]]  # BGR(A) -> RGB, alpha dropped
+    elif arr.ndim == 3 and arr.shape[2] == 3:
+        arr = arr[:, :, ::-1]  # BGR -> RGB
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[:, :, [2, 1, 0, 3]]  # BGRA -> RGBA
+    return arr
+
+
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    """Decode PNG/JPEG/TIFF/BMP bytes (16 bits kept, palettes expanded) with :func:`to_float_image`.
+
+    ``name`` (a path or row) only labels the :class:`ImageLoadError` raised on failure.
+    """
     try:
-        return to_float_image(arr)
+        return to_float_image(decode_array(data, name))
     except ValueError as exc:
         raise ImageLoadError(f"cannot decode {name}: {exc}") from None
+
+
+def pixel_sha256(pixels: np.ndarray) -> str:
+    """SHA-256 of decoded pixels as C-ordered bytes (HxW for gray, HxWxC otherwise): the same
+    for a BMP and its lossless PNG, different for a JPEG re-encode or a gray/colour change."""
+    arr = pixels[:, :, 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
+    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
@@ -87,3 +102,18 @@ def file_hash(path: Path) -> str:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return hashlib.sha256(f"unreadable:{path}".encode()).hexdigest()
+
+
+def encode_png(img: np.ndarray, bits: int = 8) -> bytes:
+    """A float image in [0, 1] (HxWx1 or HxWx3) as PNG bytes, rounded to 8 or 16 bits."""
+    import cv2
+
+    if bits not in (8, 16):
+        raise ValueError(f"bits must be 8 or 16, got {bits}")
+    top = 255 if bits == 8 else 65535
+    arr = np.round(np.clip(img, 0, 1) * top).astype(np.uint8 if bits == 8 else np.uint16)
+    arr = arr[:, :, 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr[:, :, ::-1]  # RGB -> BGR for OpenCV
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(arr))
+    if not ok:  # pragma: no cover - OpenCV refuses only shapes validated away before
+        raise ValueError(f"cannot encode an image of shape {img.shape} as PNG")
+    return data.tobytes()

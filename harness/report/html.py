@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from restorebench.report.figures import figure_bytes, level_figure, runtime_figure, sample_figure
-from restorebench.report.leaderboard import format_cell, shown_columns
+from restorebench.report.leaderboard import format_cell, section_note, shown_columns
 from restorebench.report.samples import sample_dir, slug
 
 if TYPE_CHECKING:
@@ -188,7 +188,14 @@ def _task_section(
     ]
     groups = list(board.groupby(["dataset", "degradation"], sort=True))
     for (dataset, degradation), table in groups:
-        parts += [f"<h3>{escape(dataset)} · {escape(degradation)}</h3>", table_html(table, task, dataset, degradation)]
+        parts.append(f"<h3>{escape(dataset)} · {escape(degradation)}</h3>")
+        note = section_note(table)
+        if note:
+            parts.append(f'<p class="meta">{escape(note.replace("**", ""))}</p>')
+        parts.append(table_html(table, task, dataset, degradation))
+        sources = sorted({s for s in table["published_source"] if s})
+        if sources:
+            parts.append(f'<p class="meta">Published: {escape("; ".join(sources))}</p>')
     parts += [
         "<h3>Quality against runtime</h3>",
         writer.embed_or_note(

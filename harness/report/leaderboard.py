@@ -51,6 +51,7 @@ def leaderboard(results: Any, *, rank_by: str | None = None) -> Any:
         params=("method_params", "first"),
         images=("image", "nunique"),
         failed=("_ok", lambda s: int((~s).sum())),
+        dataset_check=("dataset_check", lambda s: next((str(v) for v in s if isinstance(v, str) and v), "")),
     )
     runtime = pd.DataFrame(
         {
@@ -72,12 +73,54 @@ def leaderboard(results: Any, *, rank_by: str | None = None) -> Any:
     table["rank"] = group.rank(ascending=False, method="min").fillna(group.transform("size")).astype(int)
     table["gap_db"] = ranking - group.transform("max")
     table = table.sort_values(keys[:3] + ["rank", "method"]).reset_index(drop=True)
+    table = _with_published(table, results, keys)
     columns = (
         ["rank", "kind", "non_blind", "params"]
         + metric_cols
-        + ["gap_db", "runtime_ms", "runtime_ms_per_mp", "images", "failed"]
+        + ["gap_db", *PUBLISHED, "runtime_ms", "runtime_ms_per_mp", "images", "failed", "dataset_check"]
     )
     return table[keys + columns]
+
+
+PUBLISHED = ("published_metric", "published", "delta_published", "published_source")
+
+
+def published_values(rows: Any) -> dict[str, Any]:
+    """The published number beside one group's rows (task, dataset, degradation, method):
+    the metric (the task's earliest with a published value), the value, ours minus it, its
+    source. Empty when no row has one."""
+    if "published" not in rows.columns:
+        return {}
+    has = rows[rows["published"].notna()]
+    if has.empty:
+        return {}
+    from restorebench.core.registry import TASKS
+
+    task = rows["task"].iloc[0]
+    order = list(TASKS.get(task).metrics) if task in TASKS else []
+    metrics = sorted(has["metric"].unique(), key=lambda m: (order.index(m) if m in order else len(order), m))
+    metric = metrics[0]
+    first = has[has["metric"] == metric].iloc[0]
+    ours = rows[(rows["metric"] == metric) & (rows["status"] == "ok")]["value"].mean()
+    value = float(first["published"])
+    return {
+        "published_metric": metric,
+        "published": value,
+        "delta_published": float(ours) - value,
+        "published_source": str(first["published_source"]),
+    }
+
+
+def _with_published(table: Any, results: Any, keys: list[str]) -> Any:
+    """The leaderboard with the published columns (NaN/empty where nothing is published)."""
+    import pandas as pd
+
+    found = {key: published_values(group) for key, group in results.groupby(keys) if "published" in group}
+    frame = pd.DataFrame([{**dict(zip(keys, k)), **v} for k, v in found.items() if v], columns=[*keys, *PUBLISHED])
+    out = table.merge(frame, on=keys, how="left")
+    out["published_metric"] = out["published_metric"].fillna("")
+    out["published_source"] = out["published_source"].fillna("")
+    return out.astype({"published": float, "delta_published": float})
 
 
 def _fmt(value: Any, column: str) -> str:
@@ -114,8 +157,17 @@ def to_markdown(board: Any, *, title: str = "Leaderboard") -> str:
     if board.empty:
         return f"# {title}\n\nNo results.\n"
     parts = [f"# {title}", ""]
+    sources: list[str] = []
     for (task, dataset, degradation), table in board.groupby(["task", "dataset", "degradation"], sort=True):
-        parts += [f"## {task} · {dataset} · {degradation}", "", markdown_table(table, shown_columns(table)), ""]
+        parts += [f"## {task} · {dataset} · {degradation}", ""]
+        check = section_note(table)
+        if check:
+            parts += [check, ""]
+        parts += [markdown_table(table, shown_columns(table)), ""]
+        sources += [s for s in table.get("published_source", []) if s and s not in sources]
+    if sources:
+        parts += ["Published numbers (`published`, `delta_published` = ours minus published):", ""]
+        parts += [f"- {s}" for s in sources] + [""]
     parts.append(
         "Means over images; PSNR in dB on 8-bit outputs; `gap_db`: behind the best method in the ranking metric (the task's first, e.g. psnr_y for superres); "
         "`non_blind`: the method was given the true noise level; runtime: `restore` only, after a warm-up. "
@@ -127,11 +179,24 @@ def to_markdown(board: Any, *, title: str = "Leaderboard") -> str:
 FIXED = ("rank", "kind", "non_blind", "params", "gap_db", "runtime_ms", "runtime_ms_per_mp", "images", "failed")
 
 
+def section_note(table: Any) -> str:
+    """What a dataset card found of the copy a table was scored on ('' for other datasets)."""
+    checks = [c for c in table.get("dataset_check", []) if isinstance(c, str) and c]
+    if not checks:
+        return ""
+    warn = "**Not comparable with published numbers:** " if checks[0].startswith("differs") else ""
+    return f"{warn}dataset card: {checks[0]}."
+
+
 def shown_columns(table: Any) -> list[str]:
-    """One table's columns: the group keys left out, and metrics no row of it has (another
-    task's, in a board of several) dropped, unless no metric has a value at all."""
-    columns = [c for c in table.columns if c not in ("task", "dataset", "degradation")]
-    metrics = [c for c in columns if c not in FIXED and c != "method"]
+    """One table's columns: the group keys left out (and the card check, said above the
+    table), the published ones only where a row has one, and metrics no row of it has
+    (another task's, in a board of several) dropped, unless no metric has a value at all."""
+    hidden = {"task", "dataset", "degradation", "dataset_check", "published_source"}
+    if "published" not in table or table["published"].isna().all():
+        hidden |= set(PUBLISHED)
+    columns = [c for c in table.columns if c not in hidden]
+    metrics = [c for c in columns if c not in FIXED and c != "method" and c not in PUBLISHED]
     empty = {c for c in metrics if table[c].isna().all()}
     if len(empty) == len(metrics):
         empty = set()

@@ -14,7 +14,7 @@ WHAT = {
     "methods": "restoration methods: kind, resources, blind or not, parameters with defaults",
     "degradations": "degradations and their parameters",
     "metrics": "metrics with their protocol version",
-    "datasets": "dataset source schemes (folder:, hf:, bundled:, ...)",
+    "datasets": "dataset source schemes (folder:, hf:, paired:, ...) and the dataset cards (card:set5, ...)",
     "checkpoints": "the committed checkpoints, with how each was trained",
 }
 
@@ -154,7 +154,26 @@ def _datasets() -> list[dict[str, Any]]:
             "parameters": _parameters(c.Params, frozenset({"target"})),
         }
         for n, c in SOURCES.items()
-    ]
+    ] + _cards()
+
+
+def _cards() -> list[dict[str, Any]]:
+    """The built-in dataset cards, read with ``card:NAME?root=DIR``."""
+    from restorebench.data.cards import builtin_cards, load_card
+
+    rows = []
+    for name in builtin_cards():
+        card = load_card(name)
+        published = f"; {len(card.published)} published results" if card.published else ""
+        rows.append(
+            {
+                "scheme": f"card:{name}",
+                "description": f"{card.title}: checks {card.checks} of {len(card.files)} files{published}; "
+                f"get it: {card.get.strip()}",
+                "parameters": "root=DIR (required), allow_mismatch=false",
+            }
+        )
+    return rows
 
 
 def _checkpoints() -> list[dict[str, Any]]:

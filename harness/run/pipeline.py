@@ -42,6 +42,7 @@ class RunOptions:
     use_cache: bool = True
     cache_path: Path | None = None
     limit: int | None = None  # the first N images of every source
+    save_outputs: bool = False  # every restored image as a PNG under RUN_DIR/outputs (units computed, not cached)
 
 
 @dataclass
@@ -103,7 +104,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     if options.seed is not None:
         suite = suite.model_copy(update={"seed": options.seed})
     resolved = resolve(suite, origin=origin)
-    plan = make_plan(resolved, limit=options.limit)
+    plan = make_plan(resolved, limit=options.limit, save_outputs=options.save_outputs)
     units = plan.units
 
     out = options.out or Path("runs") / f"{slug(resolved.name)}-{datetime.now():%Y%m%d-%H%M%S}"
@@ -117,7 +118,8 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     cache = ResultCache(options.cache_path) if options.use_cache else NoCache()
     try:
         record.start()
-        hits = cache.get_many([u.unit_id for u in todo])
+        # a cached result has no image: with --save-outputs every unit is computed (and cached)
+        hits = {} if options.save_outputs else cache.get_many([u.unit_id for u in todo])
         if hits:
             record(list(hits.values()))
         summary.from_cache = len(hits)

@@ -78,6 +78,8 @@ class Plan:
     units: list[WorkUnit]
     methods: dict[str, MethodInfo] = field(default_factory=dict)  # by build_ref
     metric_versions: dict[str, str] = field(default_factory=dict)
+    dataset_checks: dict[str, str] = field(default_factory=dict)  # by dataset ref: a card's verdict
+    published: dict[tuple[str, str, str], dict[str, tuple[float, str]]] = field(default_factory=dict)
 
     def unit(self, uid: str) -> WorkUnit:
         return self._by_id[uid]
@@ -111,14 +113,17 @@ def load_suite(name: str | None) -> tuple[Suite, str]:
     return parse_suite({"name": "default", "seed": 0, "tasks": [b.model_dump() for b in blocks]}), "default suite"
 
 
-def make_plan(resolved: ResolvedSuite, *, limit: int | None = None) -> Plan:
+def make_plan(resolved: ResolvedSuite, *, limit: int | None = None, save_outputs: bool = False) -> Plan:
     """Every work unit of a resolved suite, and what each of its methods is; ``limit``: only
-    the first N images of each source (in its stable order), for quick runs and smoke tests."""
+    the first N images of each source (in its stable order), for quick runs and smoke tests;
+    ``save_outputs``: the workers send every restored image back."""
     from restorebench.score.entries import metric_versions
 
     units: list[WorkUnit] = []
     methods: dict[str, MethodInfo] = {}
     versions_all: dict[str, str] = {}
+    checks: dict[str, str] = {}
+    published: dict[tuple[str, str, str], dict[str, tuple[float, str]]] = {}
     for block in resolved.tasks:
         versions = metric_versions(block.metrics)
         versions_all.update(versions)
@@ -126,7 +131,14 @@ def make_plan(resolved: ResolvedSuite, *, limit: int | None = None) -> Plan:
             methods.setdefault(m.build_ref, MethodInfo.of(m))
         identities = {m.build_ref: m.identity() for m in block.methods}
         for source in block.sources:
-            for index, image in enumerate(source.list_images()[:limit]):
+            images = source.list_images()[:limit]
+            checks[source.ref] = source.check
+            for d in block.degradations:
+                for m in block.methods:
+                    found = source.published(block.task.name, d, m)
+                    if found:
+                        published[(source.ref, d.ref, m.build_ref)] = found
+            for index, image in enumerate(images):
                 for d in block.degradations:
                     for m in block.methods:
                         uid = unit_id(
@@ -149,12 +161,13 @@ def make_plan(resolved: ResolvedSuite, *, limit: int | None = None) -> Plan:
                                 resolved.seed,
                                 block.task.quantize_output,
                                 keep_sample=index == 0,
+                                save_output=save_outputs,
                             )
                         )
     unique = {u.unit_id: u for u in units}
     if len(unique) < len(units):
         log.warning("%s", duplicates_message(resolved, units))
-    return Plan(resolved, list(unique.values()), distinct_labels(methods), versions_all)
+    return Plan(resolved, list(unique.values()), distinct_labels(methods), versions_all, checks, published)
 
 
 def duplicates_message(resolved: ResolvedSuite, units: list[WorkUnit]) -> str:

@@ -41,17 +41,27 @@ class Recorder:
             self.progress(self.finished, len(self.plan.units))
 
     def __call__(self, results: list[UnitResult]) -> None:
-        from restorebench.report.samples import save_sample
+        from restorebench.report.samples import save_output, save_sample
 
         rows = []
         for r in results:
             unit = self.plan.unit(r.unit_id)
             info = self.plan.methods[unit.method]
             rows.extend(
-                rows_for(unit, r, run_id=self.run_id, method=info.columns(), metric_versions=self.plan.metric_versions)
+                rows_for(
+                    unit,
+                    r,
+                    run_id=self.run_id,
+                    method=info.columns(),
+                    metric_versions=self.plan.metric_versions,
+                    dataset_check=self.plan.dataset_checks.get(unit.dataset, ""),
+                    published=self.plan.published.get((unit.dataset, unit.degradation, unit.method)),
+                )
             )
             if r.sample is not None:
                 save_sample(self.run_dir.samples, unit, info.label, r.sample)
+            if r.output is not None:
+                save_output(self.run_dir.outputs, unit, info.label, r.output)
             if r.status == "skipped":
                 self.skipped.append(r.error)
             elif r.status != "ok":

@@ -46,6 +46,9 @@ COLUMNS = [
     "status",
     "error",
     "cached",
+    "dataset_check",  # a dataset card's verdict on the copy ("" for other sources)
+    "published",  # the value published for this (dataset, degradation, method, metric), if any
+    "published_source",
 ]
 
 
@@ -56,12 +59,15 @@ def rows_for(
     run_id: str,
     method: dict[str, Any],
     metric_versions: dict[str, str],
+    dataset_check: str = "",
+    published: dict[str, tuple[float, str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Tidy rows (one per metric) for one unit's result.
 
     ``method`` holds the method's labels: ``method`` (its reference), ``method_kind``
-    and ``method_version``.
+    and ``method_version``; ``published`` the literature's value per metric, with its source.
     """
+    published = published or {}
     base = {
         "run_id": run_id,
         "unit_id": unit.unit_id,
@@ -78,12 +84,15 @@ def rows_for(
         "status": result.status,
         "error": result.error,
         "cached": result.cached,
+        "dataset_check": dataset_check,
     }
     rows = []
     oracles = [(f"oracle_{m}", m) for m in unit.metrics if f"oracle_{m}" in result.metrics]
     for m, version_of in [(m, m) for m in unit.metrics] + oracles:
         value = result.metrics.get(m, float("nan"))
         row = {**base, "metric": m, "metric_version": metric_versions[version_of], "value": value}
+        if m in published:
+            row.update(published=published[m][0], published_source=published[m][1])
         if m in result.metric_errors:
             row.update(status="failed", error=f"{unit.image.key}: metric {m}: {result.metric_errors[m]}")
         rows.append(row)
@@ -107,6 +116,7 @@ class RunDir:
         self.path = Path(path)
         self.shards = self.path / "shards"
         self.samples = self.path / "samples"
+        self.outputs = self.path / "outputs"  # restored images, with --save-outputs
 
     @classmethod
     def open(cls, path: str | Path, spec: dict[str, Any], *, resume: bool) -> RunDir:

@@ -30,6 +30,7 @@ class WorkUnit:
     seed: int
     quantize: bool = True
     keep_sample: bool = False  # return a crop of clean / degraded / restored for the report
+    save_output: bool = False  # return the restored image as PNG bytes (--save-outputs)
 
     @property
     def dataset(self) -> str:
@@ -87,5 +88,6 @@ class UnitResult:
     device: str = ""
     error: str = ""
     sample: dict[str, np.ndarray] | None = None
+    output: bytes | None = None  # the restored image as PNG (8-bit when scored quantised, else 16-bit)
     cached: bool = False
     node: str = ""  # the Ray node that computed it (empty in-process)

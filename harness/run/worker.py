@@ -21,6 +21,7 @@ import numpy as np
 
 from restorebench.core.errors import SkipUnit
 from restorebench.core.interfaces import Degraded, ImageRef, Method, Source
+from restorebench.data.images import encode_png
 from restorebench.run.units import UnitResult, WorkUnit, degradation_rng
 
 log = logging.getLogger(__name__)
@@ -178,9 +179,11 @@ def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResul
             "degraded": _centre_crop(_displayable(degraded.image)),
             "restored": _centre_crop(restored),
         }
+    output = encode_png(restored, 8 if unit.quantize else 16) if unit.save_output else None
     return UnitResult(
         unit_id=unit.unit_id,
         status="ok",
+        output=output,
         metrics=values,
         metric_errors=metric_errors,
         runtime_s=runtime,

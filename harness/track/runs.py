@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from restorebench.report.leaderboard import scored
+from restorebench.report.leaderboard import published_values, scored
 from restorebench.track.client import check_reachable, experiment_id, git_commit, mlflow_client, store_lock
 
 EXPERIMENT = "restorebench"
@@ -174,6 +174,9 @@ def _log_child(
                 Metric("runtime_s_mean", float(runtime.mean()), now, 0),
                 Metric("runtime_s_per_mp", float(runtime.sum() / per_unit["megapixels"].sum()), now, 0),
             ]
+        published = published_values(group)
+        if published:
+            metrics += [Metric(k, published[k], now, 0) for k in ("published", "delta_published")]
         params = {
             "task": task,
             "dataset": dataset,
@@ -181,7 +184,11 @@ def _log_child(
             "method": method,
             "method_version": first["method_version"],
             "images": group["image"].nunique(),
+            **{k: published[k] for k in ("published_metric", "published_source") if published},
         }
+        check = next((c for c in group["dataset_check"] if isinstance(c, str) and c), "")
+        if check:
+            client.set_tag(cid, "dataset_check", check)
         client.log_batch(
             cid, metrics=[m for m in metrics if _finite(m.value)], params=[Param(k, str(v)) for k, v in params.items()]
         )

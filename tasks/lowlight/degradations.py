@@ -125,9 +125,7 @@ class Sid(Degradation):
         )
 
     def degrade(self, source: Source, image: ImageRef, clean: np.ndarray, rng: np.random.Generator) -> Degraded:
-        from restorebench.tasks.lowlight.sources import SidSource
-
-        if not isinstance(source, SidSource):
+        if not callable(getattr(source, "load_short", None)):  # a sid: source, or a card read through one
             raise ValueError(
                 f"the 'sid' degradation needs a sid: dataset, not {source.ref!r}; "
                 "for other images use 'lowlight?ratio=...'"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from restorebench.core.errors import UserError
+from restorebench.core.refs import slug
 from restorebench.run.pipeline import RunOptions, run_suite
 from tests.runs import denoise_run
 
@@ -82,3 +84,36 @@ def test_limit_takes_the_first_images_and_is_part_of_the_suite(image_folder, tmp
         denoise_run(image_folder, out, ("denoise/median",), limit=1, resume=True)
     with pytest.raises(UserError, match="--limit must be at least 1"):
         denoise_run(image_folder, tmp_path / "zero", ("denoise/median",), limit=0)
+
+
+def test_save_outputs_writes_the_scored_pixels_of_every_unit(image_folder, tmp_path):
+    from restorebench.data.images import decode_array, read_image
+    from restorebench.score.metrics import psnr
+
+    out = tmp_path / "run"
+    summary = denoise_run(image_folder, out, ("denoise/median", "denoise/gaussian"), save_outputs=True, use_cache=False)
+    assert summary.failed == 0
+    saved = sorted((out / "outputs").rglob("*.png"))
+    assert len(saved) == 6  # 3 images x 2 methods
+    rows = summary.results[summary.results["metric"] == "psnr"]
+    for _, row in rows.iterrows():
+        folder = out / "outputs" / slug(row["dataset"]) / "gaussian_sigma-25" / slug(row["method"])
+        png = folder / f"{row['image'].rsplit('.', 1)[0]}.png"
+        pixels = decode_array(png.read_bytes(), png.name)
+        assert pixels.dtype == np.uint8  # denoise scores 8-bit outputs
+        clean = read_image(image_folder / row["image"])
+        # the saved file holds exactly the pixels that were scored
+        assert psnr(pixels.reshape(clean.shape).astype(np.float64) / 255, clean) == pytest.approx(
+            row["value"], abs=1e-6
+        )
+
+
+def test_sixteen_bit_outputs_round_trip():
+    from restorebench.data.images import decode_array, encode_png
+
+    img = np.random.default_rng(0).random((5, 7, 3)).astype(np.float32)
+    pixels = decode_array(encode_png(img, 16), "x")
+    assert pixels.dtype == np.uint16 and pixels.shape == (5, 7, 3)
+    assert np.abs(pixels / 65535 - img).max() <= 0.5 / 65535 + 1e-7
+    gray = decode_array(encode_png(img[:, :, :1], 8), "x")
+    assert gray.shape == (5, 7) and gray.dtype == np.uint8

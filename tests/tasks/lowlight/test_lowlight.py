@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from restorebench import ImageLoadError
+from restorebench import ImageLoadError, UserError
 from restorebench.core.build import build_source
 from restorebench.core.interfaces import Degraded
 from restorebench.score.metrics import psnr
@@ -304,6 +304,32 @@ def test_sid_run_end_to_end_records_bad_lines_as_failed_units(sid_tree, tmp_path
         (8, "10009_00_0.1s.ARW"),
     ]:
         assert f"line {line} " in errors and name in errors
+
+
+def test_the_sid_card_reads_a_copy_through_the_sid_source(sid_tree, tmp_path):
+    from restorebench.run.pipeline import RunOptions, run_suite
+
+    root, list_file = sid_tree
+    with pytest.raises(UserError, match="Sony_test_list.txt: missing"):
+        build_source(f"card:sid-sony-test?root={root}").list_images()
+    list_file.rename(root / "Sony_test_list.txt")
+    card = build_source(f"card:sid-sony-test?root={root}")
+    assert card.paired is False and len(card.list_images()) == 6  # the test split of the list
+    assert card.check == "verified (names of 1 files)"
+    summary = run_suite(
+        RunOptions(
+            tasks=("lowlight",),
+            datasets=(f"card:sid-sony-test?root={root}",),
+            degradations=("sid",),
+            methods=("lowlight/camera",),
+            executor="local",
+            tracking=False,
+            out=tmp_path / "run",
+        )
+    )
+    assert summary.units == 6 and summary.computed == 2 and summary.failed == 4
+    ok = summary.results[summary.results["status"] == "ok"]
+    assert set(ok["dataset"]) == {f"card:sid-sony-test?root={root}"}
 
 
 # ---------------------------------------------------------------- baselines
