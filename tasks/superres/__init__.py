@@ -18,7 +18,7 @@ TASK = Task(
     name="superres",
     description="upscale images shrunk x2/x3/x4 with MATLAB bicubic imresize (LR rounded to uint8); "
     "scored on Y with a border of scale pixels cropped",
-    metrics=("psnr_y", "ssim_y", "psnr", "ssim"),
+    metrics=("psnr_y", "ssim_y", "psnr_y_matlab", "psnr", "ssim"),
     suite=str(Path(__file__).with_name("suite.yaml")),
     given=given_pair,
 )

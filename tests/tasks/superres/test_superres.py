@@ -233,5 +233,5 @@ def test_upscalers_need_a_scale():
 
 
 def test_task_metadata_and_suite():
-    assert TASK.name == "superres" and TASK.metrics == ("psnr_y", "ssim_y", "psnr", "ssim")
+    assert TASK.name == "superres" and TASK.metrics == ("psnr_y", "ssim_y", "psnr_y_matlab", "psnr", "ssim")
     assert Path(TASK.suite).is_file() and Path(TASK.suite).parent.name == "superres"
