@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -99,14 +100,50 @@ def rows_for(
     return rows
 
 
-def write_parquet_atomic(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """Write rows to ``path`` via a temporary file and a rename."""
-    import pandas as pd
+_FLOATS = {"method_params", "value", "runtime_s", "megapixels", "published"}
+_BOOLS = {"non_blind", "cached"}
 
-    frame = pd.DataFrame(list(rows), columns=COLUMNS)
+
+def schema() -> Any:
+    """The results table's Arrow schema: every shard and ``results.parquet`` share it, so
+    compaction streams them into one file without reading them all."""
+    import pyarrow as pa
+
+    kind = {**dict.fromkeys(_FLOATS, pa.float64()), **dict.fromkeys(_BOOLS, pa.bool_())}
+    return pa.schema([(c, kind.get(c, pa.string())) for c in COLUMNS])
+
+
+def _conform(table: Any) -> Any:
+    """A table of this or an older version in :func:`schema` (missing columns null)."""
+    import pyarrow as pa
+
+    target = schema()
+    columns = []
+    for f in target:
+        if f.name in table.column_names:
+            columns.append(table.column(f.name).cast(f.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(columns, schema=target)
+
+
+def write_parquet_atomic(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Write rows to ``path`` (in :func:`schema`) via a temporary file and a rename."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {c: [r.get(c) for r in rows] for c in COLUMNS}
+    for c in _FLOATS:
+        columns[c] = [float("nan") if v is None else float(v) for v in columns[c]]
+    table = pa.Table.from_pydict(columns, schema=schema())
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    frame.to_parquet(tmp, index=False)
+    pq.write_table(table, tmp)
     os.replace(tmp, path)
+
+
+def _shard_name() -> str:
+    """Shard names sort in the order they were written (the latest row of a unit wins)."""
+    return f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
 
 
 class RunDir:
@@ -216,22 +253,32 @@ class RunDir:
     def append(self, rows: Sequence[dict[str, Any]]) -> None:
         """Persist one batch of rows as a new shard (atomic)."""
         if rows:
-            write_parquet_atomic(rows, self.shards / f"part-{uuid.uuid4().hex}.parquet")
+            write_parquet_atomic(rows, self.shards / _shard_name())
+
+    def _parts(self) -> list[Path]:
+        """The stored tables, oldest first: ``results.parquet``, then the shards in the
+        order they were written; a shard cut short by a crash is set aside (its units are
+        computed again)."""
+        parts = []
+        main = self.path / "results.parquet"
+        if main.exists():
+            check_results_table(_read_schema(main), main)
+            parts.append(main)
+        for shard in sorted(self.shards.glob("part-*.parquet")):
+            try:
+                check_results_table(_read_schema(shard), shard)
+            except UserError as exc:
+                log.warning("skipping %s (its units will be computed again): %s", shard.name, exc)
+                shard.rename(shard.with_name(shard.name + ".corrupt"))
+                continue
+            parts.append(shard)
+        return parts
 
     def load(self):
         """All rows so far (compacted table plus shards), latest row per unit and metric."""
         import pandas as pd
 
-        frames = []
-        main = self.path / "results.parquet"
-        if main.exists():
-            frames.append(check_results_table(read_parquet(main), main))
-        for shard in sorted(self.shards.glob("part-*.parquet")):
-            try:
-                frames.append(check_results_table(read_parquet(shard), shard))
-            except UserError as exc:  # a shard cut short by a crash: its units are computed again
-                log.warning("skipping %s (its units will be computed again): %s", shard.name, exc)
-                shard.rename(shard.with_name(shard.name + ".corrupt"))
+        frames = [check_results_table(read_parquet(p), p) for p in self._parts()]
         if not frames:
             return pd.DataFrame(columns=COLUMNS)
         frame = pd.concat(frames, ignore_index=True)
@@ -239,18 +286,76 @@ class RunDir:
 
     def completed_units(self) -> set[str]:
         """Ids of units that finished successfully (failed ones are retried on resume)."""
-        frame = self.load()
-        return set(frame.loc[frame["status"].isin(["ok", "skipped"]), "unit_id"])
+        done: set[str] = set()
+        for part in self._parts():
+            table = _read_table(part, ["unit_id", "status"])
+            units, status = table.column("unit_id").to_pylist(), table.column("status").to_pylist()
+            ok = {u for u, st in zip(units, status) if st in ("ok", "skipped")}  # a unit that ran (a metric may fail)
+            done = (done - set(units)) | ok  # a later part decides a unit again
+        return done
 
     def compact(self, keep_units: Iterable[str] | None = None):
-        """Merge the shards into ``results.parquet`` and remove them; returns the table."""
-        frame = self.load()
-        if keep_units is not None:
-            frame = frame[frame["unit_id"].isin(set(keep_units))].reset_index(drop=True)
-        write_parquet_atomic(frame.to_dict("records"), self.path / "results.parquet")
-        for shard in self.shards.glob("part-*.parquet"):
-            shard.unlink()
-        return frame
+        """Merge the shards into ``results.parquet`` and remove them; returns the table.
+
+        Streams: the first pass reads only the (unit, metric) keys to find each key's latest
+        row, the second appends each part's surviving rows to the new file as a row group,
+        so the driver never holds more than one part besides the result it returns.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        parts = self._parts()
+        keep = set(keep_units) if keep_units is not None else None
+        latest: dict[tuple[str, str], tuple[int, int]] = {}
+        for i, part in enumerate(parts):
+            keys = _read_table(part, ["unit_id", "metric"])
+            for j, key in enumerate(zip(keys.column("unit_id").to_pylist(), keys.column("metric").to_pylist())):
+                latest[key] = (i, j)
+        rows_of: dict[int, list[int]] = {}
+        for key, (i, j) in latest.items():
+            if keep is None or key[0] in keep:
+                rows_of.setdefault(i, []).append(j)
+        del latest
+        target = self.path / "results.parquet"
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+        with pq.ParquetWriter(tmp, schema()) as writer:
+            for i, part in enumerate(parts):
+                if i in rows_of:
+                    table = _conform(pq.read_table(part))
+                    writer.write_table(table.take(pa.array(sorted(rows_of[i]), pa.int64())))
+        os.replace(tmp, target)
+        for part in parts:
+            if part != target:
+                part.unlink()
+        return self.results()
+
+    def results(self):
+        """The compacted table as pandas (after :meth:`compact`)."""
+        main = self.path / "results.parquet"
+        return check_results_table(read_parquet(main), main)
+
+
+def _read_schema(path: Path) -> Any:
+    """An empty frame with the columns of a Parquet file (its footer only)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(path).names
+    except (OSError, ValueError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"{path} is not a readable Parquet file ({first})") from None
+    return pd.DataFrame(columns=names)
+
+
+def _read_table(path: Path, columns: list[str]) -> Any:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path, columns=columns)
+    except (OSError, ValueError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"{path} is not a readable Parquet file ({first})") from None
 
 
 def spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -117,3 +117,24 @@ def test_sixteen_bit_outputs_round_trip():
     assert np.abs(pixels / 65535 - img).max() <= 0.5 / 65535 + 1e-7
     gray = decode_array(encode_png(img[:, :, :1], 8), "x")
     assert gray.shape == (5, 7) and gray.dtype == np.uint8
+
+
+def test_compaction_keeps_each_units_latest_row_and_streams_a_fixed_schema(tmp_path):
+    import pyarrow.parquet as pq
+
+    from restorebench.run.store import RunDir, schema
+
+    run = RunDir.open(tmp_path / "run", {"name": "s", "seed": 0, "tasks": []}, resume=False)
+    base = {"run_id": "r", "task": "t", "metric": "psnr", "metric_version": "1"}
+    for i in range(30):  # many shards; unit u1 fails first and succeeds later, u2 the other way round
+        run.append([{**base, "unit_id": f"u{i % 3}", "status": "failed" if i < 15 else "ok", "value": float(i)}])
+    run.append([{**base, "unit_id": "u2", "status": "failed", "value": float("nan"), "error": "boom"}])
+    assert run.completed_units() == {"u0", "u1"}
+    frame = run.compact(keep_units={"u0", "u1", "u2"})
+    assert pq.read_schema(tmp_path / "run" / "results.parquet").equals(schema())
+    assert not list((tmp_path / "run" / "shards").glob("*.parquet"))
+    latest = frame.set_index("unit_id")
+    assert latest.loc["u0", "value"] == 27.0 and latest.loc["u1", "value"] == 28.0
+    assert latest.loc["u2", "status"] == "failed" and latest.loc["u2", "error"] == "boom"
+    assert len(frame) == 3
+    assert run.compact(keep_units={"u0"})["unit_id"].tolist() == ["u0"]  # compacting again keeps the table
