@@ -11,6 +11,7 @@ import hashlib
 import logging
 import platform
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,9 +106,16 @@ def train_method(
     run = TrainingTracker(tracking_uri, method.build_ref, recipe, data_info) if tracking else None
     from restorebench.neural.training import fit
 
-    result = fit(
-        recipe, network, images, keys, steps=steps, seed=seed, num_threads=threads, log_fn=run.log if run else None
-    )
+    total = recipe.steps if steps is None else steps
+
+    def progress(step: int, record: dict[str, float]) -> None:
+        from restorebench.report.console import training_line
+
+        print(training_line(step, total, record), file=sys.stderr, flush=True)
+        if run:
+            run.log(step, record)
+
+    result = fit(recipe, network, images, keys, steps=steps, seed=seed, num_threads=threads, log_fn=progress)
     import torch
 
     metadata = {

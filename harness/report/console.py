@@ -8,8 +8,14 @@ from typing import Any
 
 
 @contextlib.contextmanager
-def progress_bar() -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr, driven by ``update(done, total)`` calls."""
+def progress_bar() -> Iterator[Callable[..., None]]:
+    """Progress of a run, driven by ``update(done, total, failed)`` calls: a rich bar on a
+    terminal, else (CI logs, Ray Job logs) :class:`ProgressLines` on stderr."""
+    import sys
+
+    if not sys.stderr.isatty():
+        yield ProgressLines()
+        return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -23,7 +29,7 @@ def progress_bar() -> Iterator[Callable[[int, int], None]]:
     )
     task_id = None
 
-    def update(done: int, total: int) -> None:
+    def update(done: int, total: int, failed: int = 0) -> None:
         nonlocal task_id
         if task_id is None:
             task_id = progress.add_task("units", total=total)
@@ -31,6 +37,62 @@ def progress_bar() -> Iterator[Callable[[int, int], None]]:
 
     with progress:
         yield update
+
+
+class ProgressLines:
+    """One progress line at a bounded rate (every ``every_s`` seconds or ``step`` of the
+    total, and at the end): units done, failed, rate and ETA."""
+
+    def __init__(self, *, every_s: float = 10.0, step: float = 0.05, stream: Any = None, clock: Any = None) -> None:
+        import sys
+        import time
+
+        self.every_s, self.step = every_s, step
+        self.stream = stream or sys.stderr
+        self.clock = clock or time.monotonic
+        self.started = self.clock()
+        self.first: int | None = None
+        self.last_time = -float("inf")
+        self.last_done = -1
+
+    def __call__(self, done: int, total: int, failed: int = 0) -> None:
+        now = self.clock()
+        if self.first is None:
+            self.first = done  # resumed units do not count towards the rate
+        due = now - self.last_time >= self.every_s or done - self.last_done >= max(1, self.step * total)
+        if done == self.last_done or not (due or done >= total):
+            return
+        self.last_time, self.last_done = now, done
+        elapsed = now - self.started
+        rate = (done - self.first) / elapsed if elapsed > 0 else 0.0
+        eta = f", ETA {duration(max(total - done, 0) / rate)}" if rate > 0 and done < total else ""
+        pct = 100 * done / total if total else 100.0
+        print(
+            f"units {done}/{total} ({pct:.0f}%), {failed} failed, {rate:.1f} units/s, {duration(elapsed)} elapsed{eta}",
+            file=self.stream,
+            flush=True,
+        )
+
+
+def duration(seconds: float) -> str:
+    """``75`` -> ``1m15s``; ``3700`` -> ``1h01m``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def training_line(step: int, steps: int, record: dict[str, float]) -> str:
+    """A ``restorebench train`` progress line: step, loss terms, validation PSNR, ETA."""
+    terms = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("val_psnr", "lr", "seconds"))
+    elapsed = record.get("seconds", 0.0)
+    eta = f", ETA {duration(elapsed / step * (steps - step))}" if 0 < step < steps else ""
+    return (
+        f"step {step}/{steps}: {terms}, val_psnr {record['val_psnr']:.2f} dB, lr {record.get('lr', 0):.2g}, "
+        f"{duration(elapsed)} elapsed{eta}"
+    )
 
 
 def grouped_errors(errors: list[str]) -> list[tuple[str, int]]:

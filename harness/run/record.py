@@ -13,7 +13,7 @@ from restorebench.run.plan import Plan
 from restorebench.run.store import RunDir, rows_for
 from restorebench.run.units import UnitResult
 
-Progress = Callable[[int, int], None]  # (units done, units total)
+Progress = Callable[[int, int, int], None]  # (units done, units total, units failed)
 
 
 class Recorder:
@@ -38,7 +38,7 @@ class Recorder:
     def start(self) -> None:
         """Report the progress before the first batch (e.g. what a resume found done)."""
         if self.progress:
-            self.progress(self.finished, len(self.plan.units))
+            self.progress(self.finished, len(self.plan.units), self.failed)
 
     def __call__(self, results: list[UnitResult]) -> None:
         from restorebench.report.samples import save_output, save_sample
@@ -71,4 +71,4 @@ class Recorder:
         self.run_dir.append(rows)
         self.finished += len(results)
         if self.progress:
-            self.progress(self.finished, len(self.plan.units))
+            self.progress(self.finished, len(self.plan.units), self.failed)

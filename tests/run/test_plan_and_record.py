@@ -48,7 +48,7 @@ def test_record_writes_a_shard_its_samples_and_counts_failures(image_folder, tmp
     plan = _plan(image_folder)
     run = RunDir.open(tmp_path / "run", plan.suite.to_dict(), resume=False)
     seen = []
-    record = Recorder(plan, run, run_id=run.run_id, progress=lambda done, total: seen.append((done, total)))
+    record = Recorder(plan, run, run_id=run.run_id, progress=lambda done, total, failed: seen.append((done, total)))
     record.start()
     first, second = plan.units[0], plan.units[1]
     crop = np.full((4, 4, 3), 7, np.uint8)

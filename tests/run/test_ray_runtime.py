@@ -22,7 +22,7 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path):
 
     seen = []
 
-    def progress(done, total):  # called on the driver while the runtime is up
+    def progress(done, total, failed):  # called on the driver while the runtime is up
         if done and not seen:
             seen.extend(listening(descendants(os.getpid())))
 

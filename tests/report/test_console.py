@@ -1,0 +1,31 @@
+"""The console: progress lines where no terminal is attached (CI and Ray Job logs), training lines."""
+
+from __future__ import annotations
+
+
+def test_progress_lines_come_at_a_bounded_rate_with_rate_and_eta():
+    import io
+
+    from restorebench.report.console import ProgressLines
+
+    now = [0.0]
+    out = io.StringIO()
+    lines = ProgressLines(every_s=10, step=0.25, stream=out, clock=lambda: now[0])
+    lines(0, 100, 0)  # the start (e.g. what a resume found)
+    for done in range(1, 101):
+        now[0] = done * 0.5  # 2 units/s
+        lines(done, 100, done // 50)
+    printed = out.getvalue().splitlines()
+    # the first call, then every 20 units (10 s at 2 units/s or 25 % of 100: whichever comes first), and the end
+    assert [p.split()[1] for p in printed] == ["0/100", "20/100", "40/100", "60/100", "80/100", "100/100"]
+    assert printed[2] == "units 40/100 (40%), 0 failed, 2.0 units/s, 20s elapsed, ETA 30s"
+    assert printed[-1] == "units 100/100 (100%), 2 failed, 2.0 units/s, 50s elapsed"
+
+
+def test_training_lines_say_step_loss_psnr_and_eta():
+    from restorebench.report.console import training_line
+
+    record = {"loss": 0.01234, "hole": 0.5, "val_psnr": 22.194, "lr": 2e-4, "seconds": 600.0}
+    assert training_line(500, 6000, record) == (
+        "step 500/6000: loss 0.01234, hole 0.5, val_psnr 22.19 dB, lr 0.0002, 10m00s elapsed, ETA 1h50m"
+    )
