@@ -15,6 +15,7 @@ def denoise_run(
     methods: Sequence[str],
     *,
     degradations: Sequence[str] = ("gaussian?sigma=25",),
+    progress: Any = None,
     **options: Any,
 ) -> RunSummary:
     """``run_suite`` of ``methods`` on ``folder:FOLDER`` (local executor, no MLflow unless ``tracking_uri``)."""
@@ -28,7 +29,7 @@ def denoise_run(
         "tracking": "tracking_uri" in options,
     }
     settings.update(options)
-    return run_suite(RunOptions(**settings))
+    return run_suite(RunOptions(**settings), progress=progress)
 
 
 def cli(*args: Any, cwd: Path | None = None, env: dict | None = None, timeout: float = 300):
