@@ -190,6 +190,10 @@ def train(
     threads: Annotated[
         int | None, typer.Option("--threads", min=1, help="CPU threads for torch [default: all cores]")
     ] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option("--init", help="Start from this checkpoint of the same network (train it longer)"),
+    ] = None,
 ) -> None:
     """Train a neural method's checkpoint with its recipe."""
     _plugins()
@@ -204,6 +208,7 @@ def train(
         tracking_uri=tracking_uri,
         tracking=not no_tracking,
         threads=threads,
+        init=init,
     )
     typer.echo(summary.describe())
 

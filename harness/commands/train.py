@@ -78,11 +78,14 @@ def train_method(
     tracking_uri: str | None = None,
     tracking: bool = True,
     threads: int | None = None,
+    init: Path | None = None,
 ) -> TrainSummary:
     """Train the checkpoint of ``method_ref`` (e.g. ``superres/srcnn?scale=3``).
 
     ``threads``: torch's CPU threads (default: all cores); recorded in the metadata, since
-    float sums, and so the last bits of the weights, depend on it.
+    float sums, and so the last bits of the weights, depend on it. ``init``: start from
+    that checkpoint of the same network (its recipe's schedule runs again); the metadata
+    keeps its hash, command and steps, so the chain that made the weights stays readable.
     """
     from restorebench.core.build import build_method
 
@@ -95,12 +98,14 @@ def train_method(
     datasets = list(data) if data else list(recipe.default_data)
     images, keys, data_info = load_training_images(datasets)
     network = method.build_network(recipe.config)
+    started_from = _start_from(init, network, recipe) if init is not None else None
     target = Path(out) if out else method.training_output()
     command = " ".join(
         ["restorebench", "train", shlex.quote(method.build_ref)]
         + [f"--data {shlex.quote(d)}" for d in datasets]
         + ([f"--steps {steps}"] if steps is not None else [])
         + [f"--seed {seed}"]
+        + ([f"--init {shlex.quote(str(init))}"] if init is not None else [])
     )
 
     run = TrainingTracker(tracking_uri, method.build_ref, recipe, data_info) if tracking else None
@@ -138,6 +143,8 @@ def train_method(
             "python": platform.python_version(),
         },
     }
+    if started_from is not None:
+        metadata["init"] = started_from
     if run is not None:
         metadata["mlflow"] = run.ids()
     from restorebench.neural.checkpoints import save_checkpoint
@@ -147,3 +154,29 @@ def train_method(
     if run is not None:
         summary.mlflow_run_id, summary.tracking_error = run.finish(target, result)
     return summary
+
+
+def _start_from(path: Path, network: Any, recipe: Any) -> dict[str, Any]:
+    """Load ``path`` into ``network`` (same architecture and configuration, else a
+    UserError); what the metadata records of it."""
+    from restorebench.neural.checkpoints import file_sha256, load_checkpoint
+
+    state, meta = load_checkpoint(path)
+    if meta.get("architecture") != recipe.architecture or meta.get("config") != recipe.config:
+        raise UserError(
+            f"--init {path} holds a {meta.get('architecture')} network with {meta.get('config')}, "
+            f"not this recipe's {recipe.architecture} with {recipe.config}",
+            hint="give a checkpoint of the same method and variant",
+        )
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise UserError(f"--init {path} does not fit the network: {first}") from None
+    return {
+        "sha256": file_sha256(path),
+        "command": meta.get("command"),
+        "steps": meta.get("steps"),
+        "val_psnr": (meta.get("metrics") or {}).get("val_psnr"),
+        "init": meta.get("init"),
+    }

@@ -378,3 +378,36 @@ def test_smoke_training_in_process_and_cli(tmp_path, one_thread):
     assert "validation PSNR" in proc.stdout
     meta = _check_trained(out)
     assert meta["data"]["sha256"] == summary.metadata["data"]["sha256"]
+    assert "step 50/50: loss" in proc.stderr  # the progress line of the last validation
+
+
+def test_training_longer_from_a_checkpoint_keeps_the_chain(tmp_path, one_thread):
+    import torch
+
+    from restorebench.commands.train import train_method
+    from restorebench.core.build import build_method
+    from restorebench.core.errors import UserError
+    from restorebench.neural.checkpoints import file_sha256, load_checkpoint
+
+    data = ["synthetic:deadleaves?n=6&size=96"]
+    first = tmp_path / "first.safetensors"
+    train_method("superres/srcnn?scale=3", data=data, steps=20, out=first, tracking=False)
+    second = tmp_path / "second.safetensors"
+    summary = train_method("superres/srcnn?scale=3", data=data, steps=1, out=second, tracking=False, init=first)
+    chain = summary.metadata["init"]
+    assert chain["sha256"] == file_sha256(first) and chain["steps"] == 20 and chain["init"] is None
+    assert summary.metadata["command"].endswith(f"--init {first}")
+    # one Adam step moves each weight by about the learning rate: the second starts from the first
+    lr = build_method("superres/srcnn?scale=3").recipe().lr
+    before, after = load_checkpoint(first)[0], load_checkpoint(second)[0]
+    assert max(float((after[k] - v).abs().max()) for k, v in before.items()) <= 1.5 * lr
+    assert any(not torch.equal(after[k], v) for k, v in before.items())
+    with pytest.raises(UserError, match="holds a srcnn network with .* not this recipe's"):
+        train_method(
+            "superres/srcnn?scale=2&variant=9-5-5",
+            data=data,
+            steps=5,
+            out=tmp_path / "x.safetensors",
+            tracking=False,
+            init=first,
+        )
