@@ -105,6 +105,7 @@ def train_method(
         + [f"--data {shlex.quote(d)}" for d in datasets]
         + ([f"--steps {steps}"] if steps is not None else [])
         + [f"--seed {seed}"]
+        + ([f"--threads {threads}"] if threads is not None else [])
         + ([f"--init {shlex.quote(str(init))}"] if init is not None else [])
     )
 

@@ -111,10 +111,12 @@ class ECCV16(nn.Module):
 
 # ---------------------------------------------------------------- colour conversion in torch (for training)
 
+# Explicitly on the CPU: this module may first be imported while a network is built on
+# torch's meta device (the checkpoint check), and a module constant must not land there.
 _M_RGB_TO_XYZ = torch.tensor(
-    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]], device="cpu"
 )
-_WHITE = torch.tensor([0.95047, 1.0, 1.08883])
+_WHITE = torch.tensor([0.95047, 1.0, 1.08883], device="cpu")
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:

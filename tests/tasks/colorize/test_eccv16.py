@@ -156,3 +156,24 @@ def test_the_task_end_to_end(tiny, image_folder, tmp_path):
     assert board.loc["colorize/gray", "colorfulness"] < 1 and board.loc["colorize/gray", "saturation"] < 0.01
     for column in ("auc", "auc_rebal", "psnr", "ab_hist_iou", "colorfulness_gap"):
         assert board[column].notna().all()
+
+
+def test_the_committed_checkpoint_colorizes_in_a_fresh_process():
+    """The first import of the models happens while the checkpoint is checked on torch's meta
+    device; nothing of the module may stay there (a fresh interpreter, as a Ray worker is)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from restorebench import load_plugins\n"
+        "from restorebench.core.build import build_degradation, build_method\n"
+        "load_plugins()\n"
+        "rgb = np.random.default_rng(0).random((40, 52, 3)).astype(np.float32)\n"
+        "item = build_degradation('gray', task='colorize').apply(rgb, np.random.default_rng(0))\n"
+        "(out,) = build_method('colorize/eccv16').restore([item])\n"
+        "assert out.shape == (40, 52, 3) and np.isfinite(out).all()\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
