@@ -68,7 +68,7 @@ class ProgressLines:
         eta = f", ETA {duration(max(total - done, 0) / rate)}" if rate > 0 and done < total else ""
         pct = 100 * done / total if total else 100.0
         print(
-            f"units {done}/{total} ({pct:.0f}%), {failed} failed, {rate:.1f} units/s, {duration(elapsed)} elapsed{eta}",
+            f"units {done}/{total} ({pct:.0f}%), {failed} failed, {rate:.2g} units/s, {duration(elapsed)} elapsed{eta}",
             file=self.stream,
             flush=True,
         )

@@ -110,6 +110,12 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     out = options.out or Path("runs") / f"{slug(resolved.name)}-{datetime.now():%Y%m%d-%H%M%S}"
     spec = resolved.to_dict() | ({"limit": options.limit} if options.limit else {})
     run_dir = RunDir.open(out, spec, resume=options.resume)
+    if options.out is None and in_ray_job():
+        log.warning(
+            "running as a Ray Job: the run directory is %s on the node that runs the job; "
+            "pass --out with a folder on storage you can read (and --tracking-uri for MLflow)",
+            run_dir.path,
+        )
     summary = RunSummary(run_dir=run_dir.path, run_id=run_dir.run_id, results=None, units=len(units))
     done = run_dir.completed_units() & plan.unit_ids if options.resume else set()
     summary.resumed = len(done)
@@ -163,3 +169,11 @@ def _track(options: RunOptions, resolved: ResolvedSuite, run_dir, summary: RunSu
     except Exception as exc:  # results are stored; tracking can be redone with `restorebench log`
         summary.tracking_error = f"{type(exc).__name__}: {exc}"
         log.warning("could not log to MLflow at %s: %s", summary.tracking_uri, exc)
+
+
+def in_ray_job() -> bool:
+    """Whether this process is the entrypoint of a ``ray job submit`` (whose working directory
+    is the head node's, not the submitter's)."""
+    import os
+
+    return "job_submission_id" in os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR", "")

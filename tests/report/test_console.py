@@ -18,8 +18,8 @@ def test_progress_lines_come_at_a_bounded_rate_with_rate_and_eta():
     printed = out.getvalue().splitlines()
     # the first call, then every 20 units (10 s at 2 units/s or 25 % of 100: whichever comes first), and the end
     assert [p.split()[1] for p in printed] == ["0/100", "20/100", "40/100", "60/100", "80/100", "100/100"]
-    assert printed[2] == "units 40/100 (40%), 0 failed, 2.0 units/s, 20s elapsed, ETA 30s"
-    assert printed[-1] == "units 100/100 (100%), 2 failed, 2.0 units/s, 50s elapsed"
+    assert printed[2] == "units 40/100 (40%), 0 failed, 2 units/s, 20s elapsed, ETA 30s"
+    assert printed[-1] == "units 100/100 (100%), 2 failed, 2 units/s, 50s elapsed"
 
 
 def test_training_lines_say_step_loss_psnr_and_eta():
