@@ -61,7 +61,12 @@ def run(
     dataset: Annotated[list[str], Many("--dataset", help="Datasets, e.g. folder:DIR, bundled:photos")] = [],
     degradation: Annotated[list[str], Many("--degradation", help="e.g. 'gaussian?sigma=25'")] = [],
     method: Annotated[list[str], Many("--method", help="e.g. denoise/median or module:Class")] = [],
-    out: Annotated[Path | None, typer.Option("--out", help="Run directory [default: runs/SUITE-TIME]")] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out", help="Run directory, a folder or a URI such as s3://bucket/runs/x [default: runs/SUITE-TIME]"
+        ),
+    ] = None,
     executor: Annotated[str, typer.Option("--executor", help="ray or local")] = "ray",
     address: Annotated[
         str | None,
@@ -125,21 +130,27 @@ def run(
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory or results .parquet")],
+    run_dir: Annotated[str, typer.Argument(help="A run directory or results .parquet (a path or URI)")],
     format: Annotated[str, typer.Option("--format", help="Comma-separated: md, csv, html")] = "md,csv,html",
     out: Annotated[Path | None, typer.Option("--out", help="Output folder [default: RUN_DIR/report]")] = None,
 ) -> None:
     """Write the leaderboard of a run: LEADERBOARD.md, leaderboard.csv, index.html + figures/."""
     _plugins()
+    from restorebench.run.mirror import local_copy
     from restorebench.run.store import read_results
 
+    if out is None and "://" in run_dir:
+        raise UserError(f"where should the report of {run_dir} go?", hint="give --out FOLDER (a local folder)")
+    run_dir = local_copy(run_dir)
     results = read_results(run_dir)
     target = out or (run_dir / "report" if run_dir.is_dir() else run_dir.parent / "report")
     _write_report(results, target, format, run_dir if run_dir.is_dir() else None)
 
 
 @app.command("log")
-def log_cmd(run_dir: Annotated[Path, typer.Argument(help="A run directory")], tracking_uri: TrackingUri = None) -> None:
+def log_cmd(
+    run_dir: Annotated[str, typer.Argument(help="A run directory (a path or URI)")], tracking_uri: TrackingUri = None
+) -> None:
     """Log a stored run to MLflow (e.g. after MLflow was unreachable); logging it again completes it."""
     _plugins()
     from restorebench.commands.log import log_run_dir
@@ -242,7 +253,7 @@ def list_cmd(
     """List what is registered (tasks, methods with their parameters, ...); nothing: what can be listed."""
     if what is not None:
         _plugins()
-    from restorebench.report.listings import print_listing
+    from restorebench.commands.listings import print_listing
 
     print_listing(what, as_json=json_out)
 

@@ -223,8 +223,12 @@ def load_side(ref: str, tracking_uri: str | None) -> DataFrame:
     >>> base = load_side("runs/main", None)
     >>> cand = load_side("runs:/0123456789abcdef0123456789abcdef", "sqlite:///mlflow.db")
     """
+    from restorebench.data.storage import is_uri
+    from restorebench.run.mirror import local_copy
     from restorebench.run.store import read_results
 
+    if is_uri(ref):
+        return read_results(local_copy(ref))
     path = Path(ref)
     if path.exists():
         return read_results(path)

@@ -15,9 +15,12 @@ def log_run_dir(run_dir: str | Path, tracking_uri: str | None = None) -> tuple[s
     """Log ``run_dir`` to ``tracking_uri`` (default: ``$MLFLOW_TRACKING_URI`` or ./mlflow.db);
     returns the URI and the parent run id."""
     from restorebench import track
+    from restorebench.data.storage import is_uri
+    from restorebench.run.mirror import Mirror
     from restorebench.run.store import RunDir, read_results
 
-    path = Path(run_dir)
+    mirror = Mirror(str(run_dir)) if is_uri(str(run_dir)) else None
+    path = mirror.pull() if mirror else Path(run_dir)
     if not (path / "run.json").is_file():
         raise UserError(
             f"{path} is not a run directory (no run.json)", hint="give the directory `restorebench run` wrote"
@@ -27,7 +30,10 @@ def log_run_dir(run_dir: str | Path, tracking_uri: str | None = None) -> tuple[s
     results = read_results(path)
     uri = track.resolve_uri(tracking_uri)
     try:
-        return uri, track.log_run(run, results, spec, uri=uri)
+        run_id = track.log_run(run, results, spec, uri=uri, extra={"run_dir": mirror.uri} if mirror else None)
+        if mirror:
+            mirror.push()  # run.json records the MLflow run, so logging again completes the same one
+        return uri, run_id
     except UserError:
         raise
     except Exception as exc:

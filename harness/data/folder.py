@@ -1,9 +1,11 @@
-"""``folder:DIR?recursive=false``: the PNG/JPEG/TIFF/BMP files of a local directory."""
+"""``folder:DIR?recursive=false``: the PNG/JPEG/TIFF/BMP files of a directory, local or a
+filesystem URI (``folder:s3://bucket/photos``; see :mod:`~restorebench.data.storage`)."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -11,7 +13,8 @@ from pydantic import Field
 from restorebench.core.errors import UserError
 from restorebench.core.interfaces import ImageRef, Params, Source
 from restorebench.core.registry import register
-from restorebench.data.images import IMAGE_EXTENSIONS, file_hash, read_image
+from restorebench.data.images import IMAGE_EXTENSIONS, decode_image, file_hash, read_image
+from restorebench.data.storage import content_hashes, is_uri, list_files, read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +22,9 @@ log = logging.getLogger(__name__)
 class FolderParams(Params):
     target: str = Field(min_length=1)
     recursive: bool = False
+    # a remote folder's identity: "content" reads every file once on the driver (the same
+    # numbers as a local copy of it); "stat" uses size and modification time (no download)
+    hash: Literal["content", "stat"] = "content"
 
 
 @register
@@ -29,6 +35,8 @@ class FolderSource(Source):
     Params = FolderParams
 
     def list_images(self) -> list[ImageRef]:
+        if is_uri(self.params.target):
+            return self._list_remote(self.params.target)
         root = Path(self.params.target).expanduser().absolute()
         accepted = ", ".join(IMAGE_EXTENSIONS)
         if not root.is_dir():
@@ -54,7 +62,25 @@ class FolderSource(Source):
             raise UserError(f"no image files {where} {root}; accepted extensions: {accepted}", hint=hint)
         return [ImageRef(self.ref, key, file_hash(p), str(p)) for key, p in sorted(files.items())]
 
+    def _list_remote(self, uri: str) -> list[ImageRef]:
+        files = [
+            f
+            for f in list_files(uri, recursive=self.params.recursive)
+            if Path(f.key).suffix.lower() in IMAGE_EXTENSIONS and not Path(f.key).name.startswith(".")
+        ]
+        if not files:
+            raise UserError(
+                f"no image files under {uri}; accepted extensions: {', '.join(IMAGE_EXTENSIONS)}",
+                hint=None if self.params.recursive else "add ?recursive=true to read its subfolders",
+            )
+        if self.params.hash == "stat":
+            return [ImageRef(self.ref, f.key, f.identity, f.uri) for f in files]
+        hashes = content_hashes([f.uri for f in files])
+        return [ImageRef(self.ref, f.key, h, f.uri) for f, h in zip(files, hashes)]
+
     def load(self, image: ImageRef) -> np.ndarray:
+        if is_uri(image.locator):  # the worker reads the file itself, not the driver
+            return decode_image(read_bytes(image.locator), image.locator)
         return read_image(image.locator)
 
 

@@ -5,7 +5,7 @@
 - :mod:`~restorebench.report.html`: the self-contained HTML page (tasks may add sections);
 - :mod:`~restorebench.report.figures`: its plots and before/after grids (matplotlib, no pyplot);
 - :mod:`~restorebench.report.samples`: sample crops on disk and grids built from them;
-- :mod:`~restorebench.report.console`: the progress bar, run summaries and listings.
+- :mod:`~restorebench.report.console`: the progress bar and run summaries.
 
 May import: core.
 """

@@ -1,4 +1,4 @@
-"""What the command line shows: the progress bar, run summaries and listings."""
+"""What the command line shows: the progress bar and run summaries."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def print_run_summary(summary: Any) -> None:
     compact = board.drop(
         columns=[c for c in ("runtime_ms", "images", "failed", "kind") if c in board.columns], errors="ignore"
     )
-    print(to_markdown(compact, title=f"Leaderboard ({summary.run_dir})"))
+    print(to_markdown(compact, title=f"Leaderboard ({summary.location})"))
     skipped = getattr(summary, "skipped", [])
     print(
         f"units: {summary.units} ({summary.computed} computed, {summary.from_cache} from cache, "
@@ -128,12 +128,12 @@ def print_run_summary(summary: Any) -> None:
             print(f"  {label}: {message}" + (f"  ({count} units)" if count > 1 else ""))
         if len(grouped) > 10:
             print(f"  ... and {len(grouped) - 10} more (see results.parquet, column 'error')")
-    print(f"run directory: {summary.run_dir}  (restorebench report {summary.run_dir})")
+    print(f"run directory: {summary.location}  (restorebench report {summary.location})")
     if summary.tracking_uri and summary.tracking_error is None:
         print(f"MLflow: {summary.tracking_uri}  parent run {summary.mlflow_run_id}")
         print(f"  view: {mlflow_view_hint(summary.tracking_uri)}")
     elif summary.tracking_error:
-        print(f"MLflow: not logged ({summary.tracking_error}); results are stored: restorebench log {summary.run_dir}")
+        print(f"MLflow: not logged ({summary.tracking_error}); results are stored: restorebench log {summary.location}")
 
 
 def mlflow_view_hint(uri: str) -> str:

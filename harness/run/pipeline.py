@@ -31,7 +31,7 @@ class RunOptions:
     datasets: Sequence[str] = ()
     degradations: Sequence[str] = ()
     methods: Sequence[str] = ()
-    out: Path | None = None
+    out: str | Path | None = None  # a folder, or a filesystem URI (s3://bucket/runs/x: see run/mirror.py)
     executor: str = "ray"
     address: str | None = None
     num_cpus: int | None = None
@@ -63,6 +63,12 @@ class RunSummary:
     tracking_error: str | None = None
     errors: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # units with nothing to score, and why
+    run_uri: str | None = None  # where the run directory lives when --out is a URI (run_dir is its staging copy)
+
+    @property
+    def location(self) -> str:
+        """The run directory as the user names it: its URI, or its absolute path."""
+        return self.run_uri or str(self.run_dir)
 
 
 EXECUTORS = ("ray", "local")
@@ -83,9 +89,11 @@ def check_options(options: RunOptions) -> None:
 def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSummary:
     """Run a suite end to end; results are stored as they land."""
     from restorebench.core.plugins import load_plugins
+    from restorebench.data.storage import is_uri
     from restorebench.run.batches import make_batches
     from restorebench.run.cache import NoCache, ResultCache
     from restorebench.run.executors import make_executor
+    from restorebench.run.mirror import Mirror
     from restorebench.run.record import Recorder
     from restorebench.run.store import RunDir
 
@@ -108,6 +116,9 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     units = plan.units
 
     out = options.out or Path("runs") / f"{slug(resolved.name)}-{datetime.now():%Y%m%d-%H%M%S}"
+    mirror = Mirror(str(out)) if is_uri(str(out)) else None
+    if mirror is not None:
+        out = mirror.pull()
     spec = resolved.to_dict() | ({"limit": options.limit} if options.limit else {})
     run_dir = RunDir.open(out, spec, resume=options.resume)
     if options.out is None and in_ray_job():
@@ -117,6 +128,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
             run_dir.path,
         )
     summary = RunSummary(run_dir=run_dir.path, run_id=run_dir.run_id, results=None, units=len(units))
+    summary.run_uri = mirror.uri if mirror else None
     done = run_dir.completed_units() & plan.unit_ids if options.resume else set()
     summary.resumed = len(done)
     todo = [u for u in units if u.unit_id not in done]
@@ -137,13 +149,19 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
                     record(results)
                     cache.put_many(results)
                     summary.computed += sum(r.status == "ok" for r in results)
+                    if mirror is not None:
+                        mirror.maybe_push()
             finally:
                 executor.close()
     except KeyboardInterrupt:
+        _push_what_landed(mirror)
         raise Interrupted(
-            f"interrupted: {record.finished} of {len(units)} units are stored in {run_dir.path}",
-            hint=f"complete the run with the same options plus --resume --out {run_dir.path}",
+            f"interrupted: {record.finished} of {len(units)} units are stored in {summary.location}",
+            hint=f"complete the run with the same options plus --resume --out {summary.location}",
         ) from None
+    except BaseException:
+        _push_what_landed(mirror)
+        raise
     finally:
         cache.close()
         summary.failed, summary.errors, summary.skipped = record.failed, record.errors, record.skipped
@@ -151,7 +169,20 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     summary.wall_s = time.perf_counter() - started
     if options.tracking:
         _track(options, resolved, run_dir, summary)
+    if mirror is not None:
+        mirror.push()
     return summary
+
+
+def _push_what_landed(mirror: Any) -> None:
+    """After a failure, what landed reaches the URI (for ``--resume``); a push error is logged,
+    not raised over the failure itself."""
+    if mirror is None:
+        return
+    try:
+        mirror.push()
+    except Exception as exc:
+        log.warning("could not push the run directory to %s: %s (its copy is in %s)", mirror.uri, exc, mirror.local)
 
 
 def _track(options: RunOptions, resolved: ResolvedSuite, run_dir, summary: RunSummary) -> None:
@@ -164,7 +195,7 @@ def _track(options: RunOptions, resolved: ResolvedSuite, run_dir, summary: RunSu
             summary.results,
             resolved.to_dict(),
             uri=summary.tracking_uri,
-            extra={"executor": options.executor, "wall_s": summary.wall_s},
+            extra={"executor": options.executor, "wall_s": summary.wall_s, "run_dir": summary.location},
         )
     except Exception as exc:  # results are stored; tracking can be redone with `restorebench log`
         summary.tracking_error = f"{type(exc).__name__}: {exc}"

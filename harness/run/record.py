@@ -41,7 +41,8 @@ class Recorder:
             self.progress(self.finished, len(self.plan.units), self.failed)
 
     def __call__(self, results: list[UnitResult]) -> None:
-        from restorebench.report.samples import save_output, save_sample
+        from restorebench.report.samples import save_sample
+        from restorebench.run.outputs import save_output
 
         rows = []
         for r in results:

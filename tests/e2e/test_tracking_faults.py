@@ -4,8 +4,6 @@ SQLite store and one results cache."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,12 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.runs import denoise_run
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.servers import free_port, stop_group
 
 
 class MlflowServer:
@@ -51,14 +44,7 @@ class MlflowServer:
         raise RuntimeError("mlflow server did not become healthy in 90 s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # its own session: the server and its workers
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.proc = None
+        stop_group(self.proc)  # its own session: the server and its workers
 
 
 @pytest.mark.slow
@@ -67,7 +53,7 @@ def test_a_server_that_goes_down_mid_run_loses_nothing_and_log_catches_up(image_
 
     from tests.runs import cli
 
-    server = MlflowServer(tmp_path, _free_port()).start()
+    server = MlflowServer(tmp_path, free_port()).start()
     try:
         stopped: list[bool] = []
 
