@@ -46,14 +46,18 @@ def _cite(fn):
     return fn
 
 
-def _as_float64(img: np.ndarray, name: str = "img") -> np.ndarray:
+def _floating(img: np.ndarray, name: str = "img") -> np.ndarray:
     img = np.asarray(img)
     if not np.issubdtype(img.dtype, np.floating):
         raise TypeError(
             f"{name} must be a float array in [0, 1], got dtype {img.dtype}; "
             "convert 8-bit images with img.astype(np.float64) / 255."
         )
-    return img.astype(np.float64, copy=False)
+    return img
+
+
+def _as_float64(img: np.ndarray, name: str = "img") -> np.ndarray:
+    return _floating(img, name).astype(np.float64, copy=False)
 
 
 @_cite
@@ -140,9 +144,19 @@ def crop_border(img: np.ndarray, border: int) -> np.ndarray:
 _crop = crop_border  # psnr/ssim shadow the name with their keyword argument
 
 
-def _prepare(restored, reference, data_range, border, y_channel):
-    """Validate, crop, optionally convert to Y; return (a, b, data_range) in float64."""
-    a, b = _as_float64(restored, "restored"), _as_float64(reference, "reference")
+_NOT_FINITE = "images contain NaN or inf; fix the restoration output (e.g. np.nan_to_num) before scoring."
+
+
+def _prepare(restored, reference, data_range, border, y_channel, fast=False):
+    """Validate, crop, optionally convert to Y; return (a, b, data_range) in float64.
+
+    ``fast`` (PSNR without Y): the caller checks NaN/inf on its MSE (one scalar instead of two
+    passes over the images) and subtracts in float64 without float64 copies of the inputs."""
+    cast = not fast or y_channel
+    a, b = (
+        _as_float64(x, name) if cast else _floating(x, name)
+        for x, name in ((restored, "restored"), (reference, "reference"))
+    )
     if a.shape != b.shape:
         raise ValueError(
             f"restored has shape {a.shape} but reference has shape {b.shape}; "
@@ -153,8 +167,8 @@ def _prepare(restored, reference, data_range, border, y_channel):
             f"images must be HxW or HxWxC with C in (1, 3), got shape {a.shape}; "
             "drop alpha channels and put channels last."
         )
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("images contain NaN or inf; fix the restoration output (e.g. np.nan_to_num) before scoring.")
+    if not fast and not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError(_NOT_FINITE)
     if not data_range > 0:
         raise ValueError(f"data_range must be > 0, got {data_range}.")
     a, b = _crop(a, border), _crop(b, border)
@@ -195,8 +209,12 @@ def psnr(
     float
         PSNR in dB; ``inf`` for identical images.
     """
-    a, b, r = _prepare(restored, reference, data_range, crop_border, y_channel)
-    mse = float(np.mean((a - b) ** 2))
+    a, b, r = _prepare(restored, reference, data_range, crop_border, y_channel, fast=True)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, refused below
+        diff = np.subtract(a, b, dtype=np.float64)
+        mse = float(np.mean(np.square(diff, out=diff)))
+    if not math.isfinite(mse):  # a NaN or inf in either image reaches the MSE
+        raise ValueError(_NOT_FINITE)
     return float("inf") if mse == 0.0 else 10.0 * math.log10(r * r / mse)
 
 

@@ -95,6 +95,18 @@ def test_psnr_matches_skimage(shape, seed):
     assert psnr(out, ref) == pytest.approx(peak_signal_noise_ratio(ref, out, data_range=1.0), abs=1e-9)
 
 
+def test_psnr_refuses_nan_and_inf_found_through_its_mse():
+    ok = np.full((8, 8, 3), 0.5)
+    for value in (np.nan, np.inf, -np.inf):
+        bad = ok.copy()
+        bad[3, 4, 1] = value
+        for y in (False, True):
+            with pytest.raises(ValueError, match="NaN or inf"):
+                psnr(bad, bad, y_channel=y)  # inf - inf is NaN: identical images do not pass as inf dB
+            with pytest.raises(ValueError, match="NaN or inf"):
+                psnr(ok.astype(np.float32), bad.astype(np.float32), y_channel=y)
+
+
 def test_psnr_identical_is_inf_and_data_range_scales():
     out, ref = _noisy_pair((16, 16, 3), seed=4)
     assert psnr(ref, ref) == float("inf")
