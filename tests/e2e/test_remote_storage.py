@@ -84,30 +84,13 @@ def test_a_run_reads_a_bucket_folder_on_ray_workers_and_writes_its_run_directory
     assert set(theirs["image_hash"]) == set(ours["image_hash"])  # content hashes: the same noise as a local copy
 
     # the same --out again: refused as a local folder would be; --resume completes nothing new
-    again = cli(
-        *args,
-        "--dataset",
-        f"folder:s3://{s3.bucket}/photos",
-        "--out",
-        f"s3://{s3.bucket}/runs/r1",
-        "--executor",
-        "local",
-        env=env,
-        cwd=tmp_path,
-    )
+    def bucket_run(*extra):
+        dataset, out = f"folder:s3://{s3.bucket}/photos", f"s3://{s3.bucket}/runs/r1"
+        return cli(*args, "--dataset", dataset, "--out", out, "--executor", "local", *extra, env=env, cwd=tmp_path)
+
+    again = bucket_run()
     assert again.returncode == 2 and "already holds results" in again.stderr and "--resume" in again.stderr
-    resumed = cli(
-        *args,
-        "--dataset",
-        f"folder:s3://{s3.bucket}/photos",
-        "--out",
-        f"s3://{s3.bucket}/runs/r1",
-        "--executor",
-        "local",
-        "--resume",
-        env=env,
-        cwd=tmp_path,
-    )
+    resumed = bucket_run("--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert "6 resumed" in resumed.stdout or "resumed: 6" in resumed.stdout, resumed.stdout
 
