@@ -188,11 +188,15 @@ def stored_shapes(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
 
 
 def parameter_count(path: str | os.PathLike[str]) -> int:
-    """Learned parameters stored in a checkpoint: every tensor but batch-norm buffers, counted
-    from the header's shapes (what the network built from it would report, without building it)."""
+    """Learned parameters stored in a checkpoint: every tensor but batch-norm buffers and
+    spectral norm's power-iteration vectors (``X.weight_u`` / ``X.weight_v`` beside
+    ``X.weight_orig``), counted from the header's shapes (what the network built from it
+    would report, without building it)."""
+    shapes = stored_shapes(path)
     total = 0
-    for name, shape in stored_shapes(path).items():
-        if not name.endswith(BUFFER_SUFFIXES):
+    for name, shape in shapes.items():
+        spectral = name.endswith((".weight_u", ".weight_v")) and f"{name[:-9]}.weight_orig" in shapes
+        if not name.endswith(BUFFER_SUFFIXES) and not spectral:
             total += math.prod(shape)
     return total
 

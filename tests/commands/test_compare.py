@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +14,9 @@ from restorebench.commands.compare import compare, load_side, paired_bootstrap_c
 from restorebench.core.errors import UserError
 from restorebench.run.pipeline import RunOptions, run_suite
 from tests import REPO as ROOT
+from tests.runs import cli
 
 METHODS = ("denoise/median", "denoise/box")
-ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 PLUGIN = '''
 """A plugin denoiser: median 3x3; version 2 adds noise to its output (a deliberate regression)."""
@@ -57,14 +55,7 @@ def _run(folder: Path, out: Path, methods=METHODS, **kw):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "restorebench.cli", "compare", *map(str, args)],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return cli("compare", *args, cwd=ROOT, timeout=120)
 
 
 @pytest.fixture

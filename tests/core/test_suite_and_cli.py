@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import textwrap
 
 import pandas as pd
@@ -15,14 +13,12 @@ from restorebench.core.errors import UserError
 from restorebench.core.registry import Registry
 from restorebench.core.suite import narrow, parse_suite, read_suite, resolve
 from tests import REPO
-
-ENV = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "HF_HUB_OFFLINE": "1"}
+from tests.runs import cli as run_cli
 
 
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "restorebench.cli", *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=300
-    )
+    """The console script with the environment of the moment (the test's isolated cache)."""
+    return run_cli(*args, cwd=cwd, env={"HF_HUB_OFFLINE": "1"})
 
 
 def _suite(**task) -> dict:

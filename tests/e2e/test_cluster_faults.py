@@ -138,12 +138,12 @@ def test_a_node_removed_mid_run_loses_and_repeats_nothing(sleepy_dir, many_image
     monkeypatch.syspath_prepend(str(sleepy_dir))
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     node = cluster.add_node(num_cpus=2)
-    removed: list[bool] = []
+    removed: list[tuple[int, int]] = []
 
     def remove_node(done: int, total: int, failed: int) -> None:
         if done and not removed:
             cluster.remove_node(node)
-            removed.append(True)
+            removed.append((done, total))
 
     try:
         ray.init(
@@ -159,9 +159,9 @@ def test_a_node_removed_mid_run_loses_and_repeats_nothing(sleepy_dir, many_image
     finally:
         ray.shutdown()
         cluster.shutdown()
-    assert removed
+    assert removed and removed[0][0] < removed[0][1]  # the node went away mid-run
     _exactly_once(summary)
-    assert len(nodes) == 2  # both nodes computed units before one went away
+    assert nodes  # which nodes finished units depends on timing: the removed one may have finished none
 
 
 def test_a_driver_killed_mid_run_resumes_to_the_uninterrupted_results(sleepy_dir, many_images, tmp_path):
