@@ -155,13 +155,11 @@ def test_a_node_removed_mid_run_loses_and_repeats_nothing(sleepy_dir, many_image
         cluster.wait_for_nodes()
         assert ray.cluster_resources()["CPU"] == 3
         summary = run_suite(_options(many_images, tmp_path / "run"), progress=remove_node)
-        nodes = set(summary.results["node"])
     finally:
         ray.shutdown()
         cluster.shutdown()
     assert removed and removed[0][0] < removed[0][1]  # the node went away mid-run
-    _exactly_once(summary)
-    assert nodes  # which nodes finished units depends on timing: the removed one may have finished none
+    _exactly_once(summary)  # whichever node finished which units (the removed one may have finished none)
 
 
 def test_a_driver_killed_mid_run_resumes_to_the_uninterrupted_results(sleepy_dir, many_images, tmp_path):
