@@ -38,7 +38,12 @@ class Mirror:
         self._last_push = 0.0
 
     def pull(self) -> Path:
-        """A fresh staging folder holding what the URI holds; returns it."""
+        """A fresh staging folder holding what the URI holds; returns it. An earlier staging
+        copy is moved aside, never deleted: it may hold results a failed push left behind."""
+        if self.local.exists() and any(self.local.iterdir()):
+            aside = self.local.with_name(f"{self.local.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
+            self.local.rename(aside)
+            log.info("an earlier staging copy of %s is kept in %s", self.uri, aside)
         shutil.rmtree(self.local, ignore_errors=True)
         self.local.mkdir(parents=True)
         count = storage.download_tree(self.uri, self.local)
@@ -48,9 +53,14 @@ class Mirror:
         return self.local
 
     def maybe_push(self) -> None:
-        """Push if the last push is older than ``every_s``."""
+        """Push if the last push is older than ``every_s``; a failure is a warning (the results
+        are in the staging copy, and the next push tries again), never the end of the run."""
         if time.monotonic() - self._last_push >= self.every_s:
-            self.push()
+            try:
+                self.push()
+            except Exception as exc:
+                self._last_push = time.monotonic()
+                log.warning("could not push to %s (%s); retrying in %.0f s", self.uri, exc, self.every_s)
 
     def push(self) -> int:
         """Sync the staging folder to the URI; returns how many files were written."""

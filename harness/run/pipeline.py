@@ -170,7 +170,13 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     if options.tracking:
         _track(options, resolved, run_dir, summary)
     if mirror is not None:
-        mirror.push()
+        try:
+            mirror.push()
+        except UserError as exc:
+            raise UserError(
+                f"the run finished but its run directory could not be written to {mirror.uri}: {exc.args[0]}",
+                hint=f"its results are in {mirror.local}; copy that folder to {mirror.uri}",
+            ) from None
     return summary
 
 
