@@ -6,7 +6,11 @@
 - :mod:`~restorebench.run.executors` / :mod:`~restorebench.run.ray_executor`: in-process or on Ray;
 - :mod:`~restorebench.run.worker`: what a worker does with a batch (load, degrade, restore, score);
 - :mod:`~restorebench.run.record`: each batch of results into the run directory as it lands;
-- :mod:`~restorebench.run.store`: run directories, the results table, the results cache;
+- :mod:`~restorebench.run.store`: run directories (create, resume, shards, compaction);
+- :mod:`~restorebench.run.tables`: the results table (columns, schema, Parquet reading and writing);
+- :mod:`~restorebench.run.cache`: the results cache shared by all runs;
+- :mod:`~restorebench.run.mirror`: a run directory on a filesystem URI (staged and synced);
+- :mod:`~restorebench.run.outputs`: ``--save-outputs`` files;
 - :mod:`~restorebench.run.pipeline`: ``run_suite``, the whole run.
 
 May import: core, data, score, neural (through methods), report (sample crops), track

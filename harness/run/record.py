@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from restorebench.run.plan import Plan
-from restorebench.run.store import RunDir, rows_for
+from restorebench.run.store import RunDir
+from restorebench.run.tables import rows_for
 from restorebench.run.units import UnitResult
 
 Progress = Callable[[int, int, int], None]  # (units done, units total, units failed)

@@ -1,9 +1,9 @@
-"""Run directories, the tidy results table, resume, and the results cache.
+"""Run directories: create, resume, append result shards, compact them into the results table.
 
 A run directory holds ``spec.yaml`` (the resolved suite), ``run.json`` (ids), the
 result shards written as batches land (each to a temporary name, then renamed, so a
 crash loses at most the units in flight), ``results.parquet`` (the compacted table) and
-``samples/``. The results cache is a SQLite file keyed by unit id, shared by all runs.
+``samples/``. The table itself (columns, schema, Parquet I/O) is :mod:`~restorebench.run.tables`.
 """
 
 from __future__ import annotations
@@ -14,133 +14,25 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from restorebench.core.errors import UserError
-from restorebench.run.units import UnitResult, WorkUnit
+from restorebench.run.tables import (
+    COLUMNS,
+    check_results_table,
+    conform,
+    read_parquet,
+    read_schema,
+    read_table,
+    schema,
+    system_allocator,
+    trim_heap,
+    write_parquet_atomic,
+)
 
 log = logging.getLogger(__name__)
-
-COLUMNS = [
-    "run_id",
-    "unit_id",
-    "task",
-    "dataset",
-    "image",
-    "image_hash",
-    "degradation",
-    "method",
-    "method_kind",
-    "method_version",
-    "method_checkpoint",
-    "non_blind",
-    "method_params",
-    "metric",
-    "metric_version",
-    "value",
-    "runtime_s",
-    "megapixels",
-    "device",
-    "node",
-    "status",
-    "error",
-    "cached",
-    "dataset_check",  # a dataset card's verdict on the copy ("" for other sources)
-    "published",  # the value published for this (dataset, degradation, method, metric), if any
-    "published_source",
-]
-
-
-def rows_for(
-    unit: WorkUnit,
-    result: UnitResult,
-    *,
-    run_id: str,
-    method: dict[str, Any],
-    metric_versions: dict[str, str],
-    dataset_check: str = "",
-    published: dict[str, tuple[float, str]] | None = None,
-) -> list[dict[str, Any]]:
-    """Tidy rows (one per metric) for one unit's result.
-
-    ``method`` holds the method's labels: ``method`` (its reference), ``method_kind``
-    and ``method_version``; ``published`` the literature's value per metric, with its source.
-    """
-    published = published or {}
-    base = {
-        "run_id": run_id,
-        "unit_id": unit.unit_id,
-        "task": unit.task,
-        "dataset": unit.image.dataset,
-        "image": unit.image.key,
-        "image_hash": unit.image.content_hash,
-        "degradation": unit.degradation,
-        **method,
-        "runtime_s": result.runtime_s,
-        "megapixels": result.megapixels,
-        "device": result.device,
-        "node": result.node,
-        "status": result.status,
-        "error": result.error,
-        "cached": result.cached,
-        "dataset_check": dataset_check,
-    }
-    rows = []
-    oracles = [(f"oracle_{m}", m) for m in unit.metrics if f"oracle_{m}" in result.metrics]
-    for m, version_of in [(m, m) for m in unit.metrics] + oracles:
-        value = result.metrics.get(m, float("nan"))
-        row = {**base, "metric": m, "metric_version": metric_versions[version_of], "value": value}
-        if m in published:
-            row.update(published=published[m][0], published_source=published[m][1])
-        if m in result.metric_errors:
-            row.update(status="failed", error=f"{unit.image.key}: metric {m}: {result.metric_errors[m]}")
-        rows.append(row)
-    return rows
-
-
-_FLOATS = {"method_params", "value", "runtime_s", "megapixels", "published"}
-_BOOLS = {"non_blind", "cached"}
-
-
-def schema() -> Any:
-    """The results table's Arrow schema: every shard and ``results.parquet`` share it, so
-    compaction streams them into one file without reading them all."""
-    import pyarrow as pa
-
-    kind = {**dict.fromkeys(_FLOATS, pa.float64()), **dict.fromkeys(_BOOLS, pa.bool_())}
-    return pa.schema([(c, kind.get(c, pa.string())) for c in COLUMNS])
-
-
-def _conform(table: Any) -> Any:
-    """A table of this or an older version in :func:`schema` (missing columns null)."""
-    import pyarrow as pa
-
-    target = schema()
-    columns = []
-    for f in target:
-        if f.name in table.column_names:
-            columns.append(table.column(f.name).cast(f.type))
-        else:
-            columns.append(pa.nulls(table.num_rows, f.type))
-    return pa.Table.from_arrays(columns, schema=target)
-
-
-def write_parquet_atomic(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """Write rows to ``path`` (in :func:`schema`) via a temporary file and a rename."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    columns = {c: [r.get(c) for r in rows] for c in COLUMNS}
-    for c in _FLOATS:
-        columns[c] = [float("nan") if v is None else float(v) for v in columns[c]]
-    table = pa.Table.from_pydict(columns, schema=schema())
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-
 
 ROW_GROUP_ROWS = 4096  # rows per row group of results.parquet (bounded by what compaction holds)
 
@@ -266,11 +158,11 @@ class RunDir:
         parts = []
         main = self.path / "results.parquet"
         if main.exists():
-            check_results_table(_read_schema(main), main)
+            check_results_table(read_schema(main), main)
             parts.append(main)
         for shard in sorted(self.shards.glob("part-*.parquet")):
             try:
-                check_results_table(_read_schema(shard), shard)
+                check_results_table(read_schema(shard), shard)
             except UserError as exc:
                 log.warning("skipping %s (its units will be computed again): %s", shard.name, exc)
                 shard.rename(shard.with_name(shard.name + ".corrupt"))
@@ -292,7 +184,7 @@ class RunDir:
         """Ids of units that finished successfully (failed ones are retried on resume)."""
         done: set[str] = set()
         for part in self._parts():
-            table = _read_table(part, ["unit_id", "status"])
+            table = read_table(part, ["unit_id", "status"])
             units, status = table.column("unit_id").to_pylist(), table.column("status").to_pylist()
             ok = {u for u, st in zip(units, status) if st in ("ok", "skipped")}  # a unit that ran (a metric may fail)
             done = (done - set(units)) | ok  # a later part decides a unit again
@@ -312,7 +204,7 @@ class RunDir:
         keep = set(keep_units) if keep_units is not None else None
         latest: dict[tuple[str, str], tuple[int, int]] = {}
         for i, part in enumerate(parts):
-            keys = _read_table(part, ["unit_id", "metric"])
+            keys = read_table(part, ["unit_id", "metric"])
             for j, key in enumerate(zip(keys.column("unit_id").to_pylist(), keys.column("metric").to_pylist())):
                 latest[key] = (i, j)
         rows_of: dict[int, list[int]] = {}
@@ -322,11 +214,11 @@ class RunDir:
         del latest
         target = self.path / "results.parquet"
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-        with _system_allocator(), pq.ParquetWriter(tmp, schema()) as writer:
+        with system_allocator(), pq.ParquetWriter(tmp, schema()) as writer:
             pending, rows = [], 0
             for i, part in enumerate(parts):
                 if i in rows_of:
-                    table = _conform(_read_table(part, None))
+                    table = conform(read_table(part, None))
                     pending.append(table.take(pa.array(sorted(rows_of[i]), pa.int64())))
                     rows += pending[-1].num_rows
                 if pending and (rows >= ROW_GROUP_ROWS or i == len(parts) - 1):
@@ -338,67 +230,13 @@ class RunDir:
         for part in parts:
             if part != target:
                 part.unlink()
-        _trim_heap()
+        trim_heap()
         return self.results()
 
     def results(self):
         """The compacted table as pandas (after :meth:`compact`)."""
         main = self.path / "results.parquet"
         return check_results_table(read_parquet(main), main)
-
-
-def _read_schema(path: Path) -> Any:
-    """An empty frame with the columns of a Parquet file (its footer only)."""
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    try:
-        names = pq.read_schema(path).names
-    except (OSError, ValueError) as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"{path} is not a readable Parquet file ({first})") from None
-    return pd.DataFrame(columns=names)
-
-
-@contextmanager
-def _system_allocator():
-    """Arrow allocates from the system allocator while the store reads and merges shards:
-    its default (jemalloc) kept the decode buffers, so driver memory grew with the run
-    (+56 MiB for 16,000 units against +21 MiB). Each buffer remembers its own pool."""
-    import pyarrow as pa
-
-    previous = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(previous)
-
-
-def _trim_heap() -> None:
-    """Give freed heap pages back to the system (glibc's ``malloc_trim``; elsewhere nothing)."""
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
-def _arrow_read(path: Path, columns: list[str] | None) -> Any:
-    import pyarrow.parquet as pq
-
-    with _system_allocator():
-        return pq.read_table(path, columns=columns)
-
-
-def _read_table(path: Path, columns: list[str] | None) -> Any:
-
-    try:
-        return _arrow_read(path, columns)
-    except (OSError, ValueError) as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"{path} is not a readable Parquet file ({first})") from None
 
 
 def spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -430,32 +268,3 @@ def read_results(path: str | Path):
     if path.suffix == ".parquet" and path.is_file():
         return check_results_table(read_parquet(path), path)
     raise UserError(f"{path}: not a run directory or a results .parquet file")
-
-
-REQUIRED = ("unit_id", "task", "dataset", "image", "degradation", "method", "metric", "value", "status")
-
-
-def check_results_table(frame: Any, path: Path) -> Any:
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise UserError(
-            f"{path} is not a restorebench results table: it lacks the columns {', '.join(missing)}",
-            hint="give a run directory or the results.parquet that `restorebench run` wrote",
-        )
-    for column in COLUMNS:  # tables of older versions lack newer columns
-        if column not in frame.columns:
-            frame[column] = None
-    return frame
-
-
-def read_parquet(path: Path) -> Any:
-    """``pandas.read_parquet``, with a corrupt or truncated file a :class:`UserError` naming it."""
-
-    try:  # self_destruct: each column's Arrow buffers are freed as pandas takes it over
-        return _arrow_read(path, None).to_pandas(self_destruct=True, split_blocks=True)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise UserError(
-            f"{path} is not a readable Parquet file ({first})",
-            hint="it may be truncated or damaged; rerun, or resume the run that wrote it",
-        ) from None

@@ -181,7 +181,7 @@ def test_html_marks_neural_and_non_blind_methods():
 
 
 def test_empty_results_still_write_a_page(tmp_path):
-    from restorebench.run.store import COLUMNS
+    from restorebench.run.tables import COLUMNS
 
     written = write_report(pd.DataFrame(columns=COLUMNS), tmp_path, ["html"])
     assert "No results." in written[0].read_text(encoding="utf-8")

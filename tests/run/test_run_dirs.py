@@ -122,7 +122,8 @@ def test_sixteen_bit_outputs_round_trip():
 def test_compaction_keeps_each_units_latest_row_and_streams_a_fixed_schema(tmp_path):
     import pyarrow.parquet as pq
 
-    from restorebench.run.store import RunDir, schema
+    from restorebench.run.store import RunDir
+    from restorebench.run.tables import schema
 
     run = RunDir.open(tmp_path / "run", {"name": "s", "seed": 0, "tasks": []}, resume=False)
     base = {"run_id": "r", "task": "t", "metric": "psnr", "metric_version": "1"}
