@@ -13,7 +13,9 @@ import hashlib
 import logging
 import os
 import shutil
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from restorebench.data import storage
@@ -30,9 +32,9 @@ def staging_root() -> Path:
 class Mirror:
     """A local working copy of a run directory URI."""
 
-    def __init__(self, uri: str, *, every_s: float = 30.0) -> None:
+    def __init__(self, uri: str, *, every_s: float = 30.0, local: Path | None = None) -> None:
         self.uri = uri.rstrip("/")
-        self.local = staging_root() / hashlib.sha256(self.uri.encode()).hexdigest()[:16]
+        self.local = local or staging_root() / hashlib.sha256(self.uri.encode()).hexdigest()[:16]
         self.every_s = every_s
         self._pushed: dict[str, tuple[int, int]] = {}  # key -> (size, mtime_ns) as last pushed
         self._last_push = 0.0
@@ -41,7 +43,8 @@ class Mirror:
         """A fresh staging folder holding what the URI holds; returns it. An earlier staging
         copy is moved aside, never deleted: it may hold results a failed push left behind."""
         if self.local.exists() and any(self.local.iterdir()):
-            aside = self.local.with_name(f"{self.local.name}.previous-{time.strftime('%Y%m%d-%H%M%S')}")
+            stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+            aside = self.local.with_name(f"{self.local.name}.previous-{stamp}")
             self.local.rename(aside)
             log.info("an earlier staging copy of %s is kept in %s", self.uri, aside)
         shutil.rmtree(self.local, ignore_errors=True)
@@ -84,12 +87,19 @@ class Mirror:
 
 
 def local_copy(text: str | Path) -> Path:
-    """A run directory or results file named by a path or URI, as a local path (a URI is pulled)."""
+    """A run directory or results file named by a path or URI, as a local path: a URI is
+    downloaded into a fresh temporary folder (for reading only; the staging copy of a run
+    that writes there is left alone)."""
     if not storage.is_uri(str(text)):
         return Path(text)
-    if str(text).endswith(".parquet"):
-        mirror = Mirror(str(text).rsplit("/", 1)[0])
-        mirror.pull()
-        return mirror.local / str(text).rsplit("/", 1)[1]
-    mirror = Mirror(str(text))
-    return mirror.pull()
+    target = Path(tempfile.mkdtemp(prefix="restorebench-"))
+    if str(text).endswith(".parquet"):  # one file: only it is downloaded
+        from restorebench.core.errors import ImageLoadError, UserError
+
+        try:
+            data = storage.read_bytes(str(text))
+        except ImageLoadError as exc:
+            raise UserError(str(exc), hint="check the URI, the endpoint and credentials") from None
+        (target / str(text).rsplit("/", 1)[1]).write_bytes(data)
+        return target / str(text).rsplit("/", 1)[1]
+    return Mirror(str(text), local=target).pull()
