@@ -141,8 +141,11 @@ def download_tree(uri: str, local: Path) -> int:
             continue
         target = local / entry.path[len(base) :]
         target.parent.mkdir(parents=True, exist_ok=True)
-        with fs.open_input_stream(entry.path) as stream:
-            target.write_bytes(stream.read())
+        try:
+            with fs.open_input_stream(entry.path) as stream:
+                target.write_bytes(stream.read())
+        except OSError as exc:
+            raise UserError(f"cannot read {join(uri, entry.path[len(base) :])}: {exc}") from None
         count += 1
     return count
 
