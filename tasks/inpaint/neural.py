@@ -59,6 +59,27 @@ class _NeuralInpaint(NeuralMethod):
 
         return load_vgg16(self.params.vgg16)
 
+    def _masked_recipe(self, config: dict[str, Any], *, steps: int, objective: Any, notes: str) -> Any:
+        """What both networks' recipes share: 256x256 patches with free-form masks, batches
+        of 4, Adam 5e-4 (x0.1 at 70 % and 90 %), gradient clip 1, validation every 500 steps."""
+        from restorebench.neural.training import Recipe
+
+        return Recipe(
+            architecture=self.architecture,
+            config=config,
+            make_pair=masked_pair,
+            patch_size=256,
+            batch_size=4,
+            steps=steps,
+            lr=5e-4,
+            objective=objective,
+            lr_milestones=(0.7, 0.9),
+            grad_clip=1.0,
+            val_every=500,
+            val_patches=24,
+            notes=notes,
+        )
+
 
 class PConvParams(InpaintNeuralParams):
     """``variant``: ``light`` (the committed checkpoint) or ``full`` (the paper's 8 levels, 32.9 M parameters)."""
@@ -90,26 +111,13 @@ class PConvMethod(_NeuralInpaint):
         (0.01-0.6) and of scales 1-2.5; batches of 4, Adam lr 5e-4 (x0.1 at 70 % and 90 %).
         The paper trains at 512x512, batch 6, lr 2e-4 then fine-tunes with the encoder's
         batch norm frozen at 5e-5, on Places2 / ImageNet / CelebA, for days on a GPU."""
-        from restorebench.neural.training import Recipe
-
         features = self._features()
-        return Recipe(
-            architecture=self.architecture,
-            config=dict(PCONV_VARIANTS[self.params.variant]),
-            make_pair=masked_pair,
-            patch_size=256,
-            batch_size=4,
+        return self._masked_recipe(
+            dict(PCONV_VARIANTS[self.params.variant]),
             steps=6000,
-            lr=5e-4,
             objective=_objective(features),
-            lr_milestones=(0.7, 0.9),
-            grad_clip=1.0,
-            val_every=500,
-            val_patches=24,
-            notes=(
-                f"PConv U-Net {self.params.variant}; masks: free-form, bins 0.01-0.6 uniform, scales 1-2.5; "
-                + ("VGG-16 perceptual and style terms" if features is not None else "no VGG-16 terms (none given)")
-            ),
+            notes=f"PConv U-Net {self.params.variant}; masks: free-form, bins 0.01-0.6 uniform, scales 1-2.5; "
+            + ("VGG-16 perceptual and style terms" if features is not None else "no VGG-16 terms (none given)"),
         )
 
 
@@ -156,22 +164,11 @@ class VAEMethod(_NeuralInpaint):
     def recipe(self) -> Any:
         """The ELBO: PConv's reconstruction terms on the output decoded from a posterior draw,
         plus 0.01 x KL(q || N(0, I)) per latent element; the rest as ``inpaint/pconv``'s recipe."""
-        from restorebench.neural.training import Recipe
-
         features = self._features()
-        return Recipe(
-            architecture=self.architecture,
-            config=dict(VAE_CONFIG),
-            make_pair=masked_pair,
-            patch_size=256,
-            batch_size=4,
+        return self._masked_recipe(
+            dict(VAE_CONFIG),
             steps=4000,
-            lr=5e-4,
             objective=_vae_objective(features),
-            lr_milestones=(0.7, 0.9),
-            grad_clip=1.0,
-            val_every=500,
-            val_patches=24,
             notes="conditional VAE, latent 8 channels at 1/64; KL weight 0.01; masks as inpaint/pconv"
             + ("; VGG-16 terms" if features is not None else "; no VGG-16 terms (none given)"),
         )
