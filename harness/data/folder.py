@@ -13,7 +13,7 @@ from pydantic import Field
 from restorebench.core.errors import UserError
 from restorebench.core.interfaces import ImageRef, Params, Source
 from restorebench.core.registry import register
-from restorebench.data.images import IMAGE_EXTENSIONS, decode_image, file_hash, read_image
+from restorebench.data.images import IMAGE_EXTENSIONS, decode_image, file_hash, is_image_name, read_image
 from restorebench.data.storage import content_hashes, is_uri, list_files, read_bytes
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class FolderSource(Source):
             raise UserError(f"dataset folder {root} {what}", hint=f"give a directory of {accepted} files")
         _refuse_pair_tree(root, self.params.recursive)
         paths = root.rglob("*") if self.params.recursive else root.iterdir()
-        candidates = [p for p in paths if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")]
+        candidates = [p for p in paths if is_image_name(p.name)]
         broken = sorted(p.relative_to(root).as_posix() for p in candidates if p.is_symlink() and not p.exists())
         if broken:
             log.warning("%s: %d broken symbolic link(s) skipped: %s", root, len(broken), ", ".join(broken[:5]))
@@ -63,11 +63,7 @@ class FolderSource(Source):
         return [ImageRef(self.ref, key, file_hash(p), str(p)) for key, p in sorted(files.items())]
 
     def _list_remote(self, uri: str) -> list[ImageRef]:
-        files = [
-            f
-            for f in list_files(uri, recursive=self.params.recursive)
-            if Path(f.key).suffix.lower() in IMAGE_EXTENSIONS and not Path(f.key).name.startswith(".")
-        ]
+        files = [f for f in list_files(uri, recursive=self.params.recursive) if is_image_name(f.key)]
         if not files:
             raise UserError(
                 f"no image files under {uri}; accepted extensions: {', '.join(IMAGE_EXTENSIONS)}",

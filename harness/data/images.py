@@ -19,6 +19,12 @@ IMAGE_EXTENSIONS = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+def is_image_name(name: str) -> bool:
+    """Whether a file name is one a folder source reads: an image extension, not hidden."""
+    path = Path(name)
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
 def to_float_image(arr: np.ndarray) -> np.ndarray:
     """Convert an image array to the harness convention: float32 HWC in [0, 1], 1 or 3 channels.
 
