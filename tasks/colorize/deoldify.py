@@ -256,24 +256,6 @@ def resnet_body(block: str, depths: Sequence[int], widths: Sequence[int]) -> nn.
 
 # ---------------------------------------------------------------- the generators
 
-VARIANTS: dict[str, dict[str, Any]] = {
-    "artistic": {
-        "unet": "deep",
-        "block": "basic",
-        "depths": [3, 4, 6, 3],
-        "widths": [64, 128, 256, 512],
-        "nf_factor": 1.5,
-    },
-    "stable": {
-        "unet": "wide",
-        "block": "bottleneck",
-        "depths": [3, 4, 23, 3],
-        "widths": [64, 128, 256, 512],
-        "nf_factor": 2.0,
-    },
-    "light": {"unet": "deep", "block": "basic", "depths": [1, 1, 1, 1], "widths": [16, 32, 64, 128], "nf_factor": 1.0},
-}
-
 
 class DeOldifyGenerator(nn.Module):
     """``DynamicUnetDeep`` (``unet="deep"``) or ``DynamicUnetWide`` (``"wide"``) on a ResNet body.

@@ -22,7 +22,26 @@ import numpy as np
 from pydantic import Field
 
 from restorebench import Degraded, NeuralMethod, NeuralParams, UserError, register
-from restorebench.tasks.colorize.deoldify import VARIANTS
+
+# the released generators' configurations (and the light one trained here); torch-free, so
+# loading the plugin does not import torch
+VARIANTS: dict[str, dict[str, Any]] = {
+    "artistic": {
+        "unet": "deep",
+        "block": "basic",
+        "depths": [3, 4, 6, 3],
+        "widths": [64, 128, 256, 512],
+        "nf_factor": 1.5,
+    },
+    "stable": {
+        "unet": "wide",
+        "block": "bottleneck",
+        "depths": [3, 4, 23, 3],
+        "widths": [64, 128, 256, 512],
+        "nf_factor": 2.0,
+    },
+    "light": {"unet": "deep", "block": "basic", "depths": [1, 1, 1, 1], "widths": [16, 32, 64, 128], "nf_factor": 1.0},
+}
 
 CHECKPOINT_DIR = Path(__file__).with_name("checkpoints")
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)

@@ -49,6 +49,16 @@ def test_importing_restorebench_is_cheap():
     assert out.stdout.strip() == "[]"
 
 
+def test_loading_every_plugin_leaves_torch_ray_and_mlflow_unimported():
+    # what a driver and each classical Ray worker pay before their first unit
+    code = (
+        "import sys; from restorebench.core.plugins import load_plugins; load_plugins(); "
+        "print(sorted(m for m in ('torch', 'ray', 'mlflow', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert out.stdout.strip() == "[]"
+
+
 def test_old_top_level_names_are_gone():
     code = "import importlib.util as u; print(u.find_spec('harness'), u.find_spec('tasks'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")

@@ -13,7 +13,8 @@ from restorebench.commands.convert import convert_weights
 from restorebench.core.build import build_degradation, build_method
 from restorebench.core.errors import UserError
 from restorebench.neural.checkpoints import save_checkpoint
-from restorebench.tasks.colorize.deoldify import VARIANTS, DeOldifyGenerator
+from restorebench.tasks.colorize.deoldify import DeOldifyGenerator
+from restorebench.tasks.colorize.deoldify_method import VARIANTS
 
 # ---------------------------------------------------------------- the tables, written down from the architecture
 
