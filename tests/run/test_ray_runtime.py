@@ -20,11 +20,13 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path):
 
     from restorebench.run.pipeline import RunOptions, run_suite
 
-    seen = []
+    seen, commands = [], []
 
     def progress(done, total, failed):  # called on the driver while the runtime is up
         if done and not seen:
-            seen.extend(listening(descendants(os.getpid())))
+            tree = descendants(os.getpid())
+            seen.extend(listening(tree))
+            commands.extend(_command_line(pid) for pid in tree)
 
     summary = run_suite(
         RunOptions(
@@ -44,6 +46,20 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path):
     assert len(seen) >= 4 and len(processes) >= 3, seen  # GCS, raylet, agents, driver, workers
     exposed = [(addr, port, pid) for addr, port, pid in seen if addr not in LOOPBACK]
     assert exposed == []  # was: every socket on all interfaces, the runtime-env agent on the external address
+    # a private one-node Ray starts without the dashboard's API server, the autoscaler monitor
+    # and the log monitor (2 s of its start, and the monitor held every shutdown for a second)
+    started = " ".join(commands)
+    assert "gcs_server" in started and "raylet" in started
+    for unneeded in ("dashboard/dashboard.py", "/monitor.py", "log_monitor.py"):
+        assert unneeded not in started, unneeded
+
+
+def _command_line(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def test_an_unreachable_address_fails_within_seconds():
