@@ -163,7 +163,13 @@ def _start_from(path: Path, network: Any, recipe: Any) -> dict[str, Any]:
     from restorebench.neural.checkpoints import file_sha256, load_checkpoint
 
     state, meta = load_checkpoint(path)
-    if meta.get("architecture") != recipe.architecture or meta.get("config") != recipe.config:
+    adopted = False
+    if meta.get("architecture") == recipe.architecture and meta.get("config") != recipe.config:
+        try:  # a network that can start from a related one's weights (e.g. a new input added)
+            state, adopted = network.adopt(state, meta.get("config")), True
+        except (AttributeError, ValueError, KeyError):
+            pass
+    if meta.get("architecture") != recipe.architecture or (meta.get("config") != recipe.config and not adopted):
         raise UserError(
             f"--init {path} holds a {meta.get('architecture')} network with {meta.get('config')}, "
             f"not this recipe's {recipe.architecture} with {recipe.config}",
@@ -180,4 +186,5 @@ def _start_from(path: Path, network: Any, recipe: Any) -> dict[str, Any]:
         "steps": meta.get("steps"),
         "val_psnr": (meta.get("metrics") or {}).get("val_psnr"),
         "init": meta.get("init"),
+        **({"adopted_from_config": meta.get("config")} if adopted else {}),
     }

@@ -59,28 +59,35 @@ class PConvUNet(nn.Module):
         kernels: Sequence[int] = PAPER_KERNELS,
         image_channels: int = 3,
         extra_bottleneck: int = 0,
+        base: str | None = None,
     ) -> None:
         super().__init__()
         if len(widths) != len(kernels) or not widths:
             raise ValueError(f"need as many widths as kernels, got {list(widths)} and {list(kernels)}")
+        if base not in BASE_FILLS:
+            raise ValueError(f"unknown base fill {base!r}; known: {', '.join(str(b) for b in BASE_FILLS)}")
         self.config: dict[str, Any] = {
             "widths": list(widths),
             "kernels": list(kernels),
             "image_channels": image_channels,
+            **({"base": base} if base else {}),
         }
         channels = widths
         self.levels = len(channels)
         self.image_channels = image_channels
-        previous = image_channels
+        self.base = base
+        # with a base fill, the input is the image and the base (the second under an all-ones mask)
+        inputs = (image_channels, image_channels) if base else (image_channels,)
+        previous = sum(inputs)
         for i, (c, k) in enumerate(zip(channels, kernels), start=1):
-            conv = PartialConv2d(previous, c, k, stride=2)
+            conv = PartialConv2d(previous, c, k, stride=2, parts=inputs if i == 1 and base else None)
             setattr(self, f"enc{i}", _Block(conv, bn=i > 1, act=nn.ReLU(inplace=True)))
             previous = c
         below = channels[-1] + extra_bottleneck  # the bottleneck (plus a VAE's latent map)
         for i in range(self.levels, 0, -1):
-            skip = channels[i - 2] if i > 1 else image_channels
+            skip = (channels[i - 2],) if i > 1 else inputs
             out = channels[i - 2] if i > 1 else image_channels
-            conv = PartialConv2d(below + skip, out, 3, parts=(below, skip))
+            conv = PartialConv2d(below + sum(skip), out, 3, parts=(below, *skip))
             last = i == 1
             setattr(self, f"dec{i}", _Block(conv, bn=not last, act=None if last else nn.LeakyReLU(0.2, inplace=True)))
             below = out
@@ -92,6 +99,9 @@ class PConvUNet(nn.Module):
     def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         image, mask = x[:, : self.image_channels], x[:, self.image_channels :]
         h, w = image.shape[-2:]
+        base = BASE_FILLS[self.base](image, mask) if self.base else None
+        if base is not None:
+            image, mask = torch.cat([image, base], 1), torch.cat([mask, torch.ones_like(mask)], 1)
         image, mask = _pad_to(image, mask, self.stride)
         skips = [(image, mask)]
         feat, m = image, mask
@@ -105,7 +115,40 @@ class PConvUNet(nn.Module):
             up = F.interpolate(feat, scale_factor=2, mode="nearest")
             up_mask = F.interpolate(m, scale_factor=2, mode="nearest")
             feat, m = getattr(self, f"dec{i}")(torch.cat([up, skip], 1), torch.cat([up_mask, skip_mask], 1))
-        return feat[..., :h, :w]
+        return feat[..., :h, :w] if base is None else base + feat[..., :h, :w]
+
+    def adopt(self, state: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """A state for this network from one of the same U-Net without a base fill (``config``):
+        the first layer's weights for the base channels are zero and the last layer is zero,
+        so the adopted network starts as its base fill and its encoder as the source's."""
+        plain = {k: v for k, v in self.config.items() if k != "base"}
+        if not self.base or {"image_channels": 3, **config} != plain:
+            raise ValueError(f"only a {plain} network without a base fill can be adopted, not {config}")
+        adopted = dict(state)
+        first = state["enc1.conv.conv.weight"]
+        adopted["enc1.conv.conv.weight"] = torch.cat([first, torch.zeros_like(first)], 1)
+        last = self.dec1.conv.conv
+        adopted["dec1.conv.conv.weight"] = torch.zeros_like(last.weight)
+        adopted["dec1.conv.conv.bias"] = torch.zeros_like(last.bias)
+        return adopted
+
+
+def biharmonic_fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each image's holes completed by scikit-image's biharmonic inpainting (``mask`` 1 = valid;
+    no gradient; an image without holes, or without a known pixel, is returned as it is)."""
+    from skimage.restoration import inpaint_biharmonic
+
+    out = image.detach().clone()
+    pixels = image.detach().double().cpu().numpy()
+    holes = mask[:, 0].detach().cpu().numpy() < 0.5
+    for i in range(len(pixels)):
+        if holes[i].any() and not holes[i].all():
+            filled = inpaint_biharmonic(pixels[i].transpose(1, 2, 0), holes[i], channel_axis=-1)
+            out[i] = torch.from_numpy(filled.transpose(2, 0, 1)).to(out)
+    return out
+
+
+BASE_FILLS: dict[str | None, Any] = {None: None, "biharmonic": biharmonic_fill}
 
 
 def _pad_to(image: torch.Tensor, mask: torch.Tensor, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,7 +23,7 @@ from restorebench.tasks.inpaint.masks import PAPER_BINS, RatioBin, free_form_mas
 CHECKPOINT_DIR = Path(__file__).with_name("checkpoints")
 PCONV_VARIANTS: dict[str, dict[str, Any]] = {
     "full": {"widths": [64, 128, 256, 512, 512, 512, 512, 512], "kernels": [7, 5, 5, 3, 3, 3, 3, 3]},
-    "light": {"widths": [32, 64, 128, 128, 128, 128, 128], "kernels": [7, 5, 5, 3, 3, 3, 3]},
+    "light": {"widths": [32, 64, 128, 128, 128, 128, 128], "kernels": [7, 5, 5, 3, 3, 3, 3], "base": "biharmonic"},
 }
 VAE_CONFIG: dict[str, Any] = {"widths": [32, 64, 96, 128, 128, 128], "kernels": [7, 5, 5, 3, 3, 3], "latent": 8}
 TRAINING_SCALES = (1.0, 2.5)  # masks drawn as for images 1 to 2.5 times the patch's size
@@ -100,7 +100,7 @@ class PConvMethod(_NeuralInpaint):
     def build_network(self, config: dict[str, Any]) -> Any:
         from restorebench.tasks.inpaint.models import PConvUNet
 
-        return PConvUNet(**{**PCONV_VARIANTS[self.params.variant], **config})
+        return PConvUNet(**(config or PCONV_VARIANTS[self.params.variant]))
 
     def default_checkpoints(self) -> list[Path]:
         return [(self.checkpoint_dir or CHECKPOINT_DIR) / f"pconv_{self.params.variant}.safetensors"]

@@ -123,3 +123,58 @@ def test_a_run_reports_each_bin_and_the_vaes_mean_and_oracle(tiny_checkpoints, i
     assert set(one.groupby("unit_id")["metric"].nunique()) == {2}
     holes_worse = board.set_index(["degradation", "method"])["psnr"]
     assert holes_worse[("mask?ratio=0.4-0.5", "inpaint/telea")] < holes_worse[("mask?ratio=0.1-0.2", "inpaint/telea")]
+
+
+def test_the_light_pconv_refines_a_biharmonic_fill_and_adopts_a_plain_networks_weights():
+    from skimage.restoration import inpaint_biharmonic
+
+    torch.manual_seed(0)
+    plain = PConvUNet(widths=(4, 8, 8), kernels=(5, 3, 3))
+    net = PConvUNet(widths=(4, 8, 8), kernels=(5, 3, 3), base="biharmonic")
+    assert net.config["base"] == "biharmonic" and "base" not in plain.config
+    assert net.state_dict()["enc1.conv.conv.weight"].shape == (4, 6, 5, 5)  # image, then the base fill
+    assert net.state_dict()["dec1.conv.conv.weight"].shape == (3, 4 + 6, 3, 3)  # up(dec2), image, base
+    state = net.adopt(plain.state_dict(), plain.config)
+    net.load_state_dict(state)
+    net.eval()
+    clean, item = _input(h=40, w=52)
+    mask = item.extras["mask"]
+    x = torch.from_numpy(np.concatenate([clean * mask[..., None], mask[..., None]], 2).transpose(2, 0, 1)[None])
+    with torch.no_grad():
+        out = net(x)[0].numpy().transpose(1, 2, 0)
+    # adopted: the last layer is zero, so the network gives the base fill, scikit-image's own
+    expected = inpaint_biharmonic(clean * mask[..., None], mask < 0.5, channel_axis=-1)
+    np.testing.assert_allclose(out, expected, atol=2e-5)  # float32 against float64
+    # ... and the encoder is the plain network's, with zero weights on the base channels
+    np.testing.assert_array_equal(state["enc1.conv.conv.weight"][:, :3], plain.state_dict()["enc1.conv.conv.weight"])
+    assert not state["enc1.conv.conv.weight"][:, 3:].any()
+    with pytest.raises(ValueError, match="without a base fill"):
+        net.adopt(plain.state_dict(), {**plain.config, "widths": [4, 8, 16]})
+    with pytest.raises(ValueError, match="unknown base fill"):
+        PConvUNet(widths=(4,), kernels=(3,), base="telea")
+
+
+def test_train_init_adopts_a_plain_pconv_checkpoint(tmp_path):
+    from restorebench.commands.train import train_method
+    from restorebench.data.images import encode_png
+    from restorebench.neural.checkpoints import load_checkpoint
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        (data / f"{i}.png").write_bytes(encode_png(rng.random((256, 256, 3)).astype(np.float32)))
+    from restorebench.tasks.inpaint.neural import PCONV_VARIANTS
+
+    light = {k: v for k, v in PCONV_VARIANTS["light"].items() if k != "base"}
+    plain = PConvUNet(**light)
+    init = save_checkpoint(
+        tmp_path / "plain.safetensors", plain.state_dict(), {"architecture": "pconv_unet", "config": plain.config}
+    )
+    summary = train_method(
+        "inpaint/pconv", data=[f"folder:{data}"], steps=1, out=tmp_path / "new.safetensors", tracking=False, init=init
+    )
+    state, meta = load_checkpoint(summary.checkpoint)
+    assert meta["config"]["base"] == "biharmonic"
+    assert meta["init"]["adopted_from_config"] == plain.config
+    assert state["enc1.conv.conv.weight"].shape[1] == 6
