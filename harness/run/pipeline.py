@@ -92,7 +92,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     from restorebench.data.storage import is_uri
     from restorebench.run.batches import make_batches
     from restorebench.run.cache import NoCache, ResultCache
-    from restorebench.run.executors import make_executor
+    from restorebench.run.executors import close_in_background, make_executor
     from restorebench.run.mirror import Mirror
     from restorebench.run.record import Recorder
     from restorebench.run.store import RunDir
@@ -134,6 +134,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     todo = [u for u in units if u.unit_id not in done]
     record = Recorder(plan, run_dir, run_id=summary.run_id, progress=progress, finished=len(done))
     cache = ResultCache(options.cache_path) if options.use_cache else NoCache()
+    closed = _nothing_to_wait_for
     try:
         record.start()
         # a cached result has no image: with --save-outputs every unit is computed (and cached)
@@ -151,33 +152,42 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
                     summary.computed += sum(r.status == "ok" for r in results)
                     if mirror is not None:
                         mirror.maybe_push()
-            finally:
-                executor.close()
+            finally:  # Ray's shutdown waits on its processes while the driver compacts and logs
+                closed = close_in_background(executor)
     except KeyboardInterrupt:
+        closed()
         _push_what_landed(mirror)
         raise Interrupted(
             f"interrupted: {record.finished} of {len(units)} units are stored in {summary.location}",
             hint=f"complete the run with the same options plus --resume --out {summary.location}",
         ) from None
     except BaseException:
+        closed()
         _push_what_landed(mirror)
         raise
     finally:
         cache.close()
         summary.failed, summary.errors, summary.skipped = record.failed, record.errors, record.skipped
-    summary.results = run_dir.compact(keep_units=plan.unit_ids)
-    summary.wall_s = time.perf_counter() - started
-    if options.tracking:
-        _track(options, resolved, run_dir, summary)
-    if mirror is not None:
-        try:
-            mirror.push()
-        except UserError as exc:
-            raise UserError(
-                f"the run finished but its run directory could not be written to {mirror.uri}: {exc.args[0]}",
-                hint=f"its results are in {mirror.local}; copy that folder to {mirror.uri}",
-            ) from None
+    try:
+        summary.results = run_dir.compact(keep_units=plan.unit_ids)
+        summary.wall_s = time.perf_counter() - started
+        if options.tracking:
+            _track(options, resolved, run_dir, summary)
+        if mirror is not None:
+            try:
+                mirror.push()
+            except UserError as exc:
+                raise UserError(
+                    f"the run finished but its run directory could not be written to {mirror.uri}: {exc.args[0]}",
+                    hint=f"its results are in {mirror.local}; copy that folder to {mirror.uri}",
+                ) from None
+    finally:
+        closed()
     return summary
+
+
+def _nothing_to_wait_for() -> None:
+    return None
 
 
 def _push_what_landed(mirror: Any) -> None:
