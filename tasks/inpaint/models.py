@@ -134,12 +134,13 @@ class PConvUNet(nn.Module):
 
 
 def biharmonic_fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Each image's holes completed by scikit-image's biharmonic inpainting (``mask`` 1 = valid;
-    no gradient; an image without holes, or without a known pixel, is returned as it is)."""
+    """Each image's holes completed by scikit-image's biharmonic inpainting, in float32
+    (``mask`` 1 = valid; no gradient; an image without holes, or without a known pixel, is
+    returned as it is)."""
     from skimage.restoration import inpaint_biharmonic
 
     out = image.detach().clone()
-    pixels = image.detach().double().cpu().numpy()
+    pixels = image.detach().float().cpu().numpy()
     holes = mask[:, 0].detach().cpu().numpy() < 0.5
     for i in range(len(pixels)):
         if holes[i].any() and not holes[i].all():
