@@ -5,8 +5,10 @@ NoGAN-fine-tuned; neither ImageNet weights nor the days of GPU time exist here. 
 variant (a narrow ResNet body, trained from scratch) learns, on BSDS400 + T91 patches, to
 map DeOldify's input (gray RGB, ImageNet-normalised) to the colour patch with L1 on the
 normalised values (fastai's do_y normalisation) plus an L1 between features of the
-project's own trained network: the encoder of the committed ``inpaint/pconv`` light
-checkpoint (fed the whole image as valid), a stand-in for VGG-16, documented as such.
+project's own trained network: the first three encoder levels of ``inpaint/pconv``'s first
+light checkpoint (fed the whole image as valid), kept in ``checkpoints/feature_encoder.safetensors``
+so that retraining inpainting does not change what this recipe optimises; a stand-in for
+VGG-16, documented as such.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def deoldify_recipe(architecture: str, config: dict[str, Any]) -> Any:
         grad_clip=1.0,
         val_every=500,
         val_patches=32,
-        notes="DeOldify light: L1 (normalised) + 0.5 x L1 of inpaint/pconv light encoder features; no VGG-16, "
+        notes="DeOldify light: L1 (normalised) + 0.5 x L1 of features of a plain inpaint/pconv light encoder "
+        "(colorize/checkpoints/feature_encoder.safetensors); no VGG-16, "
         "no ImageNet encoder, no NoGAN: a stand-in for the released generators",
     )
 
@@ -68,12 +71,12 @@ def predict_rgb(network: Any, x: Any) -> Any:
     return _denormalise(network(x)).clamp(0, 1)
 
 
-FEATURE_CHECKPOINT = Path(__file__).parents[1] / "inpaint" / "checkpoints" / "pconv_light.safetensors"
+FEATURE_CHECKPOINT = Path(__file__).with_name("checkpoints") / "feature_encoder.safetensors"
 _FEATURES: dict[str, Any] = {}
 
 
 def _feature_weights() -> dict[str, Any]:
-    """The first encoder levels of the committed inpaint/pconv light checkpoint (loaded once)."""
+    """The feature network's weights: enc1 .. enc3 of a plain inpaint/pconv light network (loaded once)."""
     if not _FEATURES:
         from restorebench.neural.checkpoints import load_checkpoint
 

@@ -12,6 +12,13 @@ cropped back. State-dict keys: ``enc{i}.conv.conv.weight/bias``, ``enc{i}.bn.*``
 (``i = 1 .. levels``, no ``enc1.bn``), ``dec{i}.conv.conv.weight/bias``, ``dec{i}.bn.*``
 (``i = levels .. 1``, no ``dec1.bn``).
 
+``base="biharmonic"`` (the committed light network; not in the paper): the network also
+takes scikit-image's biharmonic completion of the holes, as a second image under an
+all-ones mask in the first encoder layer and the last skip, and adds its output to it, so
+it learns a correction to a strong classical fill instead of the whole fill (a 2 M-parameter
+network trained for hours on CPU did not learn smooth interpolation as well as biharmonic
+on held-out photos). :meth:`PConvUNet.adopt` starts it from a plain network's weights.
+
 :class:`InpaintVAE` -- a conditional VAE on the same U-Net: a posterior encoder
 q(z | image, mask) maps the whole image and the mask to a Gaussian latent map at the
 bottleneck's resolution (``latent`` channels); the generator is the U-Net with ``z``

@@ -82,7 +82,9 @@ class _NeuralInpaint(NeuralMethod):
 
 
 class PConvParams(InpaintNeuralParams):
-    """``variant``: ``light`` (the committed checkpoint) or ``full`` (the paper's 8 levels, 32.9 M parameters)."""
+    """``variant``: ``light`` (the committed checkpoint: 7 levels, narrower, and a correction
+    to scikit-image's biharmonic fill, which it takes as a second input) or ``full`` (the
+    paper's 8 levels, 32.9 M parameters, the holes alone as in the paper)."""
 
     variant: Literal["light", "full"] = "light"
 
@@ -94,7 +96,7 @@ class PConvMethod(_NeuralInpaint):
     name = "pconv"
     version = "1"
     architecture: ClassVar[str] = "pconv_unet"
-    description: ClassVar[str] = "partial-convolution U-Net (Liu et al. 2018); light variant, BSDS400"
+    description: ClassVar[str] = "partial-convolution U-Net (Liu et al. 2018); light: refines biharmonic, BSDS400"
     Params = PConvParams
 
     def build_network(self, config: dict[str, Any]) -> Any:

@@ -12,7 +12,7 @@ import torch
 from restorebench.commands.convert import convert_weights
 from restorebench.core.build import build_degradation, build_method
 from restorebench.core.errors import UserError
-from restorebench.neural.checkpoints import save_checkpoint
+from restorebench.neural.checkpoints import load_checkpoint, save_checkpoint
 from restorebench.tasks.colorize.deoldify import DeOldifyGenerator
 from restorebench.tasks.colorize.deoldify_method import VARIANTS
 
@@ -288,3 +288,17 @@ def test_the_feature_loss_matches_the_pconv_encoder_away_from_the_border(tmp_pat
             edge = 8 >> (i - 1)  # the border the partial convolution rescales, in this level's pixels
             assert feature.shape == x.shape
             torch.testing.assert_close(feature[..., edge:-edge, edge:-edge], x[..., edge:-edge, edge:-edge])
+
+
+def test_the_feature_network_is_colorizations_own_file_not_inpaintings_checkpoint():
+    # retraining inpaint/pconv (its light network now also takes a biharmonic fill) must not
+    # change what the DeOldify recipe optimises: the encoder it uses is a file of its own
+    from restorebench.tasks.colorize import deoldify_training as training
+
+    assert training.FEATURE_CHECKPOINT.parent.parent.name == "colorize"
+    state, meta = load_checkpoint(training.FEATURE_CHECKPOINT)
+    assert sorted({k.split(".")[0] for k in state}) == ["enc1", "enc2", "enc3"]
+    assert state["enc1.conv.conv.weight"].shape == (32, 3, 7, 7)  # RGB in, no base-fill channels
+    assert meta["source"]["sha256"] == "3fee124bc671027d2597b40069b4e4ee3d42340c657440474866972c4bd38c39"
+    feats = training._features(torch.rand(1, 3, 32, 32))
+    assert [f.shape[1] for f in feats] == [32, 64, 128]
