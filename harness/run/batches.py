@@ -9,7 +9,8 @@ from restorebench.run.plan import MethodInfo
 from restorebench.run.units import UnitResult, WorkUnit
 
 MAX_BATCH = 64
-BATCHES_PER_WORKER = 16  # the last batch to finish leaves the other workers idle: keep it small
+CLASSICAL_BATCHES_PER_WORKER = 16  # the last batch to finish leaves the other workers idle
+NEURAL_BATCHES_PER_WORKER = 4  # each batch is a call to an actor holding its device
 
 
 def make_batches(
@@ -19,10 +20,13 @@ def make_batches(
 
     Classical units of one image stay together (the image is loaded and degraded once);
     a neural method's units form batches of their own, for the actor holding its weights.
-    Aim for about :data:`BATCHES_PER_WORKER` batches per worker so the tail of a run (the
-    workers idle while the last batches finish) stays short: with four, two workers on 100
-    classical units were 1.64x one, with sixteen 1.8x (tests/perf/bench_workers.py). Never
-    more than ``MAX_BATCH`` units per batch, so a lost worker loses little.
+    Classical batches are small, about :data:`CLASSICAL_BATCHES_PER_WORKER` per worker, so
+    the last ones to finish leave the other workers idle only briefly (two workers over one
+    on 100 classical units: 1.72x with four per worker, 1.78x with sixteen). Neural batches
+    stay large, about :data:`NEURAL_BATCHES_PER_WORKER` per worker: each one is a call to an
+    actor that holds a CPU (or GPU) while it lives, and sixteen per worker took the default
+    suite from 148 s to 187 s. Never more than ``MAX_BATCH`` units per batch, so a lost
+    worker loses little.
     """
     if not units:
         return []
@@ -30,9 +34,11 @@ def make_batches(
     for unit in units:
         key = unit.method if methods[unit.method].kind == "neural" else ""
         groups.setdefault(key, []).append(unit)
-    size = max(1, min(MAX_BATCH, math.ceil(len(units) / (BATCHES_PER_WORKER * max(1, parallelism)))))
+    workers = max(1, parallelism)
     batches = []
-    for _, group in sorted(groups.items()):
+    for key, group in sorted(groups.items()):
+        per_worker = NEURAL_BATCHES_PER_WORKER if key else CLASSICAL_BATCHES_PER_WORKER
+        size = max(1, min(MAX_BATCH, math.ceil(len(units) / (per_worker * workers))))
         ordered = sorted(group, key=lambda u: (u.image.dataset, u.image.key, u.degradation, u.method))
         batches += [ordered[i : i + size] for i in range(0, len(ordered), size)]
     return batches

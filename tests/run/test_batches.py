@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from restorebench.core.interfaces import ImageRef, Resources
-from restorebench.run.batches import BATCHES_PER_WORKER, MAX_BATCH, make_batches
+from restorebench.run.batches import CLASSICAL_BATCHES_PER_WORKER, MAX_BATCH, NEURAL_BATCHES_PER_WORKER, make_batches
 from restorebench.run.plan import MethodInfo
 from restorebench.run.units import WorkUnit
 
@@ -59,7 +59,7 @@ def test_a_small_run_is_cut_into_many_batches_per_worker():
     batches = make_batches(units, METHODS, parallelism=2)
     assert len(batches) == 25 and {len(b) for b in batches} == {4}
     assert all(len({u.image.key for u in b}) == 1 for b in batches)
-    assert BATCHES_PER_WORKER == 16
+    assert CLASSICAL_BATCHES_PER_WORKER == 16
 
 
 def test_a_large_run_keeps_batches_at_most_max_batch():
@@ -67,3 +67,14 @@ def test_a_large_run_keeps_batches_at_most_max_batch():
     batches = make_batches(units, METHODS, parallelism=2)
     assert max(len(b) for b in batches) == MAX_BATCH
     assert sum(len(b) for b in batches) == 8000
+
+
+def test_neural_batches_stay_large_for_the_actors_that_hold_a_device():
+    # 150 units, 50 of them DnCNN's: classical batches of ceil(150 / 32) = 5, neural ones of
+    # ceil(150 / 8) = 19 (sixteen per worker for the actors took the default suite 148 -> 187 s)
+    units = _units(25, tuple(METHODS))
+    batches = make_batches(units, METHODS, parallelism=2)
+    neural = [len(b) for b in batches if METHODS[b[0].method].kind == "neural"]
+    classical = [len(b) for b in batches if METHODS[b[0].method].kind == "classical"]
+    assert max(neural) == 19 and sum(neural) == 50 and NEURAL_BATCHES_PER_WORKER == 4
+    assert max(classical) == 5 and sum(classical) == 100
