@@ -171,11 +171,14 @@ def test_cli_list_checkpoints_shows_each_committed_checkpoint_with_its_provenanc
     listed = cli("list", "checkpoints")
     assert listed.returncode == 0, listed.stderr
     lines = {line.split("  ")[1]: line for line in listed.stdout.splitlines()}
-    committed = sorted((REPO / "tasks").glob("*/checkpoints/*.safetensors"))
-    assert committed and sorted(lines) == sorted(p.name for p in committed)
-    for path in committed:
+    committed = {}
+    for path in sorted((REPO / "tasks").glob("*/checkpoints/*.safetensors")):
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads(f.metadata()["restorebench"])
+        if "method" in meta:  # what `restorebench train` wrote (not e.g. colorize's feature network)
+            committed[path] = meta
+    assert committed and sorted(lines) == sorted(p.name for p in committed)
+    for path, meta in committed.items():
         line = lines[path.name]
         assert f"steps={meta['steps']}" in line and meta["command"] in line
         assert f"val_psnr={meta['metrics']['val_psnr']:.2f}" in line
