@@ -44,29 +44,39 @@ def start_local_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
 # need: the dashboard's API server (with the dashboard off it serves only usage statistics),
 # the autoscaler's monitor (nothing to scale; it also ignores SIGTERM, so every shutdown
 # waited its full second for it) and the log monitor (it streams worker logs to the driver,
-# which `log_to_driver=False` turns off). Leaving them out takes `ray.init` from ~3.8 s to
-# ~1.9 s and shutdown from 1.4 s to 0.3 s on 2 cores (tests/perf/bench_ray_start.py).
+# which `log_to_driver=False` turns off). And the raylet's dashboard agent runs in Ray's
+# "minimal" mode (no HTTP server, no metrics export), as on a `pip install ray` without
+# the dashboard's packages, which also spares the driver importing them. Together they take
+# `ray.init` from ~4.0 s to ~1.8 s and shutdown from 1.4 s to 0.3 s on 2 cores
+# (tests/perf/bench_ray_start.py).
 _UNNEEDED_HEAD_PROCESSES = ("start_api_server", "start_monitor", "start_log_monitor")
 
 
 @contextlib.contextmanager
 def _lean_head() -> Iterator[None]:
-    """Skip :data:`_UNNEEDED_HEAD_PROCESSES` while a private head starts (where this Ray's
-    ``Node`` has them; otherwise Ray starts as it would)."""
+    """Skip :data:`_UNNEEDED_HEAD_PROCESSES` and start the agents minimal while a private
+    head starts (where this Ray has those hooks; otherwise Ray starts as it would)."""
+    from ray._private import utils
     from ray._private.node import Node
 
-    saved = {name: Node.__dict__[name] for name in _UNNEEDED_HEAD_PROCESSES if name in Node.__dict__}
+    saved = [(Node, name, Node.__dict__[name]) for name in _UNNEEDED_HEAD_PROCESSES if name in Node.__dict__]
+    if hasattr(utils, "get_dashboard_dependency_error"):
+        saved.append((utils, "get_dashboard_dependency_error", utils.get_dashboard_dependency_error))
     try:
-        for name in saved:
-            setattr(Node, name, _skip)
+        for owner, name, _ in saved:
+            setattr(owner, name, _minimal if owner is utils else _skip)
         yield
     finally:
-        for name, method in saved.items():
-            setattr(Node, name, method)
+        for owner, name, original in saved:
+            setattr(owner, name, original)
 
 
 def _skip(self: Any, *args: Any, **kwargs: Any) -> None:
     return None
+
+
+def _minimal() -> ImportError:
+    return ImportError("a private restorebench Ray runs the raylet's agents minimal")
 
 
 def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
