@@ -93,6 +93,9 @@ def main() -> None:
     parser.add_argument("--skip-default-run", action="store_true")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved bare / harness runs")
     args = parser.parse_args()
+    from restorebench import load_plugins
+
+    load_plugins()  # the registries fill only when asked (builds below look names up)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
     import ray
@@ -114,7 +117,7 @@ def main() -> None:
         f"harness overhead: {units} units, bare loop {min(bare):.2f} s (median {np.median(bare):.2f}), "
         f"harness on Ray (1 worker) {min(runs):.2f} s (median {np.median(runs):.2f}), "
         f"ratio of minima {min(runs) / min(bare):.3f}, of medians {np.median(runs) / np.median(bare):.3f} "
-        "(target <= 1.10)"
+        "(target <= 1.05)"
     )
     print(f"restorebench --help cold start: {cold_start():.3f} s (target <= 0.3 s)")
     if not args.skip_default_run:

@@ -31,6 +31,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--method", default="denoise/dncnn")
     args = parser.parse_args()
+    from restorebench import load_plugins
+
+    load_plugins()  # the registries fill only when asked (builds below look names up)
     import yaml
 
     from restorebench.run.pipeline import RunOptions, run_suite

@@ -100,6 +100,9 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved bare / harness runs")
     args = parser.parse_args()
+    from restorebench import load_plugins
+
+    load_plugins()  # the registries fill only when asked (builds below look names up)
     import ray
     import torch
 
