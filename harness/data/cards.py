@@ -31,6 +31,7 @@ from restorebench.core.interfaces import Degradation, ImageRef, Method, Params, 
 from restorebench.core.refs import Ref
 from restorebench.core.registry import register
 from restorebench.data.images import IMAGE_EXTENSIONS, decode_array, pixel_sha256, read_image
+from restorebench.data.storage import LocalPath, absolute_path
 
 log = logging.getLogger(__name__)
 MAX_LISTED = 10  # mismatching files named in one message
@@ -144,19 +145,14 @@ def load_card(name: str) -> Card:
 
 class CardParams(Params):
     target: str = Field(min_length=1, description="a card's name (restorebench list datasets) or a card file")
-    root: str = Field(min_length=1, description="the folder that holds your copy of the dataset")
+    root: LocalPath = Field(min_length=1, description="the folder that holds your copy of the dataset")
     allow_mismatch: bool = Field(False, description="score a copy that differs from the card (marked as such)")
-
-    @field_validator("root")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        return str(Path(value).expanduser().absolute())
 
     @field_validator("target")
     @classmethod
     def _card_path(cls, value: str) -> str:
         if value.endswith((".yaml", ".yml")) or "/" in value:
-            return str(Path(value).expanduser().absolute())
+            return absolute_path(value)
         return value.lower()
 
 

@@ -31,6 +31,7 @@ from restorebench.core.errors import ImageLoadError, UserError
 from restorebench.core.interfaces import Degradation, Degraded, ImageRef, Params, Source
 from restorebench.core.registry import TASKS, register
 from restorebench.data.images import IMAGE_EXTENSIONS, decode_image, file_hash, read_image
+from restorebench.data.storage import LocalPath
 
 LEVEL_KEYS = ("scale", "sigma", "density", "ratio")
 MAX_LISTED = 8  # pairing problems named in one error
@@ -70,14 +71,9 @@ class _PairedFiles(Source):
 
 
 class PairedParams(Params):
-    gt: str = Field(min_length=1)
-    lq: str = Field(min_length=1)
+    gt: LocalPath = Field(min_length=1)
+    lq: LocalPath = Field(min_length=1)
     lq_template: str = "{stem}"
-
-    @field_validator("gt", "lq")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        return str(Path(value).expanduser().absolute())
 
     @field_validator("lq_template")
     @classmethod
@@ -136,12 +132,7 @@ class PairedFolderSource(_PairedFiles):
 
 
 class ManifestParams(Params):
-    target: str = Field(min_length=1)
-
-    @field_validator("target")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        return str(Path(value).expanduser().absolute())
+    target: LocalPath = Field(min_length=1)
 
 
 @register
@@ -183,15 +174,10 @@ class ManifestSource(_PairedFiles):
 
 
 class ParquetParams(Params):
-    target: str = Field(min_length=1)
+    target: LocalPath = Field(min_length=1)
     gt: str = "gt"
     lq: str = "lq"
     key: str | None = None
-
-    @field_validator("target")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        return str(Path(value).expanduser().absolute())
 
 
 _TABLES: dict[tuple[str, int], Any] = {}

@@ -13,10 +13,21 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote
 
+from pydantic import AfterValidator
+
 from restorebench.core.errors import ImageLoadError, UserError
+
+
+def absolute_path(value: str) -> str:
+    """A user's local path made absolute (``~`` expanded), as a parameter stores it, so every
+    worker resolves it alike whatever its working directory."""
+    return str(Path(value).expanduser().absolute())
+
+
+LocalPath = Annotated[str, AfterValidator(absolute_path)]  # a parameter holding a local path
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
