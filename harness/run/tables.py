@@ -143,8 +143,7 @@ def read_schema(path: Path) -> Any:
     try:
         names = pq.read_schema(path).names
     except (OSError, ValueError) as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"{path} is not a readable Parquet file ({first})") from None
+        raise _unreadable(path, exc) from None
     return pd.DataFrame(columns=names)
 
 
@@ -173,20 +172,25 @@ def trim_heap() -> None:
         pass
 
 
-def arrow_read(path: Path, columns: list[str] | None) -> Any:
+def _arrow_read(path: Path, columns: list[str] | None) -> Any:
     import pyarrow.parquet as pq
 
     with system_allocator():
         return pq.read_table(path, columns=columns)
 
 
-def read_table(path: Path, columns: list[str] | None) -> Any:
+def _unreadable(path: Path, exc: Exception, hint: str | None = None) -> UserError:
+    """The error for a Parquet file pyarrow cannot read (its OSError or ArrowInvalid, a
+    ValueError), naming the file and the first line of pyarrow's reason."""
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return UserError(f"{path} is not a readable Parquet file ({first})", hint=hint)
 
+
+def read_table(path: Path, columns: list[str] | None) -> Any:
     try:
-        return arrow_read(path, columns)
+        return _arrow_read(path, columns)
     except (OSError, ValueError) as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"{path} is not a readable Parquet file ({first})") from None
+        raise _unreadable(path, exc) from None
 
 
 REQUIRED = ("unit_id", "task", "dataset", "image", "degradation", "method", "metric", "value", "status")
@@ -209,10 +213,7 @@ def read_parquet(path: Path) -> Any:
     """``pandas.read_parquet``, with a corrupt or truncated file a :class:`UserError` naming it."""
 
     try:  # self_destruct: each column's Arrow buffers are freed as pandas takes it over
-        return arrow_read(path, None).to_pandas(self_destruct=True, split_blocks=True)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise UserError(
-            f"{path} is not a readable Parquet file ({first})",
-            hint="it may be truncated or damaged; rerun, or resume the run that wrote it",
-        ) from None
+        return _arrow_read(path, None).to_pandas(self_destruct=True, split_blocks=True)
+    except (OSError, ValueError) as exc:
+        hint = "it may be truncated or damaged; rerun, or resume the run that wrote it"
+        raise _unreadable(path, exc, hint) from None
