@@ -100,6 +100,7 @@ def local_copy(text: str | Path) -> Path:
             data = storage.read_bytes(str(text))
         except ImageLoadError as exc:
             raise UserError(str(exc), hint="check the URI, the endpoint and credentials") from None
-        (target / str(text).rsplit("/", 1)[1]).write_bytes(data)
-        return target / str(text).rsplit("/", 1)[1]
+        path = target / str(text).rsplit("/", 1)[1]
+        path.write_bytes(data)
+        return path
     return Mirror(str(text), local=target).pull()
