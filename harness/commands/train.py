@@ -164,10 +164,11 @@ def _start_from(path: Path, network: Any, recipe: Any) -> dict[str, Any]:
 
     state, meta = load_checkpoint(path)
     adopted = False
-    if meta.get("architecture") == recipe.architecture and meta.get("config") != recipe.config:
-        try:  # a network that can start from a related one's weights (e.g. a new input added)
-            state, adopted = network.adopt(state, meta.get("config")), True
-        except (AttributeError, ValueError, KeyError):
+    adopt = getattr(network, "adopt", None)  # a network that can start from a related one's weights
+    if adopt is not None and meta.get("architecture") == recipe.architecture and meta.get("config") != recipe.config:
+        try:
+            state, adopted = adopt(state, meta.get("config")), True
+        except (ValueError, KeyError):  # not a network it can adopt: refused below
             pass
     if meta.get("architecture") != recipe.architecture or (meta.get("config") != recipe.config and not adopted):
         raise UserError(
