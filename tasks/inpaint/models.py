@@ -7,9 +7,11 @@ nearest-neighbour upsampling by 2, concatenation with the encoder's output of th
 (the last one with the input image), each part with its own mask, a 3x3 partial
 convolution (LeakyReLU 0.2, batch norm on all but the last, which has neither and gives
 the image). Input ``N x 4 x H x W`` (the image with holes, then the mask, 1 = valid);
-any size: the input is padded (as holes) to a multiple of ``2**levels`` and the output
-cropped back. State-dict keys: ``enc{i}.conv.conv.weight/bias``, ``enc{i}.bn.*``
-(``i = 1 .. levels``, no ``enc1.bn``), ``dec{i}.conv.conv.weight/bias``, ``dec{i}.bn.*``
+any size: the input (image, mask and base fill) is padded to a multiple of ``2**levels``
+by mirroring it, and the output cropped back (padding with holes, as before version 2 of
+the methods, put a band of holes no training patch has along the right and bottom borders;
+see tasks/inpaint/README.md). State-dict keys: ``enc{i}.conv.conv.weight/bias``,
+``enc{i}.bn.*`` (``i = 1 .. levels``, no ``enc1.bn``), ``dec{i}.conv.conv.weight/bias``, ``dec{i}.bn.*``
 (``i = levels .. 1``, no ``dec1.bn``).
 
 ``base="biharmonic"`` (the committed light network; not in the paper): the network also
@@ -160,12 +162,16 @@ BASE_FILLS: dict[str | None, Any] = {None: None, "biharmonic": biharmonic_fill}
 
 
 def _pad_to(image: torch.Tensor, mask: torch.Tensor, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad right and bottom to a multiple of ``multiple``; the padding is hole (mask 0)."""
+    """Pad right and bottom to a multiple of ``multiple`` by mirroring the image and its mask
+    (as often as a small image needs), so the network sees image-like context at the border."""
     h, w = image.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return image, mask
-    return F.pad(image, (0, pw, 0, ph)), F.pad(mask, (0, pw, 0, ph))
+    while ph or pw:
+        step_h, step_w = min(ph, image.shape[-2] - 1), min(pw, image.shape[-1] - 1)
+        image = F.pad(image, (0, step_w, 0, step_h), mode="reflect")
+        mask = F.pad(mask, (0, step_w, 0, step_h), mode="reflect")
+        ph, pw = ph - step_h, pw - step_w
+    return image, mask
 
 
 class _Posterior(nn.Module):

@@ -1,7 +1,7 @@
 """The neural inpainting methods: ``inpaint/pconv`` (partial-convolution U-Net) and ``inpaint/vae``.
 
 Both take ``[image with holes, mask]`` (the degradation's input and ``extras["mask"]``),
-run on any image size (the networks pad to their stride, as holes, and crop back) and
+run on any image size (the networks pad to their stride by mirroring the input, and crop back) and
 paste the known pixels back. ``inpaint/vae?samples=N`` draws N completions per image
 (seeded by the input, so reruns are bit-identical): the harness scores each and reports
 their mean as the metric and the best one as ``oracle_<metric>``.
@@ -94,7 +94,7 @@ class PConvMethod(_NeuralInpaint):
     """Liu et al., ECCV 2018: the partial-convolution U-Net."""
 
     name = "pconv"
-    version = "1"
+    version = "2"  # 2: the padding to the stride mirrors the image (it was holes)
     architecture: ClassVar[str] = "pconv_unet"
     description: ClassVar[str] = "partial-convolution U-Net (Liu et al. 2018); light: refines biharmonic, BSDS400"
     Params = PConvParams
@@ -133,7 +133,7 @@ class VAEMethod(_NeuralInpaint):
     """A conditional VAE on the PConv U-Net; ``samples`` completions per image."""
 
     name = "vae"
-    version = "1"
+    version = "2"  # 2: the padding to the stride mirrors the image (it was holes)
     architecture: ClassVar[str] = "inpaint_vae"
     description: ClassVar[str] = "conditional VAE (ELBO: PConv losses + KL); samples per image, light, BSDS400"
     Params = VAEParams

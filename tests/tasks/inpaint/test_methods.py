@@ -85,6 +85,24 @@ def test_the_networks_take_any_size(h, w):
     assert out.shape == (1, 3, h, w) and kl.item() >= 0
 
 
+@pytest.mark.parametrize(("h", "w"), [(20, 23), (5, 9)])
+def test_the_padding_to_the_stride_mirrors_the_image_and_its_mask(h, w):
+    # Padding with holes put a band no training patch has along the right and bottom borders.
+    # A 5 x 9 image needs 27 rows mirrored in several passes (one pass mirrors at most 4).
+    torch.manual_seed(0)
+    net = PConvUNet(widths=(4, 8, 8, 8, 8), kernels=(7, 5, 3, 3, 3)).eval()
+    x = torch.rand(1, 4, h, w)
+    x[:, 3] = (torch.rand(h, w) > 0.4).float()
+    padded = x
+    while padded.shape[-2] < 32 or padded.shape[-1] < 32:
+        ph, pw = min(32 - padded.shape[-2], padded.shape[-2] - 1), min(32 - padded.shape[-1], padded.shape[-1] - 1)
+        padded = torch.nn.functional.pad(padded, (0, pw, 0, ph), mode="reflect")
+    assert padded.shape[-2:] == (32, 32)
+    np.testing.assert_array_equal(padded[0, :, h - 2, :w], padded[0, :, h, :w])  # mirrored about the last row
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), net(padded)[..., :h, :w], rtol=0, atol=1e-6)
+
+
 def test_vae_samples_are_seeded_by_the_input_and_differ_between_draws(tiny_checkpoints):
     _, item = _input()
     method = build_method(f"inpaint/vae?checkpoint={tiny_checkpoints['vae']}&samples=3")
