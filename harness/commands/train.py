@@ -11,7 +11,6 @@ import hashlib
 import logging
 import platform
 import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,17 +110,18 @@ def train_method(
 
     run = TrainingTracker(tracking_uri, method.build_ref, recipe, data_info) if tracking else None
     from restorebench.neural.training import fit
+    from restorebench.report.console import TrainingLines
 
-    total = recipe.steps if steps is None else steps
+    lines = TrainingLines(recipe.steps if steps is None else steps)
 
-    def progress(step: int, record: dict[str, float]) -> None:
-        from restorebench.report.console import training_line
-
-        print(training_line(step, total, record), file=sys.stderr, flush=True)
+    def validated(step: int, record: dict[str, float]) -> None:
+        lines.validation(step, record)
         if run:
             run.log(step, record)
 
-    result = fit(recipe, network, images, keys, steps=steps, seed=seed, num_threads=threads, log_fn=progress)
+    result = fit(
+        recipe, network, images, keys, steps=steps, seed=seed, num_threads=threads, log_fn=validated, step_fn=lines.step
+    )
     import torch
 
     metadata = {

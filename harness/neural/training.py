@@ -155,10 +155,13 @@ def fit(
     seed: int = 0,
     num_threads: int | None = None,
     log_fn: Callable[[int, dict[str, float]], None] | None = None,
+    step_fn: Callable[[int, float], None] | None = None,
 ) -> FitResult:
     """Train ``network`` on patches of ``images`` (HWC float32 in [0, 1]) by ``recipe``.
 
     ``num_threads``: torch's intra-op threads (None: torch's default, all cores).
+    ``log_fn(step, record)`` after each validation; ``step_fn(step, loss)`` after each step
+    (and after that step's validation).
     """
     import torch
 
@@ -207,7 +210,8 @@ def fit(
         optimiser.step()
         schedule.step()
         count += 1
-        for name, value in {"loss": loss.item(), **terms}.items():
+        loss_value = loss.item()
+        for name, value in {"loss": loss_value, **terms}.items():
             running[name] = running.get(name, 0.0) + float(value)
         if step % recipe.val_every == 0 or step == steps:
             record = {
@@ -221,6 +225,8 @@ def fit(
             log.info("step %d: %s", step, record)
             if log_fn:
                 log_fn(step, record)
+        if step_fn:
+            step_fn(step, loss_value)
     network.eval()
     state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     final = history[-1]["val_psnr"] if history else validate()

@@ -39,31 +39,45 @@ def progress_bar() -> Iterator[Callable[..., None]]:
         yield update
 
 
+class RateGate:
+    """True at most once every ``every_s`` seconds or each ``step`` (a fraction) of the total,
+    and at the end: when a progress line is due in a log (CI, Ray Job logs)."""
+
+    def __init__(self, *, every_s: float = 10.0, step: float = 0.05, clock: Any = None) -> None:
+        import time
+
+        self.every_s, self.step = every_s, step
+        self.clock = clock or time.monotonic
+        self.last_time = -float("inf")
+        self.last_done = -1
+
+    def __call__(self, done: int, total: int) -> bool:
+        now = self.clock()
+        due = now - self.last_time >= self.every_s or done - self.last_done >= max(1, self.step * total)
+        if done == self.last_done or not (due or done >= total):
+            return False
+        self.last_time, self.last_done = now, done
+        return True
+
+
 class ProgressLines:
     """One progress line at a bounded rate (every ``every_s`` seconds or ``step`` of the
     total, and at the end): units done, failed, rate and ETA."""
 
     def __init__(self, *, every_s: float = 10.0, step: float = 0.05, stream: Any = None, clock: Any = None) -> None:
         import sys
-        import time
 
-        self.every_s, self.step = every_s, step
+        self.gate = RateGate(every_s=every_s, step=step, clock=clock)
         self.stream = stream or sys.stderr
-        self.clock = clock or time.monotonic
-        self.started = self.clock()
+        self.started = self.gate.clock()
         self.first: int | None = None
-        self.last_time = -float("inf")
-        self.last_done = -1
 
     def __call__(self, done: int, total: int, failed: int = 0) -> None:
-        now = self.clock()
         if self.first is None:
             self.first = done  # resumed units do not count towards the rate
-        due = now - self.last_time >= self.every_s or done - self.last_done >= max(1, self.step * total)
-        if done == self.last_done or not (due or done >= total):
+        if not self.gate(done, total):
             return
-        self.last_time, self.last_done = now, done
-        elapsed = now - self.started
+        elapsed = self.gate.clock() - self.started
         rate = (done - self.first) / elapsed if elapsed > 0 else 0.0
         eta = f", ETA {duration(max(total - done, 0) / rate)}" if rate > 0 and done < total else ""
         pct = 100 * done / total if total else 100.0
@@ -72,6 +86,48 @@ class ProgressLines:
             file=self.stream,
             flush=True,
         )
+
+
+class TrainingLines:
+    """``restorebench train``'s progress: every validation's line (:func:`training_line`), and
+    between them a line at a bounded rate (as :class:`ProgressLines`): the step, the mean
+    loss since the last line, steps per second, the last validation PSNR and the ETA."""
+
+    def __init__(
+        self, steps: int, *, every_s: float = 10.0, step: float = 0.05, stream: Any = None, clock: Any = None
+    ) -> None:
+        import sys
+
+        self.steps = steps
+        self.gate = RateGate(every_s=every_s, step=step, clock=clock)
+        self.stream = stream or sys.stderr
+        self.started = self.gate.clock()
+        self.loss, self.count = 0.0, 0
+        self.val_psnr: float | None = None
+        self.validated_at = 0
+
+    def step(self, step: int, loss: float) -> None:
+        """After each training step."""
+        self.loss, self.count = self.loss + loss, self.count + 1
+        if step == self.validated_at or not self.gate(step, self.steps):
+            return
+        elapsed = self.gate.clock() - self.started
+        rate = step / elapsed if elapsed > 0 else 0.0
+        val = f", val_psnr {self.val_psnr:.2f} dB" if self.val_psnr is not None else ""
+        eta = f", ETA {duration((self.steps - step) / rate)}" if rate > 0 and step < self.steps else ""
+        print(
+            f"step {step}/{self.steps} ({100 * step / self.steps:.0f}%): loss {self.loss / self.count:.4g}, "
+            f"{rate:.2g} steps/s{val}, {duration(elapsed)} elapsed{eta}",
+            file=self.stream,
+            flush=True,
+        )
+        self.loss, self.count = 0.0, 0
+
+    def validation(self, step: int, record: dict[str, float]) -> None:
+        """After a validation (``record``: the loss terms since the last, val_psnr, lr, seconds)."""
+        self.val_psnr, self.validated_at = record["val_psnr"], step
+        self.loss, self.count = 0.0, 0
+        print(training_line(step, self.steps, record), file=self.stream, flush=True)
 
 
 def duration(seconds: float) -> str:

@@ -29,3 +29,34 @@ def test_training_lines_say_step_loss_psnr_and_eta():
     assert training_line(500, 6000, record) == (
         "step 500/6000: loss 0.01234, hole 0.5, val_psnr 22.19 dB, lr 0.0002, 10m00s elapsed, ETA 1h50m"
     )
+
+
+def test_training_prints_between_validations_at_a_bounded_rate():
+    import io
+
+    from restorebench.report.console import TrainingLines
+
+    now = [0.0]
+    out = io.StringIO()
+    lines = TrainingLines(100, every_s=20, step=0.5, stream=out, clock=lambda: now[0])
+    for step in range(1, 101):
+        now[0] = float(step)  # 1 step/s
+        if step == 50:  # a validation, and its line, at step 50
+            lines.validation(step, {"loss": 0.2, "val_psnr": 21.5, "lr": 1e-3, "seconds": now[0]})
+        lines.step(step, loss=1.0 if step <= 21 else 0.5)
+    printed = out.getvalue().splitlines()
+    # the first step, then every 20 s (before 50 % of the steps), the validation's line instead of
+    # a step line at 50, and the end
+    assert [p.split()[1].rstrip(":") for p in printed] == [
+        "1/100",
+        "21/100",
+        "41/100",
+        "50/100",
+        "61/100",
+        "81/100",
+        "100/100",
+    ]
+    assert printed[1] == "step 21/100 (21%): loss 1, 1 steps/s, 21s elapsed, ETA 1m19s"  # the mean over steps 2-21
+    assert printed[3].startswith("step 50/100: loss 0.2, val_psnr 21.50 dB")
+    assert printed[4] == "step 61/100 (61%): loss 0.5, 1 steps/s, val_psnr 21.50 dB, 1m01s elapsed, ETA 39s"
+    assert printed[-1] == "step 100/100 (100%): loss 0.5, 1 steps/s, val_psnr 21.50 dB, 1m40s elapsed"

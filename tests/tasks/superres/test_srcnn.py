@@ -379,6 +379,7 @@ def test_smoke_training_in_process_and_cli(tmp_path, one_thread):
     meta = _check_trained(out)
     assert meta["data"]["sha256"] == summary.metadata["data"]["sha256"]
     assert "step 50/50: loss" in proc.stderr  # the progress line of the last validation
+    assert "step 1/50 (2%): loss" in proc.stderr  # and the lines between validations, from the first step
 
 
 def test_training_longer_from_a_checkpoint_keeps_the_chain(tmp_path, one_thread):
