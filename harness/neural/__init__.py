@@ -8,7 +8,8 @@
   pickled PyTorch models via :mod:`~restorebench.neural.torch_pickle`, MatConvNet/MATLAB
   via :mod:`~restorebench.neural.matlab`, TensorFlow checkpoints via
   :mod:`~restorebench.neural.tf_checkpoint`), read without running code from the file;
-- :mod:`~restorebench.neural.training`: the seeded patch-training loop recipes run in.
+- :mod:`~restorebench.neural.training`: the seeded patch-training loop recipes run in;
+- :mod:`~restorebench.neural.imagenet`: the ImageNet normalisation statistics.
 
 Nothing here imports torch until a function needs it. May import: core.
 """

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from restorebench import Degraded, NeuralMethod, NeuralParams, UserError, register
+from restorebench.neural.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 # the released generators' configurations (and the light one trained here); torch-free, so
 # loading the plugin does not import torch
@@ -44,8 +45,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 CHECKPOINT_DIR = Path(__file__).with_name("checkpoints")
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 RENDER_FACTORS = {"artistic": 35, "stable": 35, "light": 10}  # DeOldify's photo defaults; light: its training scale
 MAX_UPSCALE = 8  # a render more than 8 times the image's longer side is refused
 

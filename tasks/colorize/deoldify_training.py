@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+from restorebench.neural.imagenet import IMAGENET_MEAN, IMAGENET_STD
+
 FEATURE_WEIGHT = 0.5
 FEATURE_LEVELS = 3  # enc1 .. enc3 of the PConv encoder
 

@@ -16,12 +16,11 @@ import torch
 from torch import nn
 
 from restorebench import UserError
+from restorebench.neural.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 # torchvision's vgg16().features, up to and including the third max-pool (index 16)
 _CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M")
 POOL_INDICES = (4, 9, 16)  # the max-pool layers whose outputs are the features
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class VGG16Features(nn.Module):
