@@ -78,13 +78,7 @@ class _OpenCV(InpaintMethod):
     flag_name: ClassVar[str] = ""
 
     def fill(self, image: np.ndarray, mask: np.ndarray, item: Degraded) -> np.ndarray:
-        import cv2
-
-        flag = getattr(cv2, self.flag_name)
-        data = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
-        holes = (mask[..., 0] < 0.5).astype(np.uint8) * 255
-        out = cv2.inpaint(data[..., 0] if data.shape[2] == 1 else data, holes, self.params.radius, flag)
-        return (out.reshape(image.shape).astype(np.float32)) / 255.0
+        return opencv_inpaint(image, mask[..., 0] < 0.5, self.flag_name, self.params.radius)
 
 
 @register
@@ -107,9 +101,25 @@ class Biharmonic(InpaintMethod):
     description = "biharmonic completion, scikit-image, float"
 
     def fill(self, image: np.ndarray, mask: np.ndarray, item: Degraded) -> np.ndarray:
-        from skimage.restoration import inpaint_biharmonic
+        return biharmonic_inpaint(image, mask[..., 0] < 0.5)
 
-        holes = mask[..., 0] < 0.5
-        if image.shape[2] == 1:
-            return inpaint_biharmonic(image[..., 0], holes)[..., None]
-        return inpaint_biharmonic(image, holes, channel_axis=-1)
+
+def opencv_inpaint(image: np.ndarray, holes: np.ndarray, flag_name: str, radius: int = 3) -> np.ndarray:
+    """OpenCV's inpainting (``flag_name``: ``INPAINT_TELEA`` or ``INPAINT_NS``) of the ``holes``
+    (``H x W`` bool) of an ``H x W x C`` float image, on its 8-bit rounding; float32 out."""
+    import cv2
+
+    data = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    out = cv2.inpaint(
+        data[..., 0] if data.shape[2] == 1 else data, holes.astype(np.uint8) * 255, radius, getattr(cv2, flag_name)
+    )
+    return out.reshape(image.shape).astype(np.float32) / 255.0
+
+
+def biharmonic_inpaint(image: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """scikit-image's biharmonic completion of the ``holes`` of an ``H x W x C`` float image."""
+    from skimage.restoration import inpaint_biharmonic
+
+    if image.shape[2] == 1:
+        return inpaint_biharmonic(image[..., 0], holes)[..., None]
+    return inpaint_biharmonic(image, holes, channel_axis=-1)

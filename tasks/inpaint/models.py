@@ -14,12 +14,15 @@ see tasks/inpaint/README.md). State-dict keys: ``enc{i}.conv.conv.weight/bias``,
 ``enc{i}.bn.*`` (``i = 1 .. levels``, no ``enc1.bn``), ``dec{i}.conv.conv.weight/bias``, ``dec{i}.bn.*``
 (``i = levels .. 1``, no ``dec1.bn``).
 
-``base="biharmonic"`` (the committed light network; not in the paper): the network also
-takes scikit-image's biharmonic completion of the holes, as a second image under an
-all-ones mask in the first encoder layer and the last skip, and adds its output to it, so
-it learns a correction to a strong classical fill instead of the whole fill (a 2 M-parameter
-network trained for hours on CPU did not learn smooth interpolation as well as biharmonic
-on held-out photos). :meth:`PConvUNet.adopt` starts it from a plain network's weights.
+``base="biharmonic+telea"`` (the committed light network; not in the paper): the network
+also takes classical completions of the holes, scikit-image's biharmonic and OpenCV's
+Telea, as more images under all-ones masks in the first encoder layer and the last skip,
+and adds its output to the first, so it learns a correction to a strong classical fill
+instead of the whole fill (a 2 M-parameter network trained for hours on CPU did not learn
+smooth interpolation as well as biharmonic on held-out photos). Telea's fill is there for
+where biharmonic's overshoots (large holes beside bright, sharp edges). ``base`` names one
+fill or several joined by ``+``; :meth:`PConvUNet.adopt` starts a network from one with
+fewer fills.
 
 :class:`InpaintVAE` -- a conditional VAE on the same U-Net: a posterior encoder
 q(z | image, mask) maps the whole image and the mask to a Gaussian latent map at the
@@ -33,10 +36,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from restorebench.tasks.inpaint.baselines import biharmonic_inpaint, opencv_inpaint
 from restorebench.tasks.inpaint.layers import PartialConv2d
 
 PAPER_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
@@ -73,8 +78,7 @@ class PConvUNet(nn.Module):
         super().__init__()
         if len(widths) != len(kernels) or not widths:
             raise ValueError(f"need as many widths as kernels, got {list(widths)} and {list(kernels)}")
-        if base not in BASE_FILLS:
-            raise ValueError(f"unknown base fill {base!r}; known: {', '.join(str(b) for b in BASE_FILLS)}")
+        self.bases = base_fills(base)
         self.config: dict[str, Any] = {
             "widths": list(widths),
             "kernels": list(kernels),
@@ -84,12 +88,11 @@ class PConvUNet(nn.Module):
         channels = widths
         self.levels = len(channels)
         self.image_channels = image_channels
-        self.base = base
-        # with a base fill, the input is the image and the base (the second under an all-ones mask)
-        inputs = (image_channels, image_channels) if base else (image_channels,)
+        # with base fills, the input is the image, then each fill (under an all-ones mask)
+        inputs = (image_channels,) * (1 + len(self.bases))
         previous = sum(inputs)
         for i, (c, k) in enumerate(zip(channels, kernels), start=1):
-            conv = PartialConv2d(previous, c, k, stride=2, parts=inputs if i == 1 and base else None)
+            conv = PartialConv2d(previous, c, k, stride=2, parts=inputs if i == 1 and self.bases else None)
             setattr(self, f"enc{i}", _Block(conv, bn=i > 1, act=nn.ReLU(inplace=True)))
             previous = c
         below = channels[-1] + extra_bottleneck  # the bottleneck (plus a VAE's latent map)
@@ -108,9 +111,9 @@ class PConvUNet(nn.Module):
     def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         image, mask = x[:, : self.image_channels], x[:, self.image_channels :]
         h, w = image.shape[-2:]
-        base = BASE_FILLS[self.base](image, mask) if self.base else None
-        if base is not None:
-            image, mask = torch.cat([image, base], 1), torch.cat([mask, torch.ones_like(mask)], 1)
+        fills = [BASE_FILLS[name](image, mask) for name in self.bases]
+        if fills:
+            image, mask = torch.cat([image, *fills], 1), torch.cat([mask, *(torch.ones_like(mask) for _ in fills)], 1)
         image, mask = _pad_to(image, mask, self.stride)
         skips = [(image, mask)]
         feat, m = image, mask
@@ -124,41 +127,67 @@ class PConvUNet(nn.Module):
             up = F.interpolate(feat, scale_factor=2, mode="nearest")
             up_mask = F.interpolate(m, scale_factor=2, mode="nearest")
             feat, m = getattr(self, f"dec{i}")(torch.cat([up, skip], 1), torch.cat([up_mask, skip_mask], 1))
-        return feat[..., :h, :w] if base is None else base + feat[..., :h, :w]
+        return feat[..., :h, :w] + fills[0] if fills else feat[..., :h, :w]
 
     def adopt(self, state: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """A state for this network from one of the same U-Net without a base fill (``config``):
-        the first layer's weights for the base channels are zero and the last layer is zero,
-        so the adopted network starts as its base fill and its encoder as the source's."""
+        """A state for this network from one of the same U-Net with fewer base fills (``config``;
+        its fills must be the first of this one's): the first and last layers get zero weights
+        for the new fills' channels. From a network without a base fill the last layer is zero
+        too, so the adopted network starts as its base fill; from one with fills it starts near
+        the source (the partial convolutions' window counts include the new all-ones channels)."""
         plain = {k: v for k, v in self.config.items() if k != "base"}
-        if not self.base or {"image_channels": 3, **config} != plain:
-            raise ValueError(f"only a {plain} network without a base fill can be adopted, not {config}")
+        source = base_fills(config.get("base"))
+        n = len(source)
+        same_net = {"image_channels": 3, **{k: v for k, v in config.items() if k != "base"}} == plain
+        if not same_net or n >= len(self.bases) or self.bases[:n] != source:
+            raise ValueError(
+                f"only a {plain} network with fewer base fills than {'+'.join(self.bases) or 'none'} "
+                f"(the first of them) can be adopted, not {config}"
+            )
+        extra = (len(self.bases) - n) * self.image_channels
         adopted = dict(state)
-        first = state["enc1.conv.conv.weight"]
-        adopted["enc1.conv.conv.weight"] = torch.cat([first, torch.zeros_like(first)], 1)
-        last = self.dec1.conv.conv
-        adopted["dec1.conv.conv.weight"] = torch.zeros_like(last.weight)
-        adopted["dec1.conv.conv.bias"] = torch.zeros_like(last.bias)
+        for key in ("enc1.conv.conv.weight", "dec1.conv.conv.weight"):
+            weight = state[key]
+            adopted[key] = torch.cat([weight, weight.new_zeros(weight.shape[0], extra, *weight.shape[2:])], 1)
+        if not source:  # the plain network's last layer gave the whole fill; now it adds to the base
+            adopted["dec1.conv.conv.weight"] = torch.zeros_like(adopted["dec1.conv.conv.weight"])
+            adopted["dec1.conv.conv.bias"] = torch.zeros_like(state["dec1.conv.conv.bias"])
         return adopted
 
 
-def biharmonic_fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Each image's holes completed by scikit-image's biharmonic inpainting, in float32
-    (``mask`` 1 = valid; no gradient; an image without holes, or without a known pixel, is
-    returned as it is)."""
-    from skimage.restoration import inpaint_biharmonic
-
+def _fill_each(image: torch.Tensor, mask: torch.Tensor, fill: Any) -> torch.Tensor:
+    """``fill(image HWC, holes HW)`` on each image of the batch (no gradient; an image without
+    holes, or without a known pixel, is returned as it is)."""
     out = image.detach().clone()
     pixels = image.detach().float().cpu().numpy()
     holes = mask[:, 0].detach().cpu().numpy() < 0.5
     for i in range(len(pixels)):
         if holes[i].any() and not holes[i].all():
-            filled = inpaint_biharmonic(pixels[i].transpose(1, 2, 0), holes[i], channel_axis=-1)
-            out[i] = torch.from_numpy(filled.transpose(2, 0, 1)).to(out)
+            filled = fill(pixels[i].transpose(1, 2, 0), holes[i])
+            out[i] = torch.from_numpy(np.ascontiguousarray(filled.transpose(2, 0, 1))).to(out)
     return out
 
 
-BASE_FILLS: dict[str | None, Any] = {None: None, "biharmonic": biharmonic_fill}
+def biharmonic_fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each image's holes completed by scikit-image's biharmonic inpainting, in float32 (``mask`` 1 = valid)."""
+    return _fill_each(image, mask, biharmonic_inpaint)
+
+
+def telea_fill(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Each image's holes completed by OpenCV's Telea fast marching (on the 8-bit image, as ``inpaint/telea``)."""
+    return _fill_each(image, mask, lambda pixels, holes: opencv_inpaint(pixels, holes, "INPAINT_TELEA"))
+
+
+BASE_FILLS: dict[str, Any] = {"biharmonic": biharmonic_fill, "telea": telea_fill}
+
+
+def base_fills(base: str | None) -> tuple[str, ...]:
+    """``"biharmonic+telea"`` -> ("biharmonic", "telea"); None -> (); ValueError for an unknown fill."""
+    names = tuple(base.split("+")) if base else ()
+    unknown = [name for name in names if name not in BASE_FILLS]
+    if unknown or len(set(names)) != len(names):
+        raise ValueError(f"unknown or repeated base fill in {base!r}; known: {', '.join(BASE_FILLS)}")
+    return names
 
 
 def _pad_to(image: torch.Tensor, mask: torch.Tensor, multiple: int) -> tuple[torch.Tensor, torch.Tensor]:

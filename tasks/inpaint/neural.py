@@ -23,7 +23,11 @@ from restorebench.tasks.inpaint.masks import PAPER_BINS, RatioBin, free_form_mas
 CHECKPOINT_DIR = Path(__file__).with_name("checkpoints")
 PCONV_VARIANTS: dict[str, dict[str, Any]] = {
     "full": {"widths": [64, 128, 256, 512, 512, 512, 512, 512], "kernels": [7, 5, 5, 3, 3, 3, 3, 3]},
-    "light": {"widths": [32, 64, 128, 128, 128, 128, 128], "kernels": [7, 5, 5, 3, 3, 3, 3], "base": "biharmonic"},
+    "light": {
+        "widths": [32, 64, 128, 128, 128, 128, 128],
+        "kernels": [7, 5, 5, 3, 3, 3, 3],
+        "base": "biharmonic+telea",
+    },
 }
 VAE_CONFIG: dict[str, Any] = {"widths": [32, 64, 96, 128, 128, 128], "kernels": [7, 5, 5, 3, 3, 3], "latent": 8}
 TRAINING_SCALES = (1.0, 2.5)  # masks drawn as for images 1 to 2.5 times the patch's size
@@ -83,7 +87,7 @@ class _NeuralInpaint(NeuralMethod):
 
 class PConvParams(InpaintNeuralParams):
     """``variant``: ``light`` (the committed checkpoint: 7 levels, narrower, and a correction
-    to scikit-image's biharmonic fill, which it takes as a second input) or ``full`` (the
+    to scikit-image's biharmonic fill, which it takes with OpenCV's Telea fill as more inputs) or ``full`` (the
     paper's 8 levels, 32.9 M parameters, the holes alone as in the paper)."""
 
     variant: Literal["light", "full"] = "light"
@@ -96,7 +100,9 @@ class PConvMethod(_NeuralInpaint):
     name = "pconv"
     version = "2"  # 2: the padding to the stride mirrors the image (it was holes)
     architecture: ClassVar[str] = "pconv_unet"
-    description: ClassVar[str] = "partial-convolution U-Net (Liu et al. 2018); light: refines biharmonic, BSDS400"
+    description: ClassVar[str] = (
+        "partial-convolution U-Net (Liu et al. 2018); light: refines biharmonic (+ Telea), BSDS400"
+    )
     Params = PConvParams
 
     def build_network(self, config: dict[str, Any]) -> Any:

@@ -11,7 +11,7 @@ from restorebench.core.build import build_degradation, build_method
 from restorebench.neural.checkpoints import save_checkpoint
 from restorebench.report.leaderboard import leaderboard
 from restorebench.run.pipeline import RunOptions, run_suite
-from restorebench.tasks.inpaint.models import InpaintVAE, PConvUNet
+from restorebench.tasks.inpaint.models import InpaintVAE, PConvUNet, telea_fill
 
 CLASSICAL = ("inpaint/mean", "inpaint/telea", "inpaint/navier_stokes", "inpaint/biharmonic")
 
@@ -166,10 +166,37 @@ def test_the_light_pconv_refines_a_biharmonic_fill_and_adopts_a_plain_networks_w
     # ... and the encoder is the plain network's, with zero weights on the base channels
     np.testing.assert_array_equal(state["enc1.conv.conv.weight"][:, :3], plain.state_dict()["enc1.conv.conv.weight"])
     assert not state["enc1.conv.conv.weight"][:, 3:].any()
-    with pytest.raises(ValueError, match="without a base fill"):
+    with pytest.raises(ValueError, match="fewer base fills"):
         net.adopt(plain.state_dict(), {**plain.config, "widths": [4, 8, 16]})
-    with pytest.raises(ValueError, match="unknown base fill"):
-        PConvUNet(widths=(4,), kernels=(3,), base="telea")
+    with pytest.raises(ValueError, match="fewer base fills"):
+        net.adopt(net.state_dict(), net.config)  # nothing to add
+    with pytest.raises(ValueError, match="unknown or repeated base fill"):
+        PConvUNet(widths=(4,), kernels=(3,), base="patchmatch")
+    with pytest.raises(ValueError, match="unknown or repeated base fill"):
+        PConvUNet(widths=(4,), kernels=(3,), base="telea+telea")
+
+
+def test_a_second_base_fill_is_telea_and_adopts_a_one_base_networks_weights():
+    torch.manual_seed(0)
+    one = PConvUNet(widths=(4, 8, 8), kernels=(5, 3, 3), base="biharmonic")
+    two = PConvUNet(widths=(4, 8, 8), kernels=(5, 3, 3), base="biharmonic+telea")
+    state = two.adopt(one.state_dict(), one.config)
+    two.load_state_dict(state)  # strictly
+    for key, channels in (("enc1.conv.conv.weight", 9), ("dec1.conv.conv.weight", 4 + 9)):
+        assert state[key].shape[1] == channels  # image, biharmonic, telea (after up(dec2) in dec1)
+        np.testing.assert_array_equal(state[key][:, : channels - 3], one.state_dict()[key])
+        assert not state[key][:, channels - 3 :].any()  # the new fill's channels start at zero
+    torch.testing.assert_close(state["dec1.conv.conv.bias"], one.state_dict()["dec1.conv.conv.bias"])
+    with pytest.raises(ValueError, match="fewer base fills"):
+        PConvUNet(widths=(4, 8, 8), kernels=(5, 3, 3), base="telea+biharmonic").adopt(one.state_dict(), one.config)
+    # the Telea fill is inpaint/telea's own on the same input
+    clean, item = _input(h=40, w=52)
+    mask = item.extras["mask"]
+    x = torch.from_numpy(item.image.transpose(2, 0, 1)[None].copy())
+    fill = telea_fill(x, torch.from_numpy(mask[None, None].copy()))[0].numpy().transpose(1, 2, 0)
+    (telea,) = build_method("inpaint/telea").restore([item])
+    holes = mask < 0.5
+    np.testing.assert_allclose(fill[holes], telea[holes], atol=1e-6)
 
 
 def test_train_init_adopts_a_plain_pconv_checkpoint(tmp_path):
@@ -193,6 +220,6 @@ def test_train_init_adopts_a_plain_pconv_checkpoint(tmp_path):
         "inpaint/pconv", data=[f"folder:{data}"], steps=1, out=tmp_path / "new.safetensors", tracking=False, init=init
     )
     state, meta = load_checkpoint(summary.checkpoint)
-    assert meta["config"]["base"] == "biharmonic"
+    assert meta["config"]["base"] == "biharmonic+telea"
     assert meta["init"]["adopted_from_config"] == plain.config
-    assert state["enc1.conv.conv.weight"].shape[1] == 6
+    assert state["enc1.conv.conv.weight"].shape[1] == 9
