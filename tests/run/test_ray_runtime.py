@@ -20,13 +20,14 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path):
 
     from restorebench.run.pipeline import RunOptions, run_suite
 
-    seen, commands = [], []
+    seen, commands, config = [], [], {}
 
     def progress(done, total, failed):  # called on the driver while the runtime is up
         if done and not seen:
             tree = descendants(os.getpid())
             seen.extend(listening(tree))
             commands.extend(_command_line(pid) for pid in tree)
+            config.update(ray._private.worker._global_node._ray_params._system_config)
 
     summary = run_suite(
         RunOptions(
@@ -52,6 +53,15 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path):
     assert "gcs_server" in started and "raylet" in started
     for unneeded in ("dashboard/dashboard.py", "/monitor.py", "log_monitor.py"):
         assert unneeded not in started, unneeded
+    assert config["task_events_report_interval_ms"] == 0  # no task events: each shutdown flushed them
+    from ray._private import services
+    from ray._private.node import Node
+
+    # Ray's own functions are back once the head is up (the next ray.init of this process is Ray's)
+    assert (
+        services.get_node.__module__ == "ray._private.services"
+        and Node.start_monitor.__qualname__ == "Node.start_monitor"
+    )
 
 
 def _command_line(pid: int) -> str:
