@@ -106,17 +106,17 @@ def _prompt_get_node(get_node: Any) -> Any:
     def prompt(gcs_address: str, node_id: str) -> Any:
         import time
 
-        from ray._raylet import GcsClient
-
-        client = GcsClient(address=gcs_address)
         deadline = time.monotonic() + REGISTRATION_TIMEOUT_S
-        while time.monotonic() < deadline:
-            try:
+        try:
+            from ray._raylet import GcsClient
+
+            client = GcsClient(address=gcs_address)
+            while time.monotonic() < deadline:
                 if any(node.hex() == node_id for node in client.get_all_node_info(timeout=1)):
                     break
-            except Exception:  # the GCS not answering yet: Ray's own call below says why, if it stays so
-                pass
-            time.sleep(REGISTRATION_POLL_S)
+                time.sleep(REGISTRATION_POLL_S)
+        except Exception:  # a GCS not answering: Ray's own call below waits for it and says why
+            pass
         return get_node(gcs_address, node_id)
 
     return prompt

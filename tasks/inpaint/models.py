@@ -20,7 +20,7 @@ Telea, as more images under all-ones masks in the first encoder layer and the la
 and adds its output to the first, so it learns a correction to a strong classical fill
 instead of the whole fill (a 2 M-parameter network trained for hours on CPU did not learn
 smooth interpolation as well as biharmonic on held-out photos). Telea's fill is there for
-where biharmonic's overshoots (large holes beside bright, sharp edges). ``base`` names one
+where biharmonic's fill overshoots (large holes beside bright, sharp edges). ``base`` names one
 fill or several joined by ``+``; :meth:`PConvUNet.adopt` starts a network from one with
 fewer fills.
 
