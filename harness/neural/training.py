@@ -155,13 +155,13 @@ def fit(
     seed: int = 0,
     num_threads: int | None = None,
     log_fn: Callable[[int, dict[str, float]], None] | None = None,
-    step_fn: Callable[[int, float], None] | None = None,
+    step_fn: Callable[[int, float, float], None] | None = None,
 ) -> FitResult:
     """Train ``network`` on patches of ``images`` (HWC float32 in [0, 1]) by ``recipe``.
 
     ``num_threads``: torch's intra-op threads (None: torch's default, all cores).
-    ``log_fn(step, record)`` after each validation; ``step_fn(step, loss)`` after each step
-    (and after that step's validation).
+    ``log_fn(step, record)`` after each validation; ``step_fn(step, loss, seconds)`` after each
+    step (and after that step's validation), ``seconds`` since training began.
     """
     import torch
 
@@ -226,7 +226,7 @@ def fit(
             if log_fn:
                 log_fn(step, record)
         if step_fn:
-            step_fn(step, loss_value)
+            step_fn(step, loss_value, time.perf_counter() - started)
     network.eval()
     state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     final = history[-1]["val_psnr"] if history else validate()

@@ -101,17 +101,15 @@ class TrainingLines:
         self.steps = steps
         self.gate = RateGate(every_s=every_s, step=step, clock=clock)
         self.stream = stream or sys.stderr
-        self.started = self.gate.clock()
         self.loss, self.count = 0.0, 0
         self.val_psnr: float | None = None
         self.validated_at = 0
 
-    def step(self, step: int, loss: float) -> None:
-        """After each training step."""
+    def step(self, step: int, loss: float, elapsed: float) -> None:
+        """After each training step (``elapsed``: seconds since training began)."""
         self.loss, self.count = self.loss + loss, self.count + 1
         if step == self.validated_at or not self.gate(step, self.steps):
             return
-        elapsed = self.gate.clock() - self.started
         rate = step / elapsed if elapsed > 0 else 0.0
         val = f", val_psnr {self.val_psnr:.2f} dB" if self.val_psnr is not None else ""
         eta = f", ETA {duration((self.steps - step) / rate)}" if rate > 0 and step < self.steps else ""

@@ -43,7 +43,7 @@ def test_training_prints_between_validations_at_a_bounded_rate():
         now[0] = float(step)  # 1 step/s
         if step == 50:  # a validation, and its line, at step 50
             lines.validation(step, {"loss": 0.2, "val_psnr": 21.5, "lr": 1e-3, "seconds": now[0]})
-        lines.step(step, loss=1.0 if step <= 21 else 0.5)
+        lines.step(step, loss=1.0 if step <= 21 else 0.5, elapsed=now[0])
     printed = out.getvalue().splitlines()
     # the first step, then every 20 s (before 50 % of the steps), the validation's line instead of
     # a step line at 50, and the end
