@@ -33,7 +33,8 @@ class Recipe:
     draw comes from ``rng``. The loss is ``loss(network(x), y)`` (``mse`` or ``l1``), or
     ``objective(network, x, y)`` when a method's loss needs more than the output (e.g.
     DeepUPE's terms on its illumination map); validation always scores ``network(x)``.
-    ``grad_clip``: clip the gradients' global norm (None: off).
+    ``grad_clip``: clip the gradients' global norm (None: off). ``prepare(network)`` runs once
+    before the first step (e.g. to freeze the encoder's batch norm in a fine-tuning phase).
     """
 
     architecture: str
@@ -47,6 +48,7 @@ class Recipe:
     loss: Literal["mse", "l1"] = "mse"
     objective: ObjectiveFn | None = None
     predict: Callable[[Any, Any], Any] | None = None  # what validation scores: network(x) by default
+    prepare: Callable[[Any], None] | None = None
     grad_clip: float | None = None
     lr_milestones: tuple[float, ...] = (0.6, 0.85)  # fractions of steps where lr drops x0.1
     weight_decay: float = 0.0
@@ -59,11 +61,13 @@ class Recipe:
 
     def describe(self) -> dict[str, Any]:
         """The recipe as JSON-able metadata (functions by their qualified names)."""
-        data = {k: v for k, v in asdict(self).items() if k not in ("make_pair", "objective", "predict")}
+        functions = ("make_pair", "objective", "predict", "prepare")
+        data = {k: v for k, v in asdict(self).items() if k not in functions}
         data["make_pair"] = _qualified_name(self.make_pair)
         data["objective"] = _qualified_name(self.objective) if self.objective is not None else None
-        if self.predict is not None:
-            data["predict"] = _qualified_name(self.predict)
+        for name in ("predict", "prepare"):
+            if getattr(self, name) is not None:
+                data[name] = _qualified_name(getattr(self, name))
         return data
 
 
@@ -196,6 +200,8 @@ def fit(
         network.train()
         return _psnr(out, val_y)
 
+    if recipe.prepare is not None:
+        recipe.prepare(network)
     started = time.perf_counter()
     network.train()
     running: dict[str, float] = {}

@@ -22,7 +22,8 @@ instead of the whole fill (a 2 M-parameter network trained for hours on CPU did 
 smooth interpolation as well as biharmonic on held-out photos). Telea's fill is there for
 where biharmonic's fill overshoots (large holes beside bright, sharp edges). ``base`` names one
 fill or several joined by ``+``; :meth:`PConvUNet.adopt` starts a network from one with
-fewer fills.
+fewer fills. :func:`freeze_encoder_batch_norm` sets up the paper's fine-tuning phase: the
+encoder's batch-norm statistics stay as trained (holes bias them while the network learns).
 
 :class:`InpaintVAE` -- a conditional VAE on the same U-Net: a posterior encoder
 q(z | image, mask) maps the whole image and the mask to a Gaussian latent map at the
@@ -108,6 +109,16 @@ class PConvUNet(nn.Module):
     def stride(self) -> int:
         return 2**self.levels
 
+    frozen_encoder_bn: bool = False  # set by freeze_encoder_batch_norm
+
+    def train(self, mode: bool = True) -> PConvUNet:
+        super().train(mode)
+        if self.frozen_encoder_bn:
+            for name, module in self.named_modules():
+                if name.startswith("enc") and isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
+
     def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         image, mask = x[:, : self.image_channels], x[:, self.image_channels :]
         h, w = image.shape[-2:]
@@ -153,6 +164,17 @@ class PConvUNet(nn.Module):
             adopted["dec1.conv.conv.weight"] = torch.zeros_like(adopted["dec1.conv.conv.weight"])
             adopted["dec1.conv.conv.bias"] = torch.zeros_like(state["dec1.conv.conv.bias"])
         return adopted
+
+
+def freeze_encoder_batch_norm(network: nn.Module) -> None:
+    """Keep the encoder's batch-norm layers in evaluation mode while ``network`` trains (their
+    running statistics stay; their scales and shifts still learn): the paper's fine-tuning
+    phase (batch statistics over images with holes are biased by the holes, so once trained
+    the encoder's statistics are fixed and the rest of the network adapts to them)."""
+    for module in network.modules():
+        if isinstance(module, PConvUNet):
+            module.frozen_encoder_bn = True
+    network.train(network.training)
 
 
 def _fill_each(image: torch.Tensor, mask: torch.Tensor, fill: Any) -> torch.Tensor:

@@ -41,7 +41,7 @@ class _NeuralInpaint(NeuralMethod):
     task = "inpaint"
     uses_mask: ClassVar[bool] = True
     checkpoint_dir: ClassVar[Path | None] = CHECKPOINT_DIR
-    unlabelled_params: ClassVar[frozenset[str]] = NeuralMethod.unlabelled_params | {"vgg16"}
+    unlabelled_params: ClassVar[frozenset[str]] = NeuralMethod.unlabelled_params | {"vgg16", "finetune"}
 
     def prepare(self, item: Degraded) -> tuple[np.ndarray, Any]:
         """``[image * mask, mask]``; a gray image goes through the RGB network as three equal channels."""
@@ -63,12 +63,13 @@ class _NeuralInpaint(NeuralMethod):
 
         return load_vgg16(self.params.vgg16)
 
-    def _masked_recipe(self, config: dict[str, Any], *, steps: int, objective: Any, notes: str) -> Any:
+    def _masked_recipe(self, config: dict[str, Any], *, steps: int, objective: Any, notes: str, **more: Any) -> Any:
         """What both networks' recipes share: 256x256 patches with free-form masks, batches
-        of 4, Adam 5e-4 (x0.1 at 70 % and 90 %), gradient clip 1, validation every 500 steps."""
+        of 4, Adam 5e-4 (x0.1 at 70 % and 90 %), gradient clip 1, validation every 500 steps
+        (``more`` overrides any of them)."""
         from restorebench.neural.training import Recipe
 
-        return Recipe(
+        settings: dict[str, Any] = dict(
             architecture=self.architecture,
             config=config,
             make_pair=masked_pair,
@@ -83,6 +84,7 @@ class _NeuralInpaint(NeuralMethod):
             val_patches=24,
             notes=notes,
         )
+        return Recipe(**{**settings, **more})
 
 
 class PConvParams(InpaintNeuralParams):
@@ -91,6 +93,8 @@ class PConvParams(InpaintNeuralParams):
     paper's 8 levels, 32.9 M parameters, the holes alone as in the paper)."""
 
     variant: Literal["light", "full"] = "light"
+    # training only: the paper's second phase (lr 5e-5, the encoder's batch norm frozen), from --init
+    finetune: bool = False
 
 
 @register
@@ -118,14 +122,24 @@ class PConvMethod(_NeuralInpaint):
         VGG-16 file, ``?vgg16=PATH``) on 256x256 patches with free-form masks of every bin
         (0.01-0.6) and of scales 1-2.5; batches of 4, Adam lr 5e-4 (x0.1 at 70 % and 90 %).
         The paper trains at 512x512, batch 6, lr 2e-4 then fine-tunes with the encoder's
-        batch norm frozen at 5e-5, on Places2 / ImageNet / CelebA, for days on a GPU."""
+        batch norm frozen at 5e-5, on Places2 / ImageNet / CelebA, for days on a GPU.
+        ``?finetune=true``: that second phase (lr 5e-5 throughout, 2000 steps; start it from a
+        trained checkpoint with ``--init``)."""
+        from restorebench.tasks.inpaint.models import freeze_encoder_batch_norm
+
         features = self._features()
+        phase = (
+            dict(steps=2000, lr=5e-5, lr_milestones=(), prepare=freeze_encoder_batch_norm)
+            if self.params.finetune
+            else dict(steps=6000)
+        )
         return self._masked_recipe(
             dict(PCONV_VARIANTS[self.params.variant]),
-            steps=6000,
             objective=_objective(features),
             notes=f"PConv U-Net {self.params.variant}; masks: free-form, bins 0.01-0.6 uniform, scales 1-2.5; "
-            + ("VGG-16 perceptual and style terms" if features is not None else "no VGG-16 terms (none given)"),
+            + ("VGG-16 perceptual and style terms" if features is not None else "no VGG-16 terms (none given)")
+            + ("; fine-tuning phase: encoder batch norm frozen" if self.params.finetune else ""),
+            **phase,
         )
 
 

@@ -293,3 +293,16 @@ def test_an_unknown_config_key_is_a_clear_error(tmp_path):
     path = _lying_checkpoint(tmp_path / "odd.safetensors", {"depth": 3, "features": 4, "channels": 1, "colour": 2})
     with pytest.raises(UserError, match=r"its config .* does not build denoise/dncnn: TypeError: .*colour"):
         build_method(f"denoise/dncnn?checkpoint={path}")._network(path)
+
+
+def test_fit_prepares_the_network_once_before_the_first_step():
+    seen = []
+
+    def freeze(network):
+        seen.append(network.weight.detach().clone())
+        network.bias.requires_grad_(False)
+
+    before, result = _fit_tiny(prepare=freeze)
+    assert len(seen) == 1 and torch.equal(seen[0], before["weight"])  # called once, on the untrained network
+    assert torch.equal(result.state_dict["bias"], before["bias"])  # what it froze stayed
+    assert not torch.equal(result.state_dict["weight"], before["weight"])

@@ -223,3 +223,41 @@ def test_train_init_adopts_a_plain_pconv_checkpoint(tmp_path):
     assert meta["config"]["base"] == "biharmonic+telea"
     assert meta["init"]["adopted_from_config"] == plain.config
     assert state["enc1.conv.conv.weight"].shape[1] == 9
+
+
+def test_the_finetuning_phase_freezes_the_encoders_batch_norm_statistics():
+    from restorebench.tasks.inpaint.models import freeze_encoder_batch_norm
+
+    torch.manual_seed(0)
+    net = PConvUNet(widths=(4, 8, 8), kernels=(5, 3, 3))
+    vae = InpaintVAE(widths=(4, 8, 8), kernels=(5, 3, 3), latent=2, posterior_width=4)
+    before = {k: v.clone() for k, v in net.state_dict().items() if "running" in k}
+    freeze_encoder_batch_norm(net)
+    freeze_encoder_batch_norm(vae)
+    net.train()
+    x = torch.cat([torch.rand(2, 3, 32, 32), (torch.rand(2, 1, 32, 32) > 0.3).float()], 1)
+    net(x)
+    after = net.state_dict()
+    encoder = [k for k in before if k.startswith("enc")]
+    decoder = [k for k in before if k.startswith("dec") and k.endswith("running_mean")]
+    assert encoder and decoder
+    assert all(torch.equal(before[k], after[k]) for k in encoder)
+    assert all(not torch.equal(before[k], after[k]) for k in decoder)  # the decoder's still adapt
+    assert net.training and not net.enc2.bn.training and net.dec2.bn.training
+    vae.train()
+    assert not vae.generator.enc2.bn.training and vae.generator.dec2.bn.training
+    assert all(p.requires_grad for p in net.parameters())  # scales and shifts still learn
+
+
+def test_the_finetuning_recipe_is_the_papers_second_phase():
+    from restorebench.tasks.inpaint.models import freeze_encoder_batch_norm
+
+    first = build_method("inpaint/pconv").recipe()
+    second = build_method("inpaint/pconv?finetune=true").recipe()
+    assert (first.lr, first.steps, first.lr_milestones, first.prepare) == (5e-4, 6000, (0.7, 0.9), None)
+    assert (second.lr, second.steps, second.lr_milestones) == (5e-5, 2000, ())
+    assert second.prepare is freeze_encoder_batch_norm
+    assert second.describe()["prepare"].endswith("freeze_encoder_batch_norm")
+    assert second.config == first.config
+    # a training switch only: the evaluated method is the same one
+    assert build_method("inpaint/pconv?finetune=true").identity() == build_method("inpaint/pconv").identity()
