@@ -287,13 +287,14 @@ class InpaintVAE(nn.Module):
         return self.decode(x, z)
 
     def elbo_terms(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(output decoded from a posterior draw, KL(q || N(0, I)) per latent element, averaged)."""
+        """(output decoded from a posterior draw, KL(q || N(0, I)) per latent element, averaged
+        over the batch and the positions of each latent channel: shape ``(latent,)``)."""
         image_channels = self.generator.image_channels
         mask = x[:, image_channels:]
         image, mask_padded = _pad_to(y, mask, self.generator.stride)
         mu, logvar = self.posterior(torch.cat([image, mask_padded], 1))
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).mean(dim=(0, 2, 3))
         return self.decode(x, z), kl
 
 

@@ -185,18 +185,23 @@ class VAEMethod(_NeuralInpaint):
 
     def recipe(self) -> Any:
         """The ELBO: PConv's reconstruction terms on the output decoded from a posterior draw,
-        plus 0.01 x KL(q || N(0, I)) per latent element; the rest as ``inpaint/pconv``'s recipe."""
+        plus 0.01 x KL(q || N(0, I)) per latent element, with free bits: each latent channel's KL
+        counts as at least :data:`FREE_BITS` nats per element (Kingma et al. 2016), so the
+        posterior keeps carrying what the decoder can use instead of collapsing to the prior (with
+        the plain KL the committed network's KL fell to ~1e-4 and its samples were all alike);
+        the rest as ``inpaint/pconv``'s recipe."""
         features = self._features()
         return self._masked_recipe(
             dict(VAE_CONFIG),
             steps=4000,
             objective=_vae_objective(features),
-            notes="conditional VAE, latent 8 channels at 1/64; KL weight 0.01; masks as inpaint/pconv"
+            notes=f"conditional VAE, latent 8 channels at 1/64; KL weight 0.01, free bits {FREE_BITS}; masks as inpaint/pconv"
             + ("; VGG-16 terms" if features is not None else "; no VGG-16 terms (none given)"),
         )
 
 
 KL_WEIGHT = 0.01
+FREE_BITS = 0.25  # nats per latent element and channel below which the KL costs nothing
 
 
 def _input_seed(x: np.ndarray, seed: int) -> int:
@@ -229,6 +234,7 @@ def _vae_objective(features: Any):
     def vae_objective(network: Any, x: Any, y: Any) -> tuple[Any, dict[str, float]]:
         output, kl = network.elbo_terms(x, y)
         loss, terms = inpainting_loss(output, y, x[:, -1:], features)
-        return loss + KL_WEIGHT * kl, {**terms, "kl": float(kl.detach())}
+        kl_term = kl.clamp(min=FREE_BITS).mean()
+        return loss + KL_WEIGHT * kl_term, {**terms, "kl": float(kl.detach().mean())}
 
     return vae_objective

@@ -82,7 +82,7 @@ def test_the_networks_take_any_size(h, w):
     assert net(x).shape == (1, 3, h, w)
     vae = InpaintVAE(widths=(4, 8), kernels=(5, 3), latent=2, posterior_width=4)
     out, kl = vae.elbo_terms(x, torch.rand(1, 3, h, w))
-    assert out.shape == (1, 3, h, w) and kl.item() >= 0
+    assert out.shape == (1, 3, h, w) and kl.shape == (2,) and (kl >= 0).all()
 
 
 @pytest.mark.parametrize(("h", "w"), [(20, 23), (5, 9)])
@@ -261,3 +261,24 @@ def test_the_finetuning_recipe_is_the_papers_second_phase():
     assert second.config == first.config
     # a training switch only: the evaluated method is the same one
     assert build_method("inpaint/pconv?finetune=true").identity() == build_method("inpaint/pconv").identity()
+
+
+def test_the_vae_objective_gives_each_latent_channel_its_free_bits():
+    from restorebench.tasks.inpaint.models import inpainting_loss
+    from restorebench.tasks.inpaint.neural import FREE_BITS, KL_WEIGHT, _vae_objective
+
+    torch.manual_seed(0)
+    output, y = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    x = torch.cat([y, (torch.rand(1, 1, 8, 8) > 0.4).float()], 1)
+    kl = torch.tensor([FREE_BITS / 10, FREE_BITS * 3], requires_grad=True)  # one channel under, one over
+
+    class Terms:  # the objective's only use of the network: its ELBO terms
+        def elbo_terms(self, x_, y_):
+            return output, kl
+
+    loss, terms = _vae_objective(None)(Terms(), x, y)
+    plain, _ = inpainting_loss(output, y, x[:, -1:])
+    assert loss.item() == pytest.approx(plain.item() + KL_WEIGHT * (FREE_BITS + 3 * FREE_BITS) / 2, rel=1e-6)
+    assert terms["kl"] == pytest.approx(FREE_BITS * 3.1 / 2)  # the log shows the KL itself
+    loss.backward()
+    assert kl.grad.tolist() == pytest.approx([0.0, KL_WEIGHT / 2])  # under its free bits, no pull to the prior
