@@ -37,8 +37,34 @@ def start_local_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
 
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False, **kwargs}
     options["_system_config"] = {**LEAN_SYSTEM_CONFIG, **options.get("_system_config", {})}
-    with _loopback_only(), _lean_head():
+    with _loopback_only(), _lean_head(), _quiet_auth_notice():
         ray.init(address="local", num_cpus=num_cpus, **options)
+
+
+_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
+_AUTH_NOTICE = "Token authentication is enabled for this Ray cluster"
+
+
+class _DropAuthNotice:
+    """A logging filter: Ray's notice that a new local cluster uses token authentication."""
+
+    def filter(self, record: Any) -> bool:
+        return not str(record.msg).startswith(_AUTH_NOTICE)
+
+
+@contextlib.contextmanager
+def _quiet_auth_notice() -> Iterator[None]:
+    """Ray (2.5x on) turns token authentication on for every new local cluster and says so on
+    every run, with how to turn it off. A private head started and stopped by the run keeps it
+    on (the token in ~/.ray, as Ray makes it); only the notice is dropped."""
+    import logging
+
+    logger, drop = logging.getLogger(_AUTH_LOGGER), _DropAuthNotice()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 # Ray settings for a private head. Task events feed Ray's state API and dashboard (neither

@@ -15,10 +15,20 @@ from tests.sockets import LOOPBACK, descendants, listening
 pytestmark = pytest.mark.ray
 
 
-def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path):
+def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path, monkeypatch):
+    import logging
+
     import ray
 
     from restorebench.run.pipeline import RunOptions, run_suite
+    from restorebench.run.ray_runtime import _AUTH_LOGGER
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)  # as in a fresh process: Ray decides, and says so
+    notices: list[str] = []
+    catch = logging.Handler()
+    catch.emit = lambda record: notices.append(record.getMessage())
+    auth_logger = logging.getLogger(_AUTH_LOGGER)
+    auth_logger.addHandler(catch)
 
     seen, commands, config = [], [], {}
 
@@ -42,7 +52,11 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path):
         ),
         progress=progress,
     )
+    auth_logger.removeHandler(catch)
     assert summary.computed == 6 and not ray.is_initialized()
+    # Ray's token authentication stays on for the private head; only its notice on every run is dropped
+    assert notices == [] and auth_logger.filters == []
+    assert os.environ.get("RAY_AUTH_MODE") == "token"
     processes = {pid for _, _, pid in seen}
     assert len(seen) >= 4 and len(processes) >= 3, seen  # GCS, raylet, agents, driver, workers
     exposed = [(addr, port, pid) for addr, port, pid in seen if addr not in LOOPBACK]
