@@ -27,7 +27,6 @@ PCONV_VARIANTS: dict[str, dict[str, Any]] = {
         "widths": [32, 64, 128, 128, 128, 128, 128],
         "kernels": [7, 5, 5, 3, 3, 3, 3],
         "base": "biharmonic+telea",
-        "blend": True,
     },
 }
 VAE_CONFIG: dict[str, Any] = {"widths": [32, 64, 96, 128, 128, 128], "kernels": [7, 5, 5, 3, 3, 3], "latent": 8}
