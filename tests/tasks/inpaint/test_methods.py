@@ -3,6 +3,8 @@ VAE samples scored as a mean and an oracle, and a run end to end per hole-ratio 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -282,3 +284,22 @@ def test_the_vae_objective_gives_each_latent_channel_its_free_bits():
     assert terms["kl"] == pytest.approx(FREE_BITS * 3.1 / 2)  # the log shows the KL itself
     loss.backward()
     assert kl.grad.tolist() == pytest.approx([0.0, KL_WEIGHT / 2])  # under its free bits, no pull to the prior
+
+
+@pytest.mark.parametrize(("method", "name"), [("inpaint/pconv", "pconv_light"), ("inpaint/vae", "vae_light")])
+def test_the_committed_checkpoints_are_their_recipes(method, name):
+    """Each committed network was made by the recipe the code runs today (its last stage, from --init)."""
+    from restorebench.neural.checkpoints import load_checkpoint
+    from restorebench.tasks.inpaint.neural import CHECKPOINT_DIR
+
+    built = build_method(method)
+    (path,) = built.checkpoints()
+    assert path == CHECKPOINT_DIR / f"{name}.safetensors"
+    state, meta = load_checkpoint(path)
+    recipe = json.loads(json.dumps(built.recipe().describe()))  # as stored: tuples are lists
+    assert meta["config"] == recipe["config"] and meta["architecture"] == recipe["architecture"]
+    for key in ("make_pair", "objective", "patch_size", "batch_size", "lr", "lr_milestones"):
+        assert meta["recipe"][key] == recipe[key], key
+    assert meta["recipe"]["notes"] == recipe["notes"]  # e.g. no VGG-16 terms, the VAE's free bits
+    assert "vgg16" not in meta["command"] and meta["init"]["sha256"]  # trained in stages, without VGG-16
+    assert sum(v.numel() for v in state.values() if v.is_floating_point()) > 1_000_000
