@@ -69,8 +69,13 @@ class MeanFill(InpaintMethod):
         return np.broadcast_to(image[valid].mean(axis=0), image.shape)
 
 
+OPENCV_RADIUS = 3  # OpenCV's inpaintRadius, as its samples use; the networks' Telea fill too
+
+
 class _OpenCVParams(Params):
-    radius: int = Field(3, ge=1, le=50, description="neighbourhood radius in pixels (OpenCV's inpaintRadius)")
+    radius: int = Field(
+        OPENCV_RADIUS, ge=1, le=50, description="neighbourhood radius in pixels (OpenCV's inpaintRadius)"
+    )
 
 
 class _OpenCV(InpaintMethod):
@@ -104,7 +109,7 @@ class Biharmonic(InpaintMethod):
         return biharmonic_inpaint(image, mask[..., 0] < 0.5)
 
 
-def opencv_inpaint(image: np.ndarray, holes: np.ndarray, flag_name: str, radius: int = 3) -> np.ndarray:
+def opencv_inpaint(image: np.ndarray, holes: np.ndarray, flag_name: str, radius: int = OPENCV_RADIUS) -> np.ndarray:
     """OpenCV's inpainting (``flag_name``: ``INPAINT_TELEA`` or ``INPAINT_NS``) of the ``holes``
     (``H x W`` bool) of an ``H x W x C`` float image, on its 8-bit rounding; float32 out."""
     import cv2
