@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bare_loop import run_bare
 
 DATASET = "bundled:photos"
 DEGRADATIONS = ("gaussian?sigma=25", "saltpepper?density=0.1")
@@ -25,22 +26,8 @@ METRICS = ("psnr", "ssim", "psnr_y", "ssim_y")
 
 def bare_loop() -> float:
     """The same loads, degradations, restorations and metrics with no harness around them."""
-    from restorebench.core.build import build_degradation, build_method, build_source
-    from restorebench.run.units import degradation_rng
-    from restorebench.score import metrics
-
     start = time.perf_counter()
-    source = build_source(DATASET)
-    degradations = [build_degradation(d) for d in DEGRADATIONS]
-    methods = [build_method(m) for m in METHODS]
-    for image in source.list_images():
-        clean = source.load(image)
-        for deg in degradations:
-            degraded = deg.apply(clean, degradation_rng(0, image, deg.identity()))
-            for method in methods:
-                out = metrics.quantize_8bit(method.restore_one(degraded))
-                metrics.psnr(out, clean), metrics.ssim(out, clean)
-                metrics.psnr(out, clean, y_channel=True), metrics.ssim(out, clean, y_channel=True)
+    run_bare(DATASET, DEGRADATIONS, METHODS, y_channel=True)
     return time.perf_counter() - start
 
 

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bare_loop import run_bare
+
 
 def run(images: int, size: int, cpus: int, out: Path) -> float:
     exe = Path(sys.executable).with_name("restorebench")
@@ -45,23 +47,11 @@ METHODS = ("denoise/nlmeans", "denoise/median")
 def bare_part(images: int, size: int, part: int, parts: int) -> None:
     """Every ``parts``-th image from ``part`` on: load, degrade, restore, score (one thread)."""
     from restorebench import load_plugins
-    from restorebench.core.build import build_degradation, build_method, build_source
-    from restorebench.run.units import degradation_rng
     from restorebench.run.worker import set_thread_limit
-    from restorebench.score import metrics
 
     load_plugins()
     set_thread_limit(1)
-    source = build_source(f"synthetic:deadleaves?n={images}&size={size}")
-    degradations = [build_degradation(d) for d in DEGRADATIONS]
-    methods = [build_method(m) for m in METHODS]
-    for image in source.list_images()[part::parts]:
-        clean = source.load(image)
-        for deg in degradations:
-            degraded = deg.apply(clean, degradation_rng(0, image, deg.identity()))
-            for method in methods:
-                out = metrics.quantize_8bit(method.restore_one(degraded))
-                metrics.psnr(out, clean), metrics.ssim(out, clean)
+    run_bare(f"synthetic:deadleaves?n={images}&size={size}", DEGRADATIONS, METHODS, part=part, parts=parts)
 
 
 def bare(images: int, size: int, parts: int) -> float:
