@@ -54,8 +54,8 @@ class _DropAuthNotice:
 
 @contextlib.contextmanager
 def _quiet_auth_notice() -> Iterator[None]:
-    """Ray (2.5x on) turns token authentication on for every new local cluster and says so on
-    every run, with how to turn it off. A private head started and stopped by the run keeps it
+    """Ray (2.60 here) turns token authentication on for every new local cluster and says so
+    on every run, with how to turn it off. A private head started and stopped by the run keeps it
     on (the token in ~/.ray, as Ray makes it); only the notice is dropped."""
     import logging
 

@@ -188,7 +188,7 @@ class VAEMethod(_NeuralInpaint):
         plus 0.01 x KL(q || N(0, I)) per latent element, with free bits: each latent channel's KL
         counts as at least :data:`FREE_BITS` nats per element (Kingma et al. 2016), so the
         posterior keeps carrying what the decoder can use instead of collapsing to the prior (with
-        the plain KL the committed network's KL fell to ~1e-4 and its samples were all alike);
+        the plain KL the first checkpoint's KL fell to ~1e-4 and its samples were all alike);
         the rest as ``inpaint/pconv``'s recipe."""
         features = self._features()
         return self._masked_recipe(
