@@ -45,11 +45,9 @@ _AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 _AUTH_NOTICE = "Token authentication is enabled for this Ray cluster"
 
 
-class _DropAuthNotice:
-    """A logging filter: Ray's notice that a new local cluster uses token authentication."""
-
-    def filter(self, record: Any) -> bool:
-        return not str(record.msg).startswith(_AUTH_NOTICE)
+def _not_auth_notice(record: Any) -> bool:
+    """A logging filter: False for Ray's notice that a new local cluster uses token authentication."""
+    return not str(record.msg).startswith(_AUTH_NOTICE)
 
 
 @contextlib.contextmanager
@@ -59,12 +57,12 @@ def _quiet_auth_notice() -> Iterator[None]:
     on (the token in ~/.ray, as Ray makes it); only the notice is dropped."""
     import logging
 
-    logger, drop = logging.getLogger(_AUTH_LOGGER), _DropAuthNotice()
-    logger.addFilter(drop)
+    logger = logging.getLogger(_AUTH_LOGGER)
+    logger.addFilter(_not_auth_notice)
     try:
         yield
     finally:
-        logger.removeFilter(drop)
+        logger.removeFilter(_not_auth_notice)
 
 
 # Ray settings for a private head. Task events feed Ray's state API and dashboard (neither
