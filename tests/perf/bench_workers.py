@@ -24,6 +24,9 @@ from pathlib import Path
 
 from bare_loop import run_bare
 
+DEGRADATIONS = ("gaussian?sigma=15", "gaussian?sigma=50")
+METHODS = ("denoise/nlmeans", "denoise/median")
+
 
 def run(images: int, size: int, cpus: int, out: Path) -> float:
     exe = Path(sys.executable).with_name("restorebench")
@@ -38,10 +41,6 @@ def run(images: int, size: int, cpus: int, out: Path) -> float:
     if done.returncode != 0:
         raise SystemExit(f"run with {cpus} CPU(s) failed:\n{done.stderr[-2000:]}")
     return wall
-
-
-DEGRADATIONS = ("gaussian?sigma=15", "gaussian?sigma=50")
-METHODS = ("denoise/nlmeans", "denoise/median")
 
 
 def bare_part(images: int, size: int, part: int, parts: int) -> None:
