@@ -67,9 +67,11 @@ class _NeuralInpaint(NeuralMethod):
         """What both networks' recipes share: 256x256 patches with free-form masks, batches
         of 4, Adam 5e-4 (x0.1 at 70 % and 90 %), gradient clip 1, validation every 500 steps
         (``more`` overrides any of them)."""
+        from dataclasses import replace
+
         from restorebench.neural.training import Recipe
 
-        settings: dict[str, Any] = dict(
+        shared = Recipe(
             architecture=self.architecture,
             config=config,
             make_pair=masked_pair,
@@ -84,7 +86,7 @@ class _NeuralInpaint(NeuralMethod):
             val_patches=24,
             notes=notes,
         )
-        return Recipe(**{**settings, **more})
+        return replace(shared, **more)
 
 
 class PConvParams(InpaintNeuralParams):
