@@ -14,16 +14,19 @@ see tasks/inpaint/README.md). State-dict keys: ``enc{i}.conv.conv.weight/bias``,
 ``enc{i}.bn.*`` (``i = 1 .. levels``, no ``enc1.bn``), ``dec{i}.conv.conv.weight/bias``, ``dec{i}.bn.*``
 (``i = levels .. 1``, no ``dec1.bn``).
 
-``base="biharmonic+telea"`` (the committed light network; not in the paper): the network
-also takes classical completions of the holes, scikit-image's biharmonic and OpenCV's
-Telea, as more images under all-ones masks in the first encoder layer and the last skip,
-and adds its output to the first, so it learns a correction to a strong classical fill
-instead of the whole fill (a 2 M-parameter network trained for hours on CPU did not learn
-smooth interpolation as well as biharmonic on held-out photos). Telea's fill is there for
-where biharmonic's fill overshoots (large holes beside bright, sharp edges). ``base`` names one
-fill or several joined by ``+``; :meth:`PConvUNet.adopt` starts a network from one with
-fewer fills. :func:`freeze_encoder_batch_norm` sets up the paper's fine-tuning phase: the
-encoder's batch-norm statistics stay as trained (holes bias them while the network learns).
+``base="biharmonic+telea", blend=True`` (the committed light network; not in the paper):
+the network also takes classical completions of the holes, scikit-image's biharmonic and
+OpenCV's Telea, as more images under all-ones masks in the first encoder layer and the last
+skip, and learns a correction to a strong classical fill instead of the whole fill (a
+2 M-parameter network trained for hours on CPU did not learn smooth interpolation as well as
+biharmonic on held-out photos). Without ``blend`` its output is added to the first fill;
+with it the last layer also gives, per pixel, a softmax weight for each fill and the output
+is added to that weighted mix: where biharmonic overshoots (large holes beside bright, sharp
+edges) choosing Telea, bounded by its neighbours, is easier than undoing the overshoot.
+``base`` names one fill or several joined by ``+``; :meth:`PConvUNet.adopt` starts a network
+from one with fewer fills or without blend. :func:`freeze_encoder_batch_norm` sets up the
+paper's fine-tuning phase: the encoder's batch-norm statistics stay as trained (holes bias
+them while the network learns).
 
 :class:`InpaintVAE` -- a conditional VAE on the same U-Net: a posterior encoder
 q(z | image, mask) maps the whole image and the mask to a Gaussian latent map at the
@@ -47,6 +50,7 @@ from restorebench.tasks.inpaint.layers import PartialConv2d
 
 PAPER_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
 PAPER_KERNELS = (7, 5, 5, 3, 3, 3, 3, 3)
+FIRST_FILL_LOGIT = 3.0  # an adopted blend starts with the first fill's weight at 0.95 of two
 
 
 class _Block(nn.Module):
@@ -75,16 +79,21 @@ class PConvUNet(nn.Module):
         image_channels: int = 3,
         extra_bottleneck: int = 0,
         base: str | None = None,
+        blend: bool = False,
     ) -> None:
         super().__init__()
         if len(widths) != len(kernels) or not widths:
             raise ValueError(f"need as many widths as kernels, got {list(widths)} and {list(kernels)}")
         self.bases = base_fills(base)
+        if blend and len(self.bases) < 2:
+            raise ValueError(f"blend weighs several base fills; {base!r} names {len(self.bases)}")
+        self.blend = blend
         self.config: dict[str, Any] = {
             "widths": list(widths),
             "kernels": list(kernels),
             "image_channels": image_channels,
             **({"base": base} if base else {}),
+            **({"blend": True} if blend else {}),
         }
         channels = widths
         self.levels = len(channels)
@@ -99,7 +108,7 @@ class PConvUNet(nn.Module):
         below = channels[-1] + extra_bottleneck  # the bottleneck (plus a VAE's latent map)
         for i in range(self.levels, 0, -1):
             skip = (channels[i - 2],) if i > 1 else inputs
-            out = channels[i - 2] if i > 1 else image_channels
+            out = channels[i - 2] if i > 1 else image_channels + (len(self.bases) if blend else 0)
             conv = PartialConv2d(below + sum(skip), out, 3, parts=(below, *skip))
             last = i == 1
             setattr(self, f"dec{i}", _Block(conv, bn=not last, act=None if last else nn.LeakyReLU(0.2, inplace=True)))
@@ -138,22 +147,33 @@ class PConvUNet(nn.Module):
             up = F.interpolate(feat, scale_factor=2, mode="nearest")
             up_mask = F.interpolate(m, scale_factor=2, mode="nearest")
             feat, m = getattr(self, f"dec{i}")(torch.cat([up, skip], 1), torch.cat([up_mask, skip_mask], 1))
-        return feat[..., :h, :w] + fills[0] if fills else feat[..., :h, :w]
+        out = feat[..., :h, :w]
+        if not fills:
+            return out
+        if not self.blend:
+            return out + fills[0]
+        weights = torch.softmax(out[:, self.image_channels :], 1)
+        base = sum(weights[:, i : i + 1] * fill for i, fill in enumerate(fills))
+        return out[:, : self.image_channels] + base
 
     def adopt(self, state: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """A state for this network from one of the same U-Net with fewer base fills (``config``;
-        its fills must be the first of this one's): the first and last layers get zero weights
-        for the new fills' channels. From a network without a base fill the last layer is zero
-        too, so the adopted network starts as its base fill; from one with fills it starts near
-        the source (the partial convolutions' window counts include the new all-ones channels)."""
-        plain = {k: v for k, v in self.config.items() if k != "base"}
+        """A state for this network from one of the same U-Net with fewer base fills, or the same
+        fills without ``blend`` (``config``; its fills must be the first of this one's): the first
+        and last layers get zero weights for the new fills' channels. From a network without a
+        base fill the last layer is zero too, so the adopted network starts as its base fill;
+        from one with fills it starts near the source (the partial convolutions' window counts
+        include the new all-ones channels). New blend weights start at
+        :data:`FIRST_FILL_LOGIT` for the first fill, 0 for the others (0.95 of the first of two)."""
+        shape = ("base", "blend")
+        plain = {k: v for k, v in self.config.items() if k not in shape}
         source = base_fills(config.get("base"))
         n = len(source)
-        same_net = {"image_channels": 3, **{k: v for k, v in config.items() if k != "base"}} == plain
-        if not same_net or n >= len(self.bases) or self.bases[:n] != source:
+        same_net = {"image_channels": 3, **{k: v for k, v in config.items() if k not in shape}} == plain
+        grows = n < len(self.bases) or (self.blend and not config.get("blend"))
+        if not same_net or not grows or config.get("blend") or self.bases[:n] != source:
             raise ValueError(
                 f"only a {plain} network with fewer base fills than {'+'.join(self.bases) or 'none'} "
-                f"(the first of them) can be adopted, not {config}"
+                f"(the first of them), or with them but not blended, can be adopted, not {config}"
             )
         extra = (len(self.bases) - n) * self.image_channels
         adopted = dict(state)
@@ -163,6 +183,11 @@ class PConvUNet(nn.Module):
         if not source:  # the plain network's last layer gave the whole fill; now it adds to the base
             adopted["dec1.conv.conv.weight"] = torch.zeros_like(adopted["dec1.conv.conv.weight"])
             adopted["dec1.conv.conv.bias"] = torch.zeros_like(state["dec1.conv.conv.bias"])
+        if self.blend:  # one more output per fill: the logits of its weight in the base
+            weight, bias = adopted["dec1.conv.conv.weight"], adopted["dec1.conv.conv.bias"]
+            logits = [FIRST_FILL_LOGIT] + [0.0] * (len(self.bases) - 1)
+            adopted["dec1.conv.conv.weight"] = torch.cat([weight, weight.new_zeros(len(logits), *weight.shape[1:])])
+            adopted["dec1.conv.conv.bias"] = torch.cat([bias, bias.new_tensor(logits)])
         return adopted
 
 

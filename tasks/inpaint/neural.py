@@ -27,6 +27,7 @@ PCONV_VARIANTS: dict[str, dict[str, Any]] = {
         "widths": [32, 64, 128, 128, 128, 128, 128],
         "kernels": [7, 5, 5, 3, 3, 3, 3],
         "base": "biharmonic+telea",
+        "blend": True,
     },
 }
 VAE_CONFIG: dict[str, Any] = {"widths": [32, 64, 96, 128, 128, 128], "kernels": [7, 5, 5, 3, 3, 3], "latent": 8}
@@ -91,8 +92,9 @@ class _NeuralInpaint(NeuralMethod):
 
 class PConvParams(InpaintNeuralParams):
     """``variant``: ``light`` (the committed checkpoint: 7 levels, narrower, and a correction
-    to scikit-image's biharmonic fill, which it takes with OpenCV's Telea fill as more inputs) or ``full`` (the
-    paper's 8 levels, 32.9 M parameters, the holes alone as in the paper)."""
+    to a per-pixel blend of scikit-image's biharmonic fill and OpenCV's Telea fill, which it
+    takes as more inputs) or ``full`` (the paper's 8 levels, 32.9 M parameters, the holes
+    alone as in the paper)."""
 
     variant: Literal["light", "full"] = "light"
     # training only: the paper's second phase (lr 5e-5, the encoder's batch norm frozen), from --init
@@ -107,7 +109,7 @@ class PConvMethod(_NeuralInpaint):
     version = "2"  # 2: the padding to the stride mirrors the image (it was holes)
     architecture: ClassVar[str] = "pconv_unet"
     description: ClassVar[str] = (
-        "partial-convolution U-Net (Liu et al. 2018); light: refines biharmonic (+ Telea), BSDS400"
+        "partial-convolution U-Net (Liu et al. 2018); light: refines a blend of biharmonic and Telea, BSDS400"
     )
     Params = PConvParams
 

@@ -201,6 +201,39 @@ def test_a_second_base_fill_is_telea_and_adopts_a_one_base_networks_weights():
     np.testing.assert_allclose(fill[holes], telea[holes], atol=1e-6)
 
 
+def test_a_blended_pconv_adds_its_correction_to_a_per_pixel_mix_of_its_fills():
+    from restorebench.tasks.inpaint.models import FIRST_FILL_LOGIT, biharmonic_fill
+
+    torch.manual_seed(0)
+    two = PConvUNet(widths=(4, 8, 8), kernels=(5, 3, 3), base="biharmonic+telea")
+    blend = PConvUNet(widths=(4, 8, 8), kernels=(5, 3, 3), base="biharmonic+telea", blend=True)
+    assert blend.config["blend"] is True and "blend" not in two.config
+    assert blend.state_dict()["dec1.conv.conv.weight"].shape == (3 + 2, 4 + 9, 3, 3)  # image, then a logit per fill
+    state = blend.adopt(two.state_dict(), two.config)
+    blend.load_state_dict(state)  # strictly
+    np.testing.assert_array_equal(state["dec1.conv.conv.weight"][:3], two.state_dict()["dec1.conv.conv.weight"])
+    assert not state["dec1.conv.conv.weight"][3:].any()
+    assert state["dec1.conv.conv.bias"][3:].tolist() == [FIRST_FILL_LOGIT, 0.0]
+    # with the correction's last layer at zero, the output is the mix: logits 3 and 0 weigh
+    # biharmonic 0.9526 and Telea 0.0474 everywhere
+    state["dec1.conv.conv.weight"] = torch.zeros_like(state["dec1.conv.conv.weight"])
+    state["dec1.conv.conv.bias"][:3] = 0
+    blend.load_state_dict(state)
+    blend.eval()
+    clean, item = _input(h=40, w=52)
+    mask = torch.from_numpy(item.extras["mask"][None, None].copy())
+    image = torch.from_numpy(clean.transpose(2, 0, 1)[None].copy()) * mask
+    with torch.no_grad():
+        out = blend(torch.cat([image, mask], 1))
+    w = float(np.exp(FIRST_FILL_LOGIT) / (np.exp(FIRST_FILL_LOGIT) + 1))
+    expected = w * biharmonic_fill(image, mask) + (1 - w) * telea_fill(image, mask)
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="not blended"):
+        blend.adopt(blend.state_dict(), blend.config)  # nothing to add
+    with pytest.raises(ValueError, match="blend weighs several base fills"):
+        PConvUNet(widths=(4,), kernels=(3,), base="biharmonic", blend=True)
+
+
 def test_train_init_adopts_a_plain_pconv_checkpoint(tmp_path):
     from restorebench.commands.train import train_method
     from restorebench.data.images import encode_png
@@ -213,7 +246,7 @@ def test_train_init_adopts_a_plain_pconv_checkpoint(tmp_path):
         (data / f"{i}.png").write_bytes(encode_png(rng.random((256, 256, 3)).astype(np.float32)))
     from restorebench.tasks.inpaint.neural import PCONV_VARIANTS
 
-    light = {k: v for k, v in PCONV_VARIANTS["light"].items() if k != "base"}
+    light = {k: v for k, v in PCONV_VARIANTS["light"].items() if k not in ("base", "blend")}
     plain = PConvUNet(**light)
     init = save_checkpoint(
         tmp_path / "plain.safetensors", plain.state_dict(), {"architecture": "pconv_unet", "config": plain.config}
@@ -222,7 +255,7 @@ def test_train_init_adopts_a_plain_pconv_checkpoint(tmp_path):
         "inpaint/pconv", data=[f"folder:{data}"], steps=1, out=tmp_path / "new.safetensors", tracking=False, init=init
     )
     state, meta = load_checkpoint(summary.checkpoint)
-    assert meta["config"]["base"] == "biharmonic+telea"
+    assert meta["config"]["base"] == "biharmonic+telea" and meta["config"]["blend"] is True
     assert meta["init"]["adopted_from_config"] == plain.config
     assert state["enc1.conv.conv.weight"].shape[1] == 9
 
