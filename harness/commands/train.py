@@ -47,7 +47,9 @@ class TrainSummary:
 
 
 def load_training_images(datasets: list[str]) -> tuple[list[np.ndarray], list[str], dict[str, Any]]:
-    """Every image of the given sources, their keys, and a description with content hashes."""
+    """Every image of the given sources, their content hashes (the keys of the train /
+    validation split: the same images are held out however their folder is named, and a
+    duplicate never lands on both sides), and a description with the hashes by name."""
     from restorebench.core.build import build_source
 
     images, keys, files = [], [], {}
@@ -59,7 +61,7 @@ def load_training_images(datasets: list[str]) -> tuple[list[np.ndarray], list[st
             except Exception as exc:  # one bad file does not stop training
                 log.warning("skipping %s: %s", image.key, exc)
                 continue
-            keys.append(f"{source.ref}/{image.key}")
+            keys.append(image.content_hash)
             files[f"{source.ref}/{image.key}"] = image.content_hash
     if not images:
         raise UserError(f"no training images found in {', '.join(datasets)}")
@@ -124,13 +126,14 @@ def train_method(
     )
     import torch
 
+    held_out = set(result.val_keys)
     metadata = {
         "architecture": recipe.architecture,
         "config": recipe.config,
         "method": method.build_ref,
         "command": command,
         "recipe": recipe.describe(),
-        "data": data_info,
+        "data": {**data_info, "validation": sorted(k for k, h in data_info["files"].items() if h in held_out)},
         "seed": seed,
         "threads": torch.get_num_threads(),
         "steps": result.steps,

@@ -87,6 +87,7 @@ class FitResult:
     val_psnr_input: float | None  # the input scored as it is (None when it is not an image of the target's shape)
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    val_keys: list[str] = field(default_factory=list)  # the keys of the images held out for validation
 
 
 def to_channels(image: np.ndarray, channels: str) -> np.ndarray:
@@ -102,7 +103,10 @@ def to_channels(image: np.ndarray, channels: str) -> np.ndarray:
 
 
 def split_train_val(keys: Sequence[str], fraction: float) -> tuple[list[int], list[int]]:
-    """Deterministic split by SHA-256 of each image's key (stable when images are added)."""
+    """Deterministic split by SHA-256 of each image's key (stable when images are added).
+    ``restorebench train`` keys images by their content hash; before, by the source reference
+    and file name, so naming the same folder another way (relative, absolute) held out other
+    images."""
     scores = [int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF for k in keys]
     val = [i for i, s in enumerate(scores) if s < fraction]
     if not val and len(keys) > 1:
@@ -236,4 +240,5 @@ def fit(
     network.eval()
     state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     final = history[-1]["val_psnr"] if history else validate()
-    return FitResult(state, steps, final, input_psnr, history, time.perf_counter() - started)
+    held_out = [keys[usable[i]] for i in val_idx]
+    return FitResult(state, steps, final, input_psnr, history, time.perf_counter() - started, held_out)
