@@ -182,7 +182,8 @@ def fit(
 
         raise UserError(f"training needs at least 2 images of at least {recipe.patch_size}x{recipe.patch_size} px")
     prepared = [to_channels(images[i], recipe.channels) for i in usable]
-    train_idx, val_idx = split_train_val([keys[i] for i in usable], recipe.val_fraction)
+    usable_keys = [keys[i] for i in usable]
+    train_idx, val_idx = split_train_val(usable_keys, recipe.val_fraction)
     train = [prepared[i] for i in train_idx]
     val = [prepared[i] for i in val_idx]
     torch.manual_seed(seed)
@@ -240,5 +241,5 @@ def fit(
     network.eval()
     state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     final = history[-1]["val_psnr"] if history else validate()
-    held_out = [keys[usable[i]] for i in val_idx]
+    held_out = [usable_keys[i] for i in val_idx]
     return FitResult(state, steps, final, input_psnr, history, time.perf_counter() - started, held_out)
