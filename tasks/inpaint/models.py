@@ -51,6 +51,7 @@ from restorebench.tasks.inpaint.layers import PartialConv2d
 PAPER_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
 PAPER_KERNELS = (7, 5, 5, 3, 3, 3, 3, 3)
 FIRST_FILL_LOGIT = 3.0  # an adopted blend starts with the first fill's weight at 0.95 of two
+FILL_OPTIONS = ("base", "blend")  # the config keys that say which fills a network refines, and how
 
 
 class _Block(nn.Module):
@@ -164,11 +165,10 @@ class PConvUNet(nn.Module):
         from one with fills it starts near the source (the partial convolutions' window counts
         include the new all-ones channels). New blend weights start at
         :data:`FIRST_FILL_LOGIT` for the first fill, 0 for the others (0.95 of the first of two)."""
-        shape = ("base", "blend")
-        plain = {k: v for k, v in self.config.items() if k not in shape}
+        plain = {k: v for k, v in self.config.items() if k not in FILL_OPTIONS}
         source = base_fills(config.get("base"))
         n = len(source)
-        same_net = {"image_channels": 3, **{k: v for k, v in config.items() if k not in shape}} == plain
+        same_net = {"image_channels": 3, **{k: v for k, v in config.items() if k not in FILL_OPTIONS}} == plain
         grows = n < len(self.bases) or (self.blend and not config.get("blend"))
         if not same_net or not grows or config.get("blend") or self.bases[:n] != source:
             raise ValueError(

@@ -244,9 +244,10 @@ def test_train_init_adopts_a_plain_pconv_checkpoint(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(3):
         (data / f"{i}.png").write_bytes(encode_png(rng.random((256, 256, 3)).astype(np.float32)))
+    from restorebench.tasks.inpaint.models import FILL_OPTIONS
     from restorebench.tasks.inpaint.neural import PCONV_VARIANTS
 
-    light = {k: v for k, v in PCONV_VARIANTS["light"].items() if k not in ("base", "blend")}
+    light = {k: v for k, v in PCONV_VARIANTS["light"].items() if k not in FILL_OPTIONS}
     plain = PConvUNet(**light)
     init = save_checkpoint(
         tmp_path / "plain.safetensors", plain.state_dict(), {"architecture": "pconv_unet", "config": plain.config}
