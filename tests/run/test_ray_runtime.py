@@ -39,20 +39,22 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path, mon
             commands.extend(_command_line(pid) for pid in tree)
             config.update(ray._private.worker._global_node._ray_params._system_config)
 
-    summary = run_suite(
-        RunOptions(
-            tasks=("denoise",),
-            datasets=(f"folder:{image_folder}",),
-            degradations=("gaussian?sigma=5",),
-            methods=("denoise/median", "denoise/dncnn"),
-            out=tmp_path / "run",
-            executor="ray",
-            tracking=False,
-            num_cpus=2,
-        ),
-        progress=progress,
-    )
-    auth_logger.removeHandler(catch)
+    try:
+        summary = run_suite(
+            RunOptions(
+                tasks=("denoise",),
+                datasets=(f"folder:{image_folder}",),
+                degradations=("gaussian?sigma=5",),
+                methods=("denoise/median", "denoise/dncnn"),
+                out=tmp_path / "run",
+                executor="ray",
+                tracking=False,
+                num_cpus=2,
+            ),
+            progress=progress,
+        )
+    finally:
+        auth_logger.removeHandler(catch)
     assert summary.computed == 6 and not ray.is_initialized()
     # Ray's token authentication stays on for the private head; only its notice on every run is dropped
     assert notices == [] and auth_logger.filters == []
