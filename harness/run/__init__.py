@@ -4,6 +4,8 @@
 - :mod:`~restorebench.run.units`: a unit, its content id and its seeded random generator;
 - :mod:`~restorebench.run.batches`: units cut into batches;
 - :mod:`~restorebench.run.executors` / :mod:`~restorebench.run.ray_executor`: in-process or on Ray;
+- :mod:`~restorebench.run.ray_runtime`: the Ray a run starts (a lean private head) or joins;
+  :mod:`~restorebench.run.minimal_agent`, that head's dashboard agent without its modules;
 - :mod:`~restorebench.run.worker`: what a worker does with a batch (load, degrade, restore, score);
 - :mod:`~restorebench.run.record`: each batch of results into the run directory as it lands;
 - :mod:`~restorebench.run.store`: run directories (create, resume, shards, compaction);
@@ -14,5 +16,5 @@
 - :mod:`~restorebench.run.pipeline`: ``run_suite``, the whole run.
 
 May import: core, data, score, neural (through methods), report (sample crops), track
-(after the run). Ray is imported only in ray_executor.py.
+(after the run). Ray is imported only in ray_executor.py, ray_runtime.py and minimal_agent.py.
 """

@@ -74,21 +74,23 @@ LEAN_SYSTEM_CONFIG = {"task_events_report_interval_ms": 0}
 # need: the dashboard's API server (with the dashboard off it serves only usage statistics),
 # the autoscaler's monitor (nothing to scale; it also ignores SIGTERM, so every shutdown
 # waited its full second for it) and the log monitor (it streams worker logs to the driver,
-# which `log_to_driver=False` turns off). And the raylet's dashboard agent runs in Ray's
-# "minimal" mode (no HTTP server, no metrics export), as on a `pip install ray` without
-# the dashboard's packages, which also spares the driver importing them. With the prompt
-# wait for the raylet's registration (:func:`_prompt_get_node`) and LEAN_SYSTEM_CONFIG they
-# take `ray.init` from ~3.6-4.0 s to ~1.55 s and shutdown from 1.4 s to 0.08 s on 2 cores
+# which `log_to_driver=False` turns off). And the raylet's dashboard agent runs as on a
+# `pip install ray` without the dashboard's packages: Ray's "minimal" mode (no HTTP server, no
+# metrics export; which also spares the driver importing those packages), without the agent
+# modules (:mod:`restorebench.run.minimal_agent`). With the prompt wait for the raylet's
+# registration (:func:`_prompt_get_node`) and LEAN_SYSTEM_CONFIG they take `ray.init` from
+# ~3.6-4.0 s to ~1.2 s and shutdown from 1.4 s to 0.08 s on 2 cores
 # (tests/perf/bench_ray_start.py).
 _UNNEEDED_HEAD_PROCESSES = ("start_api_server", "start_monitor", "start_log_monitor")
 
 
 @contextlib.contextmanager
 def _lean_head() -> Iterator[None]:
-    """Skip :data:`_UNNEEDED_HEAD_PROCESSES`, start the agents minimal and wait for the
-    raylet's registration promptly (:func:`_prompt_get_node`) while a private head starts
-    (where this Ray has those hooks; otherwise Ray starts as it would)."""
-    from ray._private import services, utils
+    """Skip :data:`_UNNEEDED_HEAD_PROCESSES`, start the dashboard agent minimal and wait for the
+    GCS's port and the raylet's registration promptly (:func:`_prompt_port_wait`,
+    :func:`_prompt_get_node`) while a private head starts (where this Ray has those hooks;
+    otherwise Ray starts as it would)."""
+    from ray._private import node, services, utils
     from ray._private.node import Node
 
     saved = [(Node, name, Node.__dict__[name], _skip) for name in _UNNEEDED_HEAD_PROCESSES if name in Node.__dict__]
@@ -96,6 +98,12 @@ def _lean_head() -> Iterator[None]:
         saved.append((utils, "get_dashboard_dependency_error", utils.get_dashboard_dependency_error, _minimal))
     if hasattr(services, "get_node"):
         saved.append((services, "get_node", services.get_node, _prompt_get_node(services.get_node)))
+    if hasattr(services, _PYTHON_COMMAND):
+        original = getattr(services, _PYTHON_COMMAND)
+        saved.append((services, _PYTHON_COMMAND, original, _minimal_dashboard_agent(original)))
+    if hasattr(node, "wait_for_persisted_port"):
+        original = node.wait_for_persisted_port
+        saved.append((node, "wait_for_persisted_port", original, _prompt_port_wait(original)))
     try:
         for owner, name, _, replacement in saved:
             setattr(owner, name, replacement)
@@ -113,7 +121,43 @@ def _minimal() -> ImportError:
     return ImportError("a private restorebench Ray runs the raylet's agents minimal")
 
 
+# Ray's builder of the Python command line of each process it starts (the hook for memray).
+_PYTHON_COMMAND = "_build_python_executable_command_memory_profileable"
+
+
+def _minimal_dashboard_agent(build: Any) -> Any:
+    """Ray's command builder, with the dashboard agent started through
+    :mod:`restorebench.run.minimal_agent` (no agent modules: 0.8 s of its start on 2 cores)."""
+
+    def command(component: str, session_dir: str, *args: Any, **kwargs: Any) -> list[str]:
+        from ray._private import ray_constants
+
+        line = build(component, session_dir, *args, **kwargs)
+        if component != ray_constants.PROCESS_TYPE_DASHBOARD_AGENT or "-m" in line:  # memray's, say
+            return line
+        return [*line, "-m", "restorebench.run.minimal_agent"]
+
+    return command
+
+
 REGISTRATION_POLL_S = 0.01
+PORT_POLL_MS = 5
+
+
+def _prompt_port_wait(wait: Any) -> Any:
+    """Ray's wait for a port file a process it started writes, polling every 5 ms.
+
+    The new GCS writes its port ~20 ms after it starts; Ray looks every 100 ms, so every start
+    waited ~85 ms more for it (ray.init's ``start_gcs_server``: 0.105 s -> ~0.03 s).
+    """
+
+    def prompt(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("poll_interval_ms", PORT_POLL_MS)
+        return wait(*args, **kwargs)
+
+    return prompt
+
+
 REGISTRATION_TIMEOUT_S = 30.0  # Ray's own wait for a new raylet
 
 

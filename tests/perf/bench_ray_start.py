@@ -7,13 +7,16 @@ reports the three times; ``ray`` does it with Ray's own ``ray.init(include_dashb
 without the processes a one-node run never uses). Prints the medians (the bar: start plus
 shutdown at most 1.5 s on this machine), the start split at the moment the driver connects.
 
-Where the lean start goes (Ray 2.60, 2 cores), from the head's logs: the raylet registers
-with the GCS only once its two Python agents (the dashboard agent and the runtime-env agent,
-each importing Ray: ~0.4 s of CPU) are up, ~0.9 s after it starts; then the driver's core
-worker connects while the raylet starts the two prestarted workers (each importing Ray
-again), ~0.4 s. Ray's raylet refuses to start without either agent. Turning prestarting off
-(``_system_config={"prestart_worker_first_driver": False}``) gives a start of ~1.0 s, but
-only by moving the workers' start to the first tasks (0.4 s -> 1.0 s): a run pays more.
+Where the lean start goes (Ray 2.60, 2 cores), from the head's logs and each process's CPU
+time: the GCS is up in ~0.03 s; the raylet registers with the GCS only once its two Python
+agents have written their ports: the runtime-env agent (importing Ray and aiohttp: ~0.65 s of
+CPU, the longest) and the dashboard agent (importing Ray; ~0.45 s of CPU, after its modules
+were dropped: they took 0.8 s more), ~0.7 s after it starts; then the raylet holds the
+driver's registration until its two prestarted workers (each importing Ray: ~0.5 s of CPU)
+have registered, ~0.5 s. In all ~2.5 s of CPU on 2 cores, most of it Ray's own imports.
+Ray's raylet refuses to start without either agent. Turning prestarting off
+(``_system_config={"prestart_worker_first_driver": False}``) gives a start of ~0.9 s, but
+only by moving the workers' start to the first tasks (0.45 s -> 1.25 s): a run pays more.
 """
 
 from __future__ import annotations

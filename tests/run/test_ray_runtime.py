@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -30,7 +31,7 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path, mon
     auth_logger = logging.getLogger(_AUTH_LOGGER)
     auth_logger.addHandler(catch)
 
-    seen, commands, config = [], [], {}
+    seen, commands, config, session = [], [], {}, []
 
     def progress(done, total, failed):  # called on the driver while the runtime is up
         if done and not seen:
@@ -38,6 +39,7 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path, mon
             seen.extend(listening(tree))
             commands.extend(_command_line(pid) for pid in tree)
             config.update(ray._private.worker._global_node._ray_params._system_config)
+            session.append(ray._private.worker._global_node.get_session_dir_path())
 
     try:
         summary = run_suite(
@@ -70,13 +72,21 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path, mon
     for unneeded in ("dashboard/dashboard.py", "/monitor.py", "log_monitor.py"):
         assert unneeded not in started, unneeded
     assert config["task_events_report_interval_ms"] == 0  # no task events: each shutdown flushed them
-    from ray._private import services
+    # the raylet's dashboard agent is Ray's own, started minimal and without its modules (metrics
+    # reporter, log, job, event, health): as a `pip install ray` without the dashboard's packages runs it
+    (agent,) = [c for c in commands if "dashboard/agent.py" in c]
+    assert "-m restorebench.run.minimal_agent " in agent and "--minimal" in agent
+    agent_log = Path(session[0], "logs", "dashboard_agent.log").read_text()
+    assert "Loaded 0 modules." in agent_log
+    from ray._private import node, services
     from ray._private.node import Node
 
     # Ray's own functions are back once the head is up (the next ray.init of this process is Ray's)
     assert (
         services.get_node.__module__ == "ray._private.services"
         and Node.start_monitor.__qualname__ == "Node.start_monitor"
+        and services._build_python_executable_command_memory_profileable.__module__ == "ray._private.services"
+        and node.wait_for_persisted_port.__module__ == "ray._raylet"
     )
 
 
@@ -100,3 +110,44 @@ def test_an_unreachable_address_fails_within_seconds():
         connect("nonsense")
     with pytest.raises(UserError, match="--num-cpus sizes a local Ray"):
         connect("auto", num_cpus=2)
+
+
+def test_the_minimal_agent_keeps_only_enabled_modules_marked_minimal():
+    from restorebench.run.minimal_agent import minimal_modules
+
+    class Module:
+        @staticmethod
+        def is_minimal_module() -> bool:
+            return False
+
+    class Minimal(Module):
+        @staticmethod
+        def is_minimal_module() -> bool:
+            return True
+
+    class Full(Module):
+        pass
+
+    class Disabled(Minimal):
+        __ray_dashboard_module_enable__ = False
+
+    assert minimal_modules(Module) == [Minimal]
+    assert Full not in minimal_modules(Module) and Disabled not in minimal_modules(Minimal)
+
+
+def test_only_the_dashboard_agent_is_started_through_the_minimal_agent():
+    from ray._private import ray_constants
+
+    from restorebench.run.ray_runtime import _minimal_dashboard_agent
+
+    build = _minimal_dashboard_agent(lambda component, session_dir, unbuffered=True: ["python", "-u"])
+    assert build(ray_constants.PROCESS_TYPE_DASHBOARD_AGENT, "/s") == [
+        "python",
+        "-u",
+        "-m",
+        "restorebench.run.minimal_agent",
+    ]
+    assert build(ray_constants.PROCESS_TYPE_RUNTIME_ENV_AGENT, "/s") == ["python", "-u"]
+    # a command Ray already wraps (its memray profiling: python -u -m memray run ...) is left as Ray built it
+    memray = ["python", "-u", "-m", "memray", "run", "-o", "/s/x.bin"]
+    assert _minimal_dashboard_agent(lambda *a, **k: memray)(ray_constants.PROCESS_TYPE_DASHBOARD_AGENT, "/s") == memray

@@ -1,0 +1,46 @@
+"""Ray's dashboard agent as a minimal Ray install runs it: no agent modules.
+
+A private restorebench head starts its raylet's dashboard agent through this module
+(``python -m restorebench.run.minimal_agent <Ray's agent.py> <its arguments>``; see
+:func:`restorebench.run.ray_runtime._lean_head`). Ray already starts that agent with
+``--minimal`` (no gRPC or HTTP server), but where the dashboard's packages are installed the
+agent still imports every module under ``ray.dashboard.modules`` and runs each (metrics
+reporter, log, job, event and health agents) with nothing to serve them to: 0.8 s of the
+raylet's wait for its agents on 2 cores, and the reporter's polling during the run. Here the
+agent keeps only the modules Ray marks minimal, as it does on a ``pip install ray`` without
+them; Ray 2.60 marks none. Everything else is Ray's own agent, run as its script.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+from typing import Any
+
+
+def minimal_modules(module_type: type) -> list[Any]:
+    """The already imported, enabled subclasses of ``module_type`` that Ray marks minimal
+    (Ray's ``get_all_modules`` imports all of them first, then drops the others)."""
+    return [
+        cls
+        for cls in module_type.__subclasses__()
+        if getattr(cls, "__ray_dashboard_module_enable__", True) and cls.is_minimal_module()
+    ]
+
+
+def main(argv: list[str]) -> None:
+    """Run the agent script ``argv[1]`` with ``argv[2:]`` as its arguments."""
+    import ray.dashboard.utils as dashboard_utils
+
+    if len(argv) < 2:
+        raise SystemExit("usage: python -m restorebench.run.minimal_agent AGENT_SCRIPT [ARGS...]")
+    script = argv[1]
+    dashboard_utils.get_all_modules = minimal_modules
+    sys.argv = [script, *argv[2:]]
+    sys.path[0] = os.path.dirname(script)  # as `python agent.py` would have it
+    runpy.run_path(script, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
