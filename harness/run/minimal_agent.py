@@ -1,8 +1,8 @@
 """Ray's dashboard agent as a minimal Ray install runs it: no agent modules.
 
-A private restorebench head starts its raylet's dashboard agent through this module
-(``python -m restorebench.run.minimal_agent <Ray's agent.py> <its arguments>``; see
-:func:`restorebench.run.ray_runtime._lean_head`). Ray already starts that agent with
+A private restorebench head starts its raylet's dashboard agent through this script
+(``python minimal_agent.py <Ray's agent.py> <its arguments>``; see
+:func:`restorebench.run.ray_runtime._lean_head`). It imports nothing of restorebench. Ray already starts that agent with
 ``--minimal`` (no gRPC or HTTP server), but where the dashboard's packages are installed the
 agent still imports every module under ``ray.dashboard.modules`` and runs each (metrics
 reporter, log, job, event and health agents) with nothing to serve them to: 0.8 s of the
@@ -31,14 +31,15 @@ def minimal_modules(module_type: type) -> list[Any]:
 
 def main(argv: list[str]) -> None:
     """Run the agent script ``argv[1]`` with ``argv[2:]`` as its arguments."""
+    if len(argv) < 2:
+        raise SystemExit("usage: python minimal_agent.py AGENT_SCRIPT [ARGS...]")
+    script = argv[1]
+    # as `python agent.py` would have it; it was this folder, whose modules must not shadow others
+    sys.path[0] = os.path.dirname(script)
     import ray.dashboard.utils as dashboard_utils
 
-    if len(argv) < 2:
-        raise SystemExit("usage: python -m restorebench.run.minimal_agent AGENT_SCRIPT [ARGS...]")
-    script = argv[1]
     dashboard_utils.get_all_modules = minimal_modules
     sys.argv = [script, *argv[2:]]
-    sys.path[0] = os.path.dirname(script)  # as `python agent.py` would have it
     runpy.run_path(script, run_name="__main__")
 
 

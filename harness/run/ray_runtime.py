@@ -132,10 +132,14 @@ def _minimal_dashboard_agent(build: Any) -> Any:
     def command(component: str, session_dir: str, *args: Any, **kwargs: Any) -> list[str]:
         from ray._private import ray_constants
 
+        from restorebench.run import minimal_agent
+
         line = build(component, session_dir, *args, **kwargs)
         if component != ray_constants.PROCESS_TYPE_DASHBOARD_AGENT or "-m" in line:  # memray's, say
             return line
-        return [*line, "-m", "restorebench.run.minimal_agent"]
+        # run as a script, by its path: the agent then needs no import of restorebench (a
+        # `restorebench/` folder in the working directory cannot stand in for the package)
+        return [*line, os.path.abspath(minimal_agent.__file__)]
 
     return command
 

@@ -75,7 +75,7 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path, mon
     # the raylet's dashboard agent is Ray's own, started minimal and without its modules (metrics
     # reporter, log, job, event, health): as a `pip install ray` without the dashboard's packages runs it
     (agent,) = [c for c in commands if "dashboard/agent.py" in c]
-    assert "-m restorebench.run.minimal_agent " in agent and "--minimal" in agent
+    assert "/run/minimal_agent.py " in agent and "--minimal" in agent
     agent_log = Path(session[0], "logs", "dashboard_agent.log").read_text()
     assert "Loaded 0 modules." in agent_log
     from ray._private import node, services
@@ -141,12 +141,9 @@ def test_only_the_dashboard_agent_is_started_through_the_minimal_agent():
     from restorebench.run.ray_runtime import _minimal_dashboard_agent
 
     build = _minimal_dashboard_agent(lambda component, session_dir, unbuffered=True: ["python", "-u"])
-    assert build(ray_constants.PROCESS_TYPE_DASHBOARD_AGENT, "/s") == [
-        "python",
-        "-u",
-        "-m",
-        "restorebench.run.minimal_agent",
-    ]
+    python, unbuffered, script = build(ray_constants.PROCESS_TYPE_DASHBOARD_AGENT, "/s")
+    assert (python, unbuffered) == ("python", "-u")
+    assert Path(script).is_absolute() and Path(script).read_text().startswith('"""Ray\'s dashboard agent')
     assert build(ray_constants.PROCESS_TYPE_RUNTIME_ENV_AGENT, "/s") == ["python", "-u"]
     # a command Ray already wraps (its memray profiling: python -u -m memray run ...) is left as Ray built it
     memray = ["python", "-u", "-m", "memray", "run", "-o", "/s/x.bin"]
