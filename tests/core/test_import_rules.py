@@ -112,7 +112,15 @@ def test_the_engine_never_imports_a_task():
 @pytest.mark.parametrize(
     ("library", "allowed"),
     [
-        ("ray", ("restorebench.run.executors", "restorebench.run.ray_executor", "restorebench.run.ray_runtime")),
+        (
+            "ray",
+            (
+                "restorebench.run.executors",
+                "restorebench.run.ray_executor",
+                "restorebench.run.ray_runtime",
+                "restorebench.run.minimal_agent",
+            ),
+        ),
         ("mlflow", ("restorebench.track",)),
     ],
 )
