@@ -2,13 +2,14 @@
 
 A private restorebench head starts its raylet's dashboard agent through this script
 (``python minimal_agent.py <Ray's agent.py> <its arguments>``; see
-:func:`restorebench.run.ray_runtime._lean_head`). It imports nothing of restorebench. Ray already starts that agent with
-``--minimal`` (no gRPC or HTTP server), but where the dashboard's packages are installed the
-agent still imports every module under ``ray.dashboard.modules`` and runs each (metrics
-reporter, log, job, event and health agents) with nothing to serve them to: 0.8 s of the
-raylet's wait for its agents on 2 cores, and the reporter's polling during the run. Here the
-agent keeps only the modules Ray marks minimal, as it does on a ``pip install ray`` without
-them; Ray 2.60 marks none. Everything else is Ray's own agent, run as its script.
+:func:`restorebench.run.ray_runtime._lean_head`), which imports nothing of restorebench.
+Ray already starts that agent with ``--minimal`` (no gRPC or HTTP server), but where the
+dashboard's packages are installed the agent still imports every module under
+``ray.dashboard.modules`` and runs each (metrics reporter, log, job, event and health agents)
+with nothing to serve them to: 0.8 s of the raylet's wait for its agents on 2 cores, and the
+reporter's polling during the run. Here the agent keeps only the modules Ray marks minimal,
+as it does on a ``pip install ray`` without them; Ray 2.60 marks none. Everything else is
+Ray's own agent, run as its script.
 """
 
 from __future__ import annotations

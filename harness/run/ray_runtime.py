@@ -145,23 +145,6 @@ def _minimal_dashboard_agent(build: Any) -> Any:
 
 
 REGISTRATION_POLL_S = 0.01
-PORT_POLL_MS = 5
-
-
-def _prompt_port_wait(wait: Any) -> Any:
-    """Ray's wait for a port file a process it started writes, polling every 5 ms.
-
-    The new GCS writes its port ~20 ms after it starts; Ray looks every 100 ms, so every start
-    waited ~85 ms more for it (ray.init's ``start_gcs_server``: 0.105 s -> ~0.03 s).
-    """
-
-    def prompt(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("poll_interval_ms", PORT_POLL_MS)
-        return wait(*args, **kwargs)
-
-    return prompt
-
-
 REGISTRATION_TIMEOUT_S = 30.0  # Ray's own wait for a new raylet
 
 
@@ -169,7 +152,7 @@ def _prompt_get_node(get_node: Any) -> Any:
     """Ray's ``get_node``, called as soon as the node has registered with the GCS.
 
     ``ray.init`` asks for the new node's record ~0.1 s after starting the raylet, long before
-    it registers (the raylet waits for its agents: ~0.9 s on 2 cores), and Ray's GCS client
+    it registers (the raylet waits for its agents: ~0.7 s on 2 cores), and Ray's GCS client
     retries a missing node only once a second: every start was rounded up to the next whole
     second (1.7 s or 2.7 s on this machine, by how the raylet's wait fell). Polling the node
     table every 10 ms first returns within 10 ms of the registration.
@@ -190,6 +173,23 @@ def _prompt_get_node(get_node: Any) -> Any:
         except Exception:  # a GCS not answering: Ray's own call below waits for it and says why
             pass
         return get_node(gcs_address, node_id)
+
+    return prompt
+
+
+PORT_POLL_MS = 5
+
+
+def _prompt_port_wait(wait: Any) -> Any:
+    """Ray's wait for a port file a process it started writes, polling every 5 ms.
+
+    The new GCS writes its port ~20 ms after it starts; Ray looks every 100 ms, so every start
+    waited ~85 ms more for it (ray.init's ``start_gcs_server``: 0.105 s -> ~0.03 s).
+    """
+
+    def prompt(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("poll_interval_ms", PORT_POLL_MS)
+        return wait(*args, **kwargs)
 
     return prompt
 
