@@ -108,3 +108,62 @@ def test_one_failing_metric_keeps_the_others(tmp_path):
     again = denoise_run(folder, tmp_path / "again", ("denoise/identity",))
     assert again.from_cache == 1
     assert again.results.set_index("metric").loc["ssim", "status"] == "failed"  # the cache keeps why
+
+
+def test_a_dark_input_is_brightened_for_its_sample_exactly_as_by_its_99th_percentile():
+    """The shortcut (count the values at or above DARK) never changes what the percentile decides."""
+    from restorebench.run.worker import DARK, _displayable
+
+    def by_percentile(img):
+        img = img[..., :3] if img.ndim == 3 and img.shape[2] not in (1, 3) else img
+        top = float(np.percentile(img, 99))
+        return img / top if 0 < top < DARK else img
+
+    rng = np.random.default_rng(0)
+    brightened = kept = 0
+    for trial in range(600):
+        n = int(rng.integers(1, 300))
+        img = (rng.random((n, 4 if trial % 2 else 3)) * rng.choice([0.05, 0.2, 0.3, 1.0])).astype(np.float32)
+        img.flat[: int(rng.integers(0, img.size))] = rng.choice([0.0, DARK])  # ties at the threshold
+        out, expected = _displayable(img), by_percentile(img)
+        assert out.shape == expected.shape and np.array_equal(out, expected), trial
+        brightened += out.max() > img[..., :3].max()
+        kept += out is img or np.shares_memory(out, img)
+    assert brightened > 50 and kept > 50  # both branches were taken
+
+
+def test_consecutive_batches_of_one_image_decode_and_degrade_it_once(image_folder, tmp_path, monkeypatch):
+    """Batches are cut in image order: a worker's next batch reuses the last image and its
+    degraded inputs, and the values are those of batches that load everything anew."""
+    import pandas as pd
+
+    from restorebench.core.build import get_source
+    from restorebench.run import worker
+
+    source_cls = type(get_source(f"folder:{image_folder}"))
+    loads: list[str] = []
+    load = source_cls.load
+
+    def counting_load(self, image):
+        loads.append(image.key)
+        return load(self, image)
+
+    monkeypatch.setattr(source_cls, "load", counting_load)
+    worker._last_image.clear()  # nothing carried over from an earlier test in this process
+    worker._last_inputs.clear()
+    methods = ("denoise/median", "denoise/gaussian", "denoise/tv")
+    degradations = ("gaussian?sigma=25", "saltpepper?density=0.1")
+    reused = denoise_run(image_folder, tmp_path / "reused", methods, degradations=degradations, use_cache=False)
+    assert reused.computed == 18 and sorted(loads) == sorted(set(loads)) and len(loads) == 3  # 9 batches
+    loads.clear()
+    monkeypatch.setattr(worker, "_keep_last", lambda *args: None)
+    worker._last_image.clear()
+    worker._last_inputs.clear()
+    anew = denoise_run(image_folder, tmp_path / "anew", methods, degradations=degradations, use_cache=False)
+    assert len(loads) == 9  # each batch loads its image
+
+    def values(summary):
+        frame = pd.read_parquet(summary.run_dir / "results.parquet")
+        return frame.sort_values(["unit_id", "metric"])[["unit_id", "metric", "value"]].reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(values(reused), values(anew))
