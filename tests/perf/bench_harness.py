@@ -96,9 +96,13 @@ def main() -> None:
     bare, runs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         harness_run(Path(tmp) / "warm")  # worker process start-up and imports: Ray start-up, excluded
-        for i in range(args.repeats):  # interleaved, so drift in the machine's speed hits both sides
-            bare.append(bare_loop())
-            runs.append(harness_run(Path(tmp) / f"run{i}"))
+        for i in range(args.repeats):  # interleaved, so drift in the machine's speed hits both sides,
+            if i % 2:  # and in turn first, so neither always runs just after the other
+                runs.append(harness_run(Path(tmp) / f"run{i}"))
+                bare.append(bare_loop())
+            else:
+                bare.append(bare_loop())
+                runs.append(harness_run(Path(tmp) / f"run{i}"))
     ray.shutdown()
     units = 5 * len(DEGRADATIONS) * len(METHODS)
     pairs = [r / b for b, r in zip(bare, runs)]  # each pair ran back to back: drift hits both alike
