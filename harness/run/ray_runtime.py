@@ -66,8 +66,12 @@ def _quiet_auth_notice() -> Iterator[None]:
 
 
 # Ray settings for a private head. Task events feed Ray's state API and dashboard (neither
-# used here); with them on, every driver's shutdown flushed them: 0.32 s -> 0.08 s.
-LEAN_SYSTEM_CONFIG = {"task_events_report_interval_ms": 0}
+# used here); with them on, every driver's shutdown flushed them: 0.32 s -> 0.08 s. Ray runs
+# its workers at niceness 15, below its own processes; on a private head the workers are the
+# run, and at 15 every short burst of the driver, raylet or GCS preempted them: one worker
+# against a bare loop (tests/perf/bench_harness.py, medians of 6 pairs' ratios) 1.043-1.068
+# in four runs at 15, 1.001-1.026 in two at 0.
+LEAN_SYSTEM_CONFIG = {"task_events_report_interval_ms": 0, "worker_niceness": 0}
 
 
 # Processes `ray.init` starts on a new head that a private, fixed, single-node Ray does not

@@ -31,7 +31,7 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path, mon
     auth_logger = logging.getLogger(_AUTH_LOGGER)
     auth_logger.addHandler(catch)
 
-    seen, commands, config, session = [], [], {}, []
+    seen, commands, config, session, worker_nice = [], [], {}, [], []
 
     def progress(done, total, failed):  # called on the driver while the runtime is up
         if done and not seen:
@@ -40,6 +40,7 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path, mon
             commands.extend(_command_line(pid) for pid in tree)
             config.update(ray._private.worker._global_node._ray_params._system_config)
             session.append(ray._private.worker._global_node.get_session_dir_path())
+            worker_nice.extend(_nice(pid) for pid in tree if _is_worker(_command_line(pid)))
 
     try:
         summary = run_suite(
@@ -72,6 +73,9 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path, mon
     for unneeded in ("dashboard/dashboard.py", "/monitor.py", "log_monitor.py"):
         assert unneeded not in started, unneeded
     assert config["task_events_report_interval_ms"] == 0  # no task events: each shutdown flushed them
+    # the workers run at the driver's priority (at Ray's default 15 every burst of its own
+    # processes preempted them), as the worker processes' niceness shows
+    assert config["worker_niceness"] == 0 and worker_nice and set(worker_nice) == {os.nice(0)}
     # the raylet's dashboard agent is Ray's own, started minimal and without its modules (metrics
     # reporter, log, job, event, health): as a `pip install ray` without the dashboard's packages runs it
     (agent,) = [c for c in commands if "dashboard/agent.py" in c]
@@ -88,6 +92,16 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path, mon
         and services._build_python_executable_command_memory_profileable.__module__ == "ray._private.services"
         and node.wait_for_persisted_port.__module__ == "ray._raylet"
     )
+
+
+def _is_worker(command: str) -> bool:
+    """A Ray worker process (its title ``ray::IDLE`` or ``ray::<task>``), not one of the agents."""
+    return command.startswith("ray::") and not command.startswith(("ray::DashboardAgent", "ray::RuntimeEnvAgent"))
+
+
+def _nice(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
 
 
 def _command_line(pid: int) -> str:
