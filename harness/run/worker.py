@@ -225,7 +225,7 @@ def run_batch(units: Sequence[WorkUnit], num_threads: int = 1) -> list[UnitResul
     load_plugins()  # a Ray worker process starts with empty registries
     set_thread_limit(num_threads)
     images: dict[str, np.ndarray | BaseException] = dict(_last_image)
-    inputs: dict[tuple, Degraded | BaseException] = dict(_last_inputs)
+    inputs: dict[tuple, Degraded] = dict(_last_inputs)
     results = []
     key = None
     for unit in units:
@@ -256,7 +256,7 @@ def _keep_last(key: str | None, images: dict, inputs: dict) -> None:
     """Keep the batch's last image and its degraded inputs for the next batch, if they loaded."""
     _last_image.clear()
     _last_inputs.clear()
-    if key is None or isinstance(images.get(key), BaseException) or key not in images:
+    if key is None or key not in images or isinstance(images[key], BaseException):
         return
     _last_image[key] = images[key]
-    _last_inputs.update((k, v) for k, v in inputs.items() if k[0] == key and not isinstance(v, BaseException))
+    _last_inputs.update((k, v) for k, v in inputs.items() if k[0] == key)
