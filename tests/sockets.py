@@ -9,17 +9,24 @@ from pathlib import Path
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 
 
+def stat_field(pid: int, index: int) -> int | None:
+    """Field ``index`` of /proc/PID/stat counted after the command name (0: state, 1: the
+    parent's pid, 16: niceness), None once the process has exited."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[index])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def descendants(root: int) -> set[int]:
     """``root`` and every process below it."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
+        ppid = stat_field(int(entry.name), 1)
+        if ppid is not None:
+            children.setdefault(ppid, []).append(int(entry.name))
     found, stack = set(), [root]
     while stack:
         pid = stack.pop()

@@ -11,7 +11,9 @@ import pytest
 
 from restorebench.core.errors import UserError
 from restorebench.run.ray_runtime import connect
-from tests.sockets import LOOPBACK, descendants, listening
+from tests.sockets import LOOPBACK, descendants, listening, stat_field
+
+NICENESS = 16  # the field of /proc/PID/stat after the command name
 
 pytestmark = pytest.mark.ray
 
@@ -40,7 +42,9 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path, mon
             commands.extend(_command_line(pid) for pid in tree)
             config.update(ray._private.worker._global_node._ray_params._system_config)
             session.append(ray._private.worker._global_node.get_session_dir_path())
-            worker_nice.extend(n for pid in tree if _is_worker(_command_line(pid)) and (n := _nice(pid)) is not None)
+            worker_nice.extend(
+                n for pid in tree if _is_worker(_command_line(pid)) and (n := stat_field(pid, NICENESS)) is not None
+            )
 
     try:
         summary = run_suite(
@@ -97,15 +101,6 @@ def test_a_runs_private_ray_listens_on_loopback_only(image_folder, tmp_path, mon
 def _is_worker(command: str) -> bool:
     """A Ray worker process (its title ``ray::IDLE`` or ``ray::<task>``), not one of the agents."""
     return command.startswith("ray::") and not command.startswith(("ray::DashboardAgent", "ray::RuntimeEnvAgent"))
-
-
-def _nice(pid: int) -> int | None:
-    """The niceness of a process, None once it has exited."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[16])
-    except OSError:
-        return None
 
 
 def _command_line(pid: int) -> str:
