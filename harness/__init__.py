@@ -30,12 +30,12 @@ if TYPE_CHECKING:
         Degraded,
         ImageRef,
         Method,
-        Metric,
         Params,
         Resources,
         Source,
         Task,
     )
+    from restorebench.core.metric import Metric
     from restorebench.core.plugins import load_plugins
     from restorebench.core.registry import register
     from restorebench.neural.inference import NeuralMethod, NeuralParams
@@ -49,7 +49,7 @@ _HOMES = {
     "Degraded": "restorebench.core.interfaces",
     "ImageRef": "restorebench.core.interfaces",
     "Method": "restorebench.core.interfaces",
-    "Metric": "restorebench.core.interfaces",
+    "Metric": "restorebench.core.metric",
     "Params": "restorebench.core.interfaces",
     "Resources": "restorebench.core.interfaces",
     "Source": "restorebench.core.interfaces",

@@ -123,7 +123,7 @@ def run(
         summary = run_suite(options, progress=progress)
     print_run_summary(summary)
     if report_dir is not None:
-        _write_report(summary.results, report_dir, None, summary.run_dir)
+        _write_report(summary.results, report_dir, None, summary.run_dir, summary.board)
     if fail_on_error and summary.failed:
         raise typer.Exit(1)
 
@@ -258,11 +258,11 @@ def list_cmd(
     print_listing(what, as_json=json_out)
 
 
-def _write_report(results, target: Path, formats: str | None, run_dir: Path | None) -> None:
+def _write_report(results, target: Path, formats: str | None, run_dir: Path | None, board=None) -> None:
     from restorebench.report.files import FORMATS, write_report
 
     chosen = [f.strip() for f in formats.split(",") if f.strip()] if formats else list(FORMATS)
-    for path in write_report(results, target, chosen, run_dir=run_dir):
+    for path in write_report(results, target, chosen, run_dir=run_dir, board=board):
         typer.echo(f"wrote {path}")
 
 

@@ -1,4 +1,4 @@
-"""The tests mirror the source tree: core/ data/ score/ run/ neural/ track/ report/ commands/ tasks/<task>/ e2e/ perf/."""
+"""The tests mirror the source tree: core/ data/ score/ run/ results/ neural/ track/ report/ commands/ tasks/<task>/ e2e/ perf/."""
 
 from pathlib import Path
 

@@ -5,14 +5,19 @@ id: the method's version, code or checkpoint is exactly what may differ between 
 CAND. Only rows that are ``ok`` on both sides and scored under the same metric version
 are compared; everything else is listed as a mismatch, never silently dropped.
 
-For each (task, dataset, degradation, method, metric) the mean delta (CAND - BASE) over
-paired images gets a 95 % percentile bootstrap CI (images resampled with replacement,
-``np.random.default_rng(seed)``, the same seed for every row so a row's CI does not
-depend on the others). With one image the CI is that image's delta. Verdicts, for a
-higher-is-better metric (mirrored for lower-is-better ones): ``worse`` when
-delta < -tolerance and the CI's upper bound < 0; ``better`` when delta > +tolerance and
-the CI's lower bound > 0; ``same`` otherwise. The tolerance is in the metric's own units
-(dB for PSNR); its default, 0.05 dB, is below what anyone reads off a leaderboard.
+For each (task, dataset, degradation, method, metric) the group's value on each side is
+the leaderboard's (the mean over the paired images, or a set-level metric's reduction of
+their statistics); ``delta`` = CAND - BASE gets a 95 % percentile bootstrap CI (images
+resampled with replacement, ``np.random.default_rng(seed)``, the same seed for every row so
+a row's CI does not depend on the others; a set-level metric resamples the images'
+statistics). The verdict reads the metric's declared direction through its ``gain``, the
+improvement in the metric's own units (delta for higher-is-better, -delta for
+lower-is-better, the shrinking of the distance to the target for target metrics such as
+``colorfulness_gap``): ``worse`` when gain < -tolerance and the gain's CI lies below 0;
+``better`` when gain > tolerance and its CI lies above 0; ``same`` otherwise. A descriptive
+statistic (``saturation``) is shown with its delta and never gated (``descriptive``). The
+tolerance is in the metric's own units (dB for PSNR); its default, 0.05, is below what
+anyone reads off a leaderboard.
 
 A result that is ok in BASE and whose unit failed in CAND makes its row ``failed``, a
 regression like ``worse`` (a model that crashes never passes the gate); a method that
@@ -31,16 +36,24 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from restorebench.commands.mismatches import BLOCK, GROUP, failed_units, failures, one_sided, protocol
+from restorebench.commands.mismatches import BLOCK, ROW, failed_units, failures, one_sided, protocol
 from restorebench.core.errors import UserError, choices
-from restorebench.report.leaderboard import scored
+from restorebench.core.metric import Metric
+from restorebench.results.groups import GROUP, metric_of, scored, stats_matrix
 
 if TYPE_CHECKING:
     from pandas import DataFrame
 
 DEFAULT_TOLERANCE = 0.05
 PAIR = [*BLOCK, "image", "method", "metric"]
-SYMBOLS = {"better": "✅ better", "same": "➖ same", "worse": "❌ worse", "failed": "💥 failed"}
+SYMBOLS = {
+    "better": "✅ better",
+    "same": "➖ same",
+    "worse": "❌ worse",
+    "failed": "💥 failed",
+    "descriptive": "ℹ️ not gated",
+}
+VERDICTS = ("failed", "worse", "same", "better", "descriptive")
 _RUN_ID = re.compile(r"^(?:runs:/)?([0-9a-f]{32})/?$")
 
 
@@ -63,10 +76,20 @@ def paired_bootstrap_ci(deltas: np.ndarray, *, resamples: int, seed: int, level:
         raise ValueError(f"need resamples >= 1 and 0 < level < 1, got {resamples} and {level}")
     if d.size == 1:
         return float(d[0]), float(d[0])
-    index = np.random.default_rng(seed).integers(0, d.size, size=(resamples, d.size))
-    means = d[index].mean(axis=1)
+    means = d[bootstrap_index(d.size, resamples, seed)].mean(axis=1)
     alpha = (1 - level) / 2
     low, high = np.clip(np.quantile(means, [alpha, 1 - alpha]), d.min(), d.max())
+    return float(low), float(high)
+
+
+def bootstrap_index(n: int, resamples: int, seed: int) -> np.ndarray:
+    """The ``(resamples, n)`` image indices every row's bootstrap draws (one seed for all rows)."""
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    alpha = (1 - level) / 2
+    low, high = np.quantile(np.asarray(samples, dtype=np.float64), [alpha, 1 - alpha])
     return float(low), float(high)
 
 
@@ -90,7 +113,7 @@ class Comparison:
 
     def summary(self) -> dict[str, int]:
         counts = self.rows["verdict"].value_counts()
-        return {v: int(counts.get(v, 0)) for v in ("failed", "worse", "same", "better")}
+        return {v: int(counts.get(v, 0)) for v in VERDICTS}
 
     def to_markdown(self) -> str:
         """A CI comment: verdict title, the table of deltas, then the mismatches."""
@@ -103,8 +126,10 @@ class Comparison:
             f"{s['better']} better)",
             "",
             f"BASE `{self.labels[0]}` vs CAND `{self.labels[1]}`; metrics {', '.join(self.metrics)}; "
-            f"tolerance {self.tolerance:g} (metric units, dB for PSNR); delta = CAND - BASE, mean over paired "
-            f"images; 95 % paired bootstrap CI ({self.resamples} resamples, seed {self.seed}). "
+            f"tolerance {self.tolerance:g} in each metric's units; base and cand: the group's value over the paired "
+            "images (a mean, or a set-level metric's reduction); delta = CAND - BASE with its 95 % paired bootstrap "
+            f"CI ({self.resamples} resamples, seed {self.seed}). The verdict reads each metric's direction (↑ higher, "
+            "↓ lower, →x closer to x is better); descriptive statistics are shown, never gated. "
             "`failed`: units ok in BASE that failed in CAND (a regression).",
             "",
             markdown_table(
@@ -175,7 +200,7 @@ def compare(
 
     names = tuple(dict.fromkeys(m.strip() for text in metrics for m in text.split(",") if m.strip()))
     for name in names:
-        if name not in METRICS:
+        if metric_of(name).version == "?":
             raise UserError(f"unknown metric {name!r} for compare; valid choices: {choices(METRICS.names())}")
     if not names or tolerance < 0 or resamples < 1:
         raise UserError("compare needs at least one metric, --tolerance >= 0 and --resamples >= 1")
@@ -183,7 +208,8 @@ def compare(
     sides = [scored(f) for f in sides]
     sides = [f[f["metric"].isin(names)] for f in sides]
     oks = [f[(f["status"] == "ok") & f["value"].notna()].drop_duplicates(PAIR, keep="last") for f in sides]
-    cols = [*PAIR, "value", "metric_version", "method_version"]
+    cols = [*PAIR, "value", "stats", "metric_version", "method_version"]
+    oks = [f if "stats" in f.columns else f.assign(stats=None) for f in oks]
     merged = oks[0][cols].merge(oks[1][cols], on=PAIR, how="outer", suffixes=("_base", "_cand"), indicator=True)
     both = merged[merged["_merge"] == "both"]
     same_protocol = both["metric_version_base"] == both["metric_version_cand"]
@@ -198,15 +224,12 @@ def compare(
             f"nothing to compare: no result is ok on both sides under the same protocol ({detail})",
             hint=f"check that BASE and CAND ran the same task, dataset, degradation and method for {', '.join(names)}",
         )
-    rows = [
-        _row(key, g, METRICS.get(key[-1]).higher_is_better, tolerance, resamples, seed)
-        for key, g in paired.groupby(GROUP, sort=True)
-    ]
-    table = _with_failures(pd.DataFrame(rows, columns=[*GROUP, *_ROW_COLUMNS]), broken, METRICS)
+    rows = [_row(key, g, metric_of(key[-1]), tolerance, resamples, seed) for key, g in paired.groupby(ROW, sort=True)]
+    table = _with_failures(pd.DataFrame(rows, columns=[*ROW, *_ROW_COLUMNS]), broken)
     fails = [failed_units(f).rename(c) for f, c in ((sides[0], "base_failed"), (sides[1], "cand_failed"))]
-    table = table.join(pd.concat(fails, axis=1), on=GROUP[:4]).fillna({"base_failed": 0, "cand_failed": 0})
+    table = table.join(pd.concat(fails, axis=1), on=GROUP).fillna({"base_failed": 0, "cand_failed": 0})
     table[["base_failed", "cand_failed"]] = table[["base_failed", "cand_failed"]].astype(int)
-    table = table.sort_values(GROUP, kind="stable").reset_index(drop=True)
+    table = table.sort_values(ROW, kind="stable").reset_index(drop=True)
     regressions = int(table["verdict"].isin(["worse", "failed"]).sum())
     return Comparison(table, mismatches, regressions, names, float(tolerance), int(resamples), int(seed))
 
@@ -259,30 +282,71 @@ def _check(frame: DataFrame, label: str) -> DataFrame:
     return frame
 
 
-def _row(key: tuple, g: DataFrame, higher_is_better: bool, tolerance: float, resamples: int, seed: int) -> dict:
-    base, cand = g["value_base"].to_numpy(float), g["value_cand"].to_numpy(float)
-    deltas = cand - base
-    delta = float(deltas.mean())
-    low, high = paired_bootstrap_ci(deltas, resamples=resamples, seed=seed)
-    sign = 1.0 if higher_is_better else -1.0  # improvement = sign * delta
-    gain, gain_low, gain_high = sign * delta, min(sign * low, sign * high), max(sign * low, sign * high)
-    verdict = (
-        "worse" if gain < -tolerance and gain_high < 0 else "better" if gain > tolerance and gain_low > 0 else "same"
-    )
+def _row(key: tuple, g: DataFrame, metric: Metric, tolerance: float, resamples: int, seed: int) -> dict:
+    base, cand, delta, (low, high), (gain, gain_low, gain_high) = _bootstrap(g, metric, resamples, seed)
+    if not metric.ranked:
+        verdict = "descriptive"
+    elif gain < -tolerance and gain_high < 0:
+        verdict = "worse"
+    elif gain > tolerance and gain_low > 0:
+        verdict = "better"
+    else:
+        verdict = "same"
     versions = [", ".join(sorted(map(str, g[c].unique()))) for c in ("method_version_base", "method_version_cand")]
     return {
-        **dict(zip(GROUP, key)),
+        **dict(zip(ROW, key)),
         "n": len(g),
-        "base": float(base.mean()),
-        "cand": float(cand.mean()),
+        "base": base,
+        "cand": cand,
         "delta": delta,
         "ci_low": low,
         "ci_high": high,
+        "gain": gain,
+        "gain_low": gain_low,
+        "gain_high": gain_high,
         "verdict": verdict,
-        "higher_is_better": higher_is_better,
+        "direction": metric.direction_text(),
+        "unit": metric.unit,
         "base_version": versions[0],
         "cand_version": versions[1],
     }
+
+
+def _bootstrap(g: DataFrame, metric: Metric, resamples: int, seed: int) -> tuple:
+    """One row's group values, delta with its CI, and gain (the improvement in the metric's
+    direction) with its CI, all over the same resampled images."""
+    base_stats, cand_stats = (stats_matrix(g[f"stats_{side}"]) for side in ("base", "cand"))
+    if metric.set_level and base_stats is not None and cand_stats is not None:
+        base, cand = metric.group_value(base_stats), metric.group_value(cand_stats)
+        weights = _weights(bootstrap_index(len(g), resamples, seed)) if len(g) > 1 else np.ones((1, 1))
+        b = np.array([metric.group_value(base_stats, w) for w in weights])
+        c = np.array([metric.group_value(cand_stats, w) for w in weights])
+        return base, cand, cand - base, percentile_ci(c - b), _gain(metric, base, cand, b, c)
+    b_img, c_img = g["value_base"].to_numpy(float), g["value_cand"].to_numpy(float)
+    deltas = c_img - b_img
+    base, cand, delta = float(b_img.mean()), float(c_img.mean()), float(deltas.mean())
+    ci = paired_bootstrap_ci(deltas, resamples=resamples, seed=seed)
+    if not metric.ranked:
+        return base, cand, delta, ci, (float("nan"),) * 3
+    # per image, how much closer to better CAND is (+-delta; for a target metric, how much
+    # nearer the target), averaged as the leaderboard ranks: bootstrapped like the deltas
+    gains = metric.goodness(c_img) - metric.goodness(b_img)
+    return base, cand, delta, ci, (float(gains.mean()), *paired_bootstrap_ci(gains, resamples=resamples, seed=seed))
+
+
+def _weights(index: np.ndarray) -> np.ndarray:
+    """How many times each image is drawn in each resample: ``(resamples, n)`` counts."""
+    counts = np.zeros(index.shape, dtype=np.float64)
+    np.add.at(counts, (np.arange(index.shape[0])[:, None], index), 1.0)
+    return counts
+
+
+def _gain(metric: Metric, base: float, cand: float, b: np.ndarray, c: np.ndarray) -> tuple[float, float, float]:
+    """The improvement CAND brings in the metric's direction, with its bootstrap CI."""
+    if not metric.ranked:
+        return float("nan"), float("nan"), float("nan")
+    low, high = percentile_ci(metric.goodness(c) - metric.goodness(b))
+    return metric.goodness(cand) - metric.goodness(base), low, high
 
 
 _ROW_COLUMNS = [
@@ -292,8 +356,12 @@ _ROW_COLUMNS = [
     "delta",
     "ci_low",
     "ci_high",
+    "gain",
+    "gain_low",
+    "gain_high",
     "verdict",
-    "higher_is_better",
+    "direction",
+    "unit",
     "base_version",
     "cand_version",
     "newly_failed",
@@ -303,33 +371,34 @@ _ROW_COLUMNS = [
 def _newly_failed(base_ok: DataFrame, cand: DataFrame) -> DataFrame:
     """Results ok in BASE whose unit failed in CAND (a crash is a regression), one row per image and metric."""
     failed = cand[cand["status"] != "ok"].drop_duplicates(PAIR)[[*PAIR, "error"]]
-    return base_ok[[*PAIR, "value", "method_version"]].merge(failed, on=PAIR, how="inner")
+    return base_ok[[*PAIR, "value", "stats", "method_version"]].merge(failed, on=PAIR, how="inner")
 
 
-def _with_failures(table: DataFrame, broken: DataFrame, metrics) -> DataFrame:
+def _with_failures(table: DataFrame, broken: DataFrame) -> DataFrame:
     """Rows with newly failed units get the verdict ``failed``; a method whose every unit
-    failed in CAND gets a row of its own (BASE's mean, no CAND value)."""
+    failed in CAND gets a row of its own (BASE's value, no CAND value)."""
     import pandas as pd
 
     table = table.assign(newly_failed=0)
     extra = []
-    for key, g in broken.groupby(GROUP, sort=True):
-        hit = (table[GROUP] == list(key)).all(axis=1)
+    for key, g in broken.groupby(ROW, sort=True):
+        hit = (table[ROW] == list(key)).all(axis=1)
         if hit.any():
             table.loc[hit, ["verdict", "newly_failed"]] = ["failed", len(g)]
             continue
+        metric = metric_of(key[-1])
+        stats = stats_matrix(g["stats"]) if metric.set_level else None
         version = ", ".join(sorted(map(str, g["method_version"].unique())))
+        nan = float("nan")
         extra.append(
             {
-                **dict(zip(GROUP, key)),
+                **dict(zip(ROW, key)),
                 "n": 0,
-                "base": float(g["value"].mean()),
-                "cand": float("nan"),
-                "delta": float("nan"),
-                "ci_low": float("nan"),
-                "ci_high": float("nan"),
+                "base": metric.group_value(stats) if stats is not None else float(g["value"].mean()),
+                **dict.fromkeys(["cand", "delta", "ci_low", "ci_high", "gain", "gain_low", "gain_high"], nan),
                 "verdict": "failed",
-                "higher_is_better": metrics.get(key[-1]).higher_is_better,
+                "direction": metric.direction_text(),
+                "unit": metric.unit,
                 "base_version": version,
                 "cand_version": "-",
                 "newly_failed": len(g),
@@ -352,6 +421,7 @@ def _display(rows: DataFrame) -> DataFrame:
     out["failed (BASE/CAND)"] = [f"{b}/{c}" for b, c in zip(rows["base_failed"], rows["cand_failed"])]
     for column in ("base", "cand", "delta", "95 % CI"):
         out[column] = out[column].replace({"nan": "-", "+nan": "-", "[+nan, +nan]": "-"})
+    out["metric"] = [metric_of(m).heading() for m in rows["metric"]]
     changed = (rows["base_version"] != rows["cand_version"]) & (rows["cand_version"] != "-")
     out["method"] = np.where(
         changed, rows["method"] + " (v" + rows["base_version"] + " → v" + rows["cand_version"] + ")", rows["method"]

@@ -13,7 +13,7 @@ WHAT = {
     "tasks": "the restoration problems, with their default metrics",
     "methods": "restoration methods: kind, resources, blind or not, parameters with defaults",
     "degradations": "degradations and their parameters",
-    "metrics": "metrics with their protocol version",
+    "metrics": "metrics: protocol version, direction, unit and how they aggregate over a set",
     "datasets": "dataset source schemes (folder:, hf:, paired:, ...) and the dataset cards (card:set5, ...)",
     "checkpoints": "the committed checkpoints, with how each was trained",
 }
@@ -52,6 +52,9 @@ def print_listing(what: str | None, *, as_json: bool = False) -> None:
     records = listing(what)
     if as_json:
         print(json.dumps(records, indent=2, default=str))
+        return
+    if what == "metrics":
+        print("\n".join(_metric_lines(records)))
         return
     for record in records:
         print("  ".join(_text(v) for v in record.values()))
@@ -131,17 +134,37 @@ def _degradations() -> list[dict[str, Any]]:
 
 
 def _metrics() -> list[dict[str, Any]]:
+    """Each metric with what its number means: ``direction`` (higher, lower, target, none) and
+    ``target``, ``unit``, ``aggregation`` (mean or set) and its description, ``parameters``."""
     from restorebench.core.registry import METRICS
 
     return [
         {
             "name": n,
             "version": f"v{m.version}",
-            "direction": "higher is better" if m.higher_is_better else "lower is better",
+            "direction": m.direction,
+            "target": m.target,
+            "unit": m.unit,
+            "aggregation": "set" if m.set_level else "mean",
+            "aggregation_detail": m.aggregation_text(),
+            "parameters": "prior=FILE" if m.configure is not None else "",
             "description": m.description,
         }
         for n, m in METRICS.items()
     ]
+
+
+def _metric_lines(records: list[dict[str, Any]]) -> list[str]:
+    """``list metrics`` as aligned columns: name, version, direction, unit, aggregation."""
+    from restorebench.core.registry import METRICS
+
+    rows = [("metric", "version", "direction", "unit", "aggregation")]
+    for r in records:
+        m = METRICS.get(r["name"])
+        name = f"{r['name']}[?{r['parameters']}]" if r["parameters"] else r["name"]
+        rows.append((name, r["version"], m.direction_text(), r["unit"] or "-", r["aggregation_detail"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return ["  ".join([*(c.ljust(w) for c, w in zip(row[:4], widths)), row[4]]).rstrip() for row in rows]
 
 
 def _datasets() -> list[dict[str, Any]]:

@@ -12,26 +12,27 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pandas import DataFrame
 
-BLOCK = ["task", "dataset", "degradation"]
-GROUP = [*BLOCK, "method", "metric"]
+from restorebench.results.groups import BLOCK, GROUP
+
+ROW = [*GROUP, "metric"]  # one row of a comparison
 
 
 def failed_units(frame: DataFrame):
     bad = frame[frame["status"] != "ok"]
-    return bad.groupby(GROUP[:4])["unit_id"].nunique()
+    return bad.groupby(GROUP)["unit_id"].nunique()
 
 
 def failures(sides: list[DataFrame]) -> list[str]:
     out = []
     for frame, label in zip(sides, ("BASE", "CAND")):
-        total = frame.groupby(GROUP[:4])["unit_id"].nunique()
+        total = frame.groupby(GROUP)["unit_id"].nunique()
         for key, count in failed_units(frame).items():
             out.append(f"{label}: {_where(key)}: {count} of {total[key]} unit(s) failed (not compared)")
     return out
 
 
 def protocol(rows: DataFrame) -> list[str]:
-    keys = [*GROUP, "metric_version_base", "metric_version_cand"]
+    keys = [*ROW, "metric_version_base", "metric_version_cand"]
     return [
         f"{_where(k[:4])}: metric `{k[4]}` version {k[5]} in BASE vs {k[6]} in CAND: {len(g)} image(s) "
         "not compared (different protocols)"
@@ -47,9 +48,9 @@ def one_sided(rows: DataFrame, other: DataFrame, label: str, other_label: str) -
         if there.empty:
             found.setdefault(f"metric `{metric}` only in {label}", [])
             continue
-        blocks, methods = set(map(tuple, there[BLOCK].to_numpy())), set(map(tuple, there[GROUP[:4]].to_numpy()))
-        images = set(map(tuple, there[[*GROUP[:4], "image"]].to_numpy()))
-        for key, g in by_metric.groupby(GROUP[:4], sort=True):
+        blocks, methods = set(map(tuple, there[BLOCK].to_numpy())), set(map(tuple, there[GROUP].to_numpy()))
+        images = set(map(tuple, there[[*GROUP, "image"]].to_numpy()))
+        for key, g in by_metric.groupby(GROUP, sort=True):
             if key[:3] not in blocks:
                 text = f"{' · '.join(key[:3])}: only in {label}"
             elif key not in methods:

@@ -14,8 +14,9 @@ from typing import Any
 
 from restorebench.core.errors import UserError, choices
 from restorebench.core.interfaces import Degradation, Method, Source, param_defaults
+from restorebench.core.metric import Metric
 from restorebench.core.refs import Ref, canonical
-from restorebench.core.registry import DEGRADATIONS, METHODS, SOURCES, TASKS
+from restorebench.core.registry import DEGRADATIONS, METHODS, METRICS, SOURCES, TASKS
 
 _SCHEME_HINT = "write SCHEME:TARGET, e.g. bundled:photos, folder:DIR, synthetic:deadleaves?n=8, hf:NAME"
 
@@ -63,6 +64,28 @@ def build_degradation(text: str | dict[str, Any], *, task: str | None = None) ->
     degradation = cls.from_ref(ref)
     degradation.for_task = task  # what a task-agnostic degradation (``given``) adapts its output to
     return degradation
+
+
+_METRIC_CACHE: dict[str, Metric] = {}
+
+
+def build_metric(text: str) -> Metric:
+    """A metric from ``name`` or ``name?key=value`` (e.g. ``auc_rebal?prior=FILE``), cached
+    per process. A configured metric is named by its canonical reference, which is what
+    results tables, leaderboards and ``compare`` call it.
+
+    >>> build_metric("psnr").unit
+    'dB'
+    """
+    if text not in _METRIC_CACHE:
+        ref = Ref.parse(text, what="metric")
+        metric = METRICS.get(ref.name)
+        label = canonical(ref.name, ref.params)
+        try:
+            _METRIC_CACHE[text] = metric.with_params(label, ref.params)
+        except ValueError as exc:
+            raise UserError(f"metric {text!r}: {exc}") from None
+    return _METRIC_CACHE[text]
 
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")

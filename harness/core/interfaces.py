@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from restorebench.core.errors import UserError
+from restorebench.core.metric import Metric, ScoreFn  # noqa: F401  (part of the contracts; defined in core/metric)
 from restorebench.core.refs import Ref, canonical
 
 
@@ -291,24 +292,3 @@ class Task:
     report_section: ReportSection | None = None
     report_title: str = ""  # the section's heading and link text
     given: Callable[[Degraded, np.ndarray], Degraded] | None = None  # adapt a pre-degraded pair to the protocol
-
-
-ScoreFn = Callable[[np.ndarray, np.ndarray, Degraded], float]
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A named, versioned score of a restored image against its clean reference.
-
-    The name and version fix the protocol (colour space, crop border, data range,
-    rounding): results of different versions are never compared or averaged together.
-    """
-
-    name: str
-    fn: ScoreFn
-    version: str
-    higher_is_better: bool
-    description: str
-
-    def __call__(self, restored: np.ndarray, clean: np.ndarray, degraded: Degraded) -> float:
-        return float(self.fn(restored, clean, degraded))

@@ -113,16 +113,17 @@ def parse_suite(data: Any, *, origin: str = "suite") -> Suite:
 
 def resolve(suite: Suite, *, origin: str = "suite") -> ResolvedSuite:
     """Build every component of ``suite``; errors name the file and the key."""
-    from restorebench.core.build import build_degradation, build_method, build_source
-    from restorebench.core.registry import METRICS, TASKS
+    from restorebench.core.build import build_degradation, build_method, build_metric, build_source
+    from restorebench.core.registry import TASKS
 
     resolved = ResolvedSuite(suite.name, suite.seed)
     for i, entry in enumerate(suite.tasks):
         at = f"{origin}: tasks[{i}]"
         task = _located(f"{at}.task", TASKS.get, entry.task)
-        metrics = entry.metrics or list(task.metrics)
-        for j, name in enumerate(metrics):
-            _located(f"{at}.metrics[{j}]", METRICS.get, name)
+        metrics = [
+            _located(f"{at}.metrics[{j}]", build_metric, name).name
+            for j, name in enumerate(entry.metrics or task.metrics)
+        ]
         resolved.tasks.append(
             ResolvedTask(
                 task=task,

@@ -162,13 +162,13 @@ def grouped_errors(errors: list[str]) -> list[tuple[str, int]]:
 
 def print_run_summary(summary: Any) -> None:
     """The leaderboard (compact) and where everything went."""
-    from restorebench.report.leaderboard import leaderboard, to_markdown
+    from dataclasses import replace
 
-    board = leaderboard(summary.results)
-    compact = board.drop(
-        columns=[c for c in ("runtime_ms", "images", "failed", "kind") if c in board.columns], errors="ignore"
-    )
-    print(to_markdown(compact, title=f"Leaderboard ({summary.location})"))
+    from restorebench.report.leaderboard import to_markdown
+
+    board = summary.board
+    compact = board.table.drop(columns=["runtime_ms", "images", "failed", "kind"], errors="ignore")
+    print(to_markdown(replace(board, table=compact), title=f"Leaderboard ({summary.location})"))
     skipped = getattr(summary, "skipped", [])
     print(
         f"units: {summary.units} ({summary.computed} computed, {summary.from_cache} from cache, "

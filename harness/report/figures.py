@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from restorebench.core.metric import Metric
+
 log = logging.getLogger(__name__)
 
 DPI = 100
@@ -108,11 +110,12 @@ def method_colours(methods: Sequence[str]) -> dict[str, Any]:
     return {m: cmap(i % cmap.N) for i, m in enumerate(methods)}
 
 
-def runtime_figure(board: pd.DataFrame, metric: str) -> Figure | None:
-    """``metric`` against runtime per megapixel (log x): one point per method and degradation."""
-    if metric not in board:
+def runtime_figure(board: pd.DataFrame, metric: Metric) -> Figure | None:
+    """``metric`` (a column of the leaderboard table ``board``) against runtime per megapixel
+    (log x): one point per method and degradation; the y axis says the metric's unit."""
+    if metric.name not in board:
         return None
-    data = board[np.isfinite(board[metric].astype(float)) & (board["runtime_ms_per_mp"] > 0)]
+    data = board[np.isfinite(board[metric.name].astype(float)) & (board["runtime_ms_per_mp"] > 0)]
     if data.empty:
         return None
     datasets = sorted(data["dataset"].unique())
@@ -124,7 +127,7 @@ def runtime_figure(board: pd.DataFrame, metric: str) -> Figure | None:
         for _, row in data[data["dataset"] == dataset].iterrows():
             ax.scatter(
                 row["runtime_ms_per_mp"],
-                row[metric],
+                row[metric.name],
                 color=colours[row["method"]],
                 marker=marker[row["degradation"]],
                 s=42,
@@ -132,18 +135,24 @@ def runtime_figure(board: pd.DataFrame, metric: str) -> Figure | None:
                 linewidth=0.4,
             )
         ax.set_xscale("log")
-        ax.set(title=short(dataset), xlabel="runtime (ms per megapixel, log scale)", ylabel=f"{metric} (dB)")
+        ax.set(title=short(dataset), xlabel="runtime (ms per megapixel, log scale)", ylabel=axis_label(metric))
         ax.grid(True, which="both", alpha=0.3)
     _legend(fig, colours, marker)
     return fig
 
 
-def level_figure(board: pd.DataFrame, metric: str) -> Figure | None:
+def axis_label(metric: Metric) -> str:
+    """``psnr (dB, higher is better)``: a plot axis names the metric's unit and direction."""
+    unit = f"{metric.unit}, " if metric.unit else ""
+    return f"{metric.name} ({unit}{metric.direction_text()})"
+
+
+def level_figure(board: pd.DataFrame, metric: Metric) -> Figure | None:
     """``metric`` against the degradation level: one panel per (dataset, family), a line per method."""
-    if metric not in board:
+    if metric.name not in board:
         return None
     levels = board["degradation"].map(degradation_level)
-    data = board.assign(_level=levels)[levels.notna() & np.isfinite(board[metric].astype(float))]
+    data = board.assign(_level=levels)[levels.notna() & np.isfinite(board[metric.name].astype(float))]
     if data.empty:
         return None
     data = data.assign(_family=data["_level"].map(lambda lv: lv.family), _x=data["_level"].map(lambda lv: lv.value))
@@ -156,11 +165,11 @@ def level_figure(board: pd.DataFrame, metric: str) -> Figure | None:
     for ax, (dataset, family) in zip(axes, panels):
         panel = data[(data["dataset"] == dataset) & (data["_family"] == family)]
         for method, line in panel.sort_values("_x").groupby("method", sort=False):
-            ax.plot(line["_x"], line[metric], marker="o", color=colours[method], label=method)
+            ax.plot(line["_x"], line[metric.name], marker="o", color=colours[method], label=method)
         key = panel["_level"].iloc[0].key
         ticks = {lv.value: _level_label(lv) for lv in panel["_level"]}
         ax.set_xticks(sorted(ticks), [ticks[v] for v in sorted(ticks)])
-        ax.set(title=f"{short(dataset)} · {family}", xlabel=key, ylabel=f"{metric} (dB)")
+        ax.set(title=f"{short(dataset)} · {family}", xlabel=key, ylabel=axis_label(metric))
         ax.grid(True, alpha=0.3)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
@@ -204,11 +213,13 @@ def zoom_patch(
     return patch[rows][:, cols], (top, left, ph, pw)
 
 
-def sample_figure(folder: Path, methods: Sequence[str], scores: dict[str, float], metric: str) -> Figure | None:
+def sample_figure(
+    folder: Path, methods: Sequence[str], scores: dict[str, float], metric: Metric | None
+) -> Figure | None:
     """clean | degraded | each method, a magnified centre patch under each; None when no crop exists.
 
-    ``scores`` maps a method to its ``metric`` on the sampled image; a missing crop or
-    score is drawn as "no sample" / "-".
+    ``scores`` maps a method to its ``metric`` on the sampled image, labelled with the
+    metric's unit; a missing crop or score is drawn as "no sample" / "-".
     """
     from restorebench.report.samples import read_png, slug
 
@@ -223,9 +234,14 @@ def sample_figure(folder: Path, methods: Sequence[str], scores: dict[str, float]
     fig = new_figure(side * len(panels) + 0.2, side * (aspect + 1) + 0.6)
     axes = fig.subplots(2, len(panels), squeeze=False, gridspec_kw={"height_ratios": [aspect, 1]})
     for col, (name, _, score) in enumerate(panels):
-        title = name if score is None else f"{name}\n{metric} " + ("-" if not np.isfinite(score) else f"{score:.2f} dB")
+        title = name if score is None or metric is None else f"{name}\n{metric.name} {_score_text(metric, score)}"
         _sample_panel(axes[0, col], axes[1, col], images[name], fraction, title)
     return fig
+
+
+def _score_text(metric: Metric, score: float) -> str:
+    """A sample's score with the metric's unit: ``27.31 dB``, ``0.7345`` (4 decimals within [-1.5, 1.5])."""
+    return metric.format(score, 4 if np.isfinite(score) and abs(score) <= 1.5 else 2)
 
 
 def _read(path: Path, reader: Any) -> np.ndarray | None:

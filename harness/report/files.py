@@ -7,15 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from restorebench.core.errors import UserError
-from restorebench.report.leaderboard import leaderboard, to_markdown
+from restorebench.report.leaderboard import to_markdown
+from restorebench.results.board import Leaderboard, build_leaderboard
 
 FORMATS = ("md", "csv", "html")
 
 
 def write_report(
-    results: Any, out: str | Path, formats: Sequence[str] = FORMATS, *, run_dir: str | Path | None = None
+    results: Any,
+    out: str | Path,
+    formats: Sequence[str] = FORMATS,
+    *,
+    run_dir: str | Path | None = None,
+    board: Leaderboard | None = None,
 ) -> list[Path]:
-    """Write the leaderboard files to ``out``; returns their paths.
+    """Write the leaderboard files to ``out``; returns their paths. ``board``: the results'
+    leaderboard when the caller built it already (it is built once per run).
 
     ``html`` writes ``index.html`` (self-contained) and ``figures/``; its before/after
     grids read ``run_dir/samples`` (default: ``out``'s parent or ``out`` itself, whichever
@@ -26,7 +33,7 @@ def write_report(
         raise UserError(f"unknown report format(s) {', '.join(unknown)}; valid choices: {', '.join(FORMATS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    board = leaderboard(results)
+    board = board if board is not None else build_leaderboard(results)
     written = []
     if "md" in formats:
         path = out / "LEADERBOARD.md"
@@ -34,7 +41,7 @@ def write_report(
         written.append(path)
     if "csv" in formats:
         path = out / "leaderboard.csv"
-        board.to_csv(path, index=False, float_format="%.6g")
+        board.table.to_csv(path, index=False, float_format="%.6g")
         written.append(path)
     if "html" in formats:
         from restorebench.report.html import write_html

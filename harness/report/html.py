@@ -19,16 +19,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from restorebench.report.figures import figure_bytes, level_figure, runtime_figure, sample_figure
-from restorebench.report.leaderboard import format_cell, section_note, shown_columns
+from restorebench.report.leaderboard import (
+    digits,
+    format_cell,
+    header,
+    metrics_legend,
+    ranking_note,
+    section_note,
+    shown_columns,
+)
 from restorebench.report.samples import sample_dir, slug
 
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
+    from restorebench.core.metric import Metric
+    from restorebench.results.board import Leaderboard
+
 log = logging.getLogger(__name__)
 
-GROUP = ["task", "dataset", "degradation"]
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2125;
        margin: 0 auto; max-width: 1240px; padding: 16px 24px 48px; background: #fff; }
@@ -58,7 +68,9 @@ window.addEventListener("load", function () {
 });
 """
 FOOTNOTE = (
-    "Means over images; PSNR in dB on 8-bit outputs; <code>gap_db</code>: PSNR behind the best method; "
+    "Scores on 8-bit outputs; each metric's header shows its direction (↑ higher is better, ↓ lower, "
+    "→x closer to x, no mark: descriptive, not ranked) and unit; <code>gap</code>: how far behind the best "
+    "method in the table's ranking metric, in its unit; "
     "<code>non_blind</code>: the method was given the true noise level; runtime: <code>restore</code> only, "
     "after a warm-up; <code>oracle_*</code>: the best of a method's samples per image, an upper bound "
     "(it needs the ground truth to pick), not a result."
@@ -80,26 +92,34 @@ class FigureWriter:
         self.folder = folder
         self.written: set[str] = set()
 
-    def embed(self, name: str, fig: Figure, caption: str, *, photo: bool = False) -> str:
+    def embed(self, name: str, fig: Figure, caption: str, *, photo: bool = False, metric: Metric | None = None) -> str:
         """Save ``fig`` as ``<folder>/<name>.png`` (``.jpg`` for a ``photo``) and return a
-        ``<figure>`` with it inline."""
+        ``<figure>`` with it inline (``data-metric`` / ``data-unit``: the metric it plots)."""
         fmt = "jpeg" if photo else "png"
         data = figure_bytes(fig, fmt)
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{slug(name)}.{SUFFIX[fmt]}"
         path.write_bytes(data)
         self.written.add(path.name)
+        attrs = f' data-metric="{escape(metric.name)}" data-unit="{escape(metric.unit)}"' if metric else ""
         return (
-            f'<figure><img src="{data_uri(data, fmt)}" alt="{escape(caption)}">'
+            f'<figure{attrs}><img src="{data_uri(data, fmt)}" alt="{escape(caption)}">'
             f"<figcaption>{escape(caption)}</figcaption></figure>"
         )
 
     def embed_or_note(
-        self, name: str, fig: Figure | None, caption: str, note: str = "no data", *, photo: bool = False
+        self,
+        name: str,
+        fig: Figure | None,
+        caption: str,
+        note: str = "no data",
+        *,
+        photo: bool = False,
+        metric: Metric | None = None,
     ) -> str:
         if fig is None:
             return f'<p class="missing">{escape(note)}</p>'
-        return self.embed(name, fig, caption, photo=photo)
+        return self.embed(name, fig, caption, photo=photo, metric=metric)
 
     def remove_stale(self) -> list[Path]:
         """Delete figures a previous report left in the folder that this one did not write
@@ -116,7 +136,7 @@ class FigureWriter:
         return stale
 
 
-def write_html(results: pd.DataFrame, board: pd.DataFrame, out: Path, *, run_dir: Path | None = None) -> list[Path]:
+def write_html(results: pd.DataFrame, board: Leaderboard, out: Path, *, run_dir: Path | None = None) -> list[Path]:
     """Write ``index.html`` (self-contained) and ``figures/`` to ``out``; returns both paths.
 
     ``run_dir`` is the run directory whose ``samples/`` feed the before/after grids;
@@ -124,12 +144,12 @@ def write_html(results: pd.DataFrame, board: pd.DataFrame, out: Path, *, run_dir
     """
     writer = FigureWriter(out / "figures")
     samples = run_dir / "samples" if run_dir is not None and (run_dir / "samples").is_dir() else None
-    tasks = sorted(board["task"].unique()) if not board.empty else []
+    tasks = sorted(board.table["task"].unique()) if not board.empty else []
     parts = [_header(results, board, tasks)]
     if not tasks:
         parts.append('<p class="missing">No results.</p>')
     for task in tasks:
-        parts.append(_task_section(task, board[board["task"] == task], results, writer, samples))
+        parts.append(_task_section(task, board, results, writer, samples))
     parts += [section(writer.embed) for _, section in _task_extras(tasks)]
     for stale in writer.remove_stale():
         log.info("removed stale figure %s", stale)
@@ -147,7 +167,7 @@ def _document(title: str, body: str) -> str:
     )
 
 
-def _header(results: pd.DataFrame, board: pd.DataFrame, tasks: list[str]) -> str:
+def _header(results: pd.DataFrame, board: Leaderboard, tasks: list[str]) -> str:
     runs = sorted(results["run_id"].dropna().unique()) if "run_id" in results else []
     units = results.drop_duplicates("unit_id") if "unit_id" in results and not results.empty else results.iloc[:0]
     failed = int((units["status"] == "failed").sum()) if "status" in units else 0
@@ -156,7 +176,7 @@ def _header(results: pd.DataFrame, board: pd.DataFrame, tasks: list[str]) -> str
     return (
         "<header><h1>restorebench leaderboard</h1>"
         f'<p class="meta">run {escape(", ".join(runs) or "-")} · {len(units)} units · {failed} failed · '
-        f"{len(board)} leaderboard rows</p><nav>{links}</nav>"
+        f"{len(board.table)} leaderboard rows</p><nav>{links}</nav>"
         f'<p class="meta">{FOOTNOTE} <span class="badge neural">neural</span> a learned model; '
         '<span class="badge nonblind">non-blind</span> given the true degradation level.</p></header>'
     )
@@ -171,44 +191,57 @@ def _task_extras(tasks: list[str]) -> list[tuple[str, Any]]:
     return [(t.report_title or t.name, t.report_section) for t in found if t.report_section is not None]
 
 
-def primary_metric(results: pd.DataFrame, task: str) -> str | None:
-    """The task's first metric (the order the run scored them in, e.g. ``psnr_y`` for superres)."""
-    metrics = results.loc[results["task"] == task, "metric"].dropna()
-    return str(metrics.iloc[0]) if len(metrics) else None
+def plotted_metric(board: Leaderboard, task: str) -> Metric | None:
+    """The metric a task's plots and sample labels show: its ranking metric, else its first metric."""
+    ranked = board.rank_metric(task)
+    if ranked is not None:
+        return ranked
+    shown = board.metrics_of(board.table[board.table["task"] == task])
+    return shown[0] if shown else None
 
 
 def _task_section(
-    task: str, board: pd.DataFrame, results: pd.DataFrame, writer: FigureWriter, samples: Path | None
+    task: str, board: Leaderboard, results: pd.DataFrame, writer: FigureWriter, samples: Path | None
 ) -> str:
-    metric = primary_metric(results, task) or "psnr"
+    rows = board.table[board.table["task"] == task]
+    metric = plotted_metric(board, task)
+    shown = board.metrics_of(rows)
     parts = [
         f'<section id="task-{slug(task)}">',
         f"<h2>{escape(task)}</h2>",
-        f'<p class="meta">Plots and sample labels use <code>{escape(metric)}</code>, the task\'s first metric.</p>',
+        '<p class="meta">Metrics: '
+        + " ".join(escape(line[2:]) for line in metrics_legend(board, shown)).replace("`", "")
+        + "</p>",
     ]
-    groups = list(board.groupby(["dataset", "degradation"], sort=True))
+    if metric is not None:
+        parts.append(f'<p class="meta">Plots and sample labels show <code>{escape(metric.label())}</code>.</p>')
+    groups = list(rows.groupby(["dataset", "degradation"], sort=True))
     for (dataset, degradation), table in groups:
         parts.append(f"<h3>{escape(dataset)} · {escape(degradation)}</h3>")
         note = section_note(table)
         if note:
             parts.append(f'<p class="meta">{escape(note.replace("**", ""))}</p>')
-        parts.append(table_html(table, task, dataset, degradation))
+        parts.append(f'<p class="meta">{escape(ranking_note(table, board).replace("`", ""))}</p>')
+        parts.append(table_html(table, task, dataset, degradation, board))
         sources = sorted({s for s in table["published_source"] if s})
         if sources:
             parts.append(f'<p class="meta">Published: {escape("; ".join(sources))}</p>')
+    label = metric.label() if metric is not None else "-"
     parts += [
         "<h3>Quality against runtime</h3>",
         writer.embed_or_note(
             f"{task}-runtime",
-            runtime_figure(board, metric),
-            f"{task}: mean {metric} against runtime per megapixel (log), one point per method and degradation",
+            runtime_figure(rows, metric) if metric is not None else None,
+            f"{task}: mean {label} against runtime per megapixel (log), one point per method and degradation",
+            metric=metric,
         ),
         "<h3>Quality against degradation level</h3>",
         writer.embed_or_note(
             f"{task}-levels",
-            level_figure(board, metric),
-            f"{task}: mean {metric} against the degradation level, one line per method",
+            level_figure(rows, metric) if metric is not None else None,
+            f"{task}: {label} against the degradation level, one line per method",
             "no degradation with a known level",
+            metric=metric,
         ),
         "<h3>Before / after</h3>",
     ]
@@ -219,18 +252,28 @@ def _task_section(
     return "\n".join(parts)
 
 
-def table_html(table: pd.DataFrame, task: str, dataset: str, degradation: str) -> str:
-    """One ranked table, with the Markdown leaderboard's columns; neural and non-blind rows marked."""
-    columns = shown_columns(table)
+def table_html(table: pd.DataFrame, task: str, dataset: str, degradation: str, board: Leaderboard) -> str:
+    """One ranked table, with the Markdown leaderboard's columns; neural and non-blind rows marked.
+    A metric's header carries its direction and unit, and says both in its ``title``."""
+    columns = shown_columns(table, board)
     numeric = {c for c in columns if table[c].dtype.kind in "fi"}
-    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    places = {c: digits(table, c, board) for c in columns}
+    heads = []
+    for c in columns:
+        metric = board.metrics.get(c)
+        attrs = ""
+        if metric is not None:
+            what = f"{metric.description}; {metric.direction_text()}; {metric.aggregation_text()}"
+            attrs = f' data-metric="{escape(c)}" data-unit="{escape(metric.unit)}" title="{escape(what)}"'
+        heads.append(f"<th{attrs}>{escape(header(c, board, table))}</th>")
     rows = []
     for _, row in table.iterrows():
         neural, non_blind = row.get("kind") == "neural", _truthy(row.get("non_blind"))
-        classes = [f"rank-{row['rank']}"] + (["neural"] if neural else []) + (["nonblind"] if non_blind else [])
+        rank = format_cell(row.get("rank"), "rank")
+        classes = [f"rank-{rank}"] + (["neural"] if neural else []) + (["nonblind"] if non_blind else [])
         cells = []
         for c in columns:
-            text = escape(format_cell(row[c], c))
+            text = escape(format_cell(row[c], c, places[c]))
             if c == "method":
                 text += ('<span class="badge neural">neural</span>' if neural else "") + (
                     '<span class="badge nonblind">non-blind</span>' if non_blind else ""
@@ -239,7 +282,7 @@ def table_html(table: pd.DataFrame, task: str, dataset: str, degradation: str) -
         rows.append(f'<tr class="{" ".join(classes)}" data-method="{escape(str(row["method"]))}">{"".join(cells)}</tr>')
     attrs = f'data-task="{escape(task)}" data-dataset="{escape(dataset)}" data-degradation="{escape(degradation)}"'
     return (
-        f'<div class="scroll"><table class="leaderboard" {attrs}><thead><tr>{head}</tr></thead>'
+        f'<div class="scroll"><table class="leaderboard" {attrs}><thead><tr>{"".join(heads)}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
 
@@ -256,7 +299,7 @@ def _samples_html(
     degradation: str,
     methods: list[str],
     results: pd.DataFrame,
-    metric: str,
+    metric: Metric | None,
     writer: FigureWriter,
     samples: Path | None,
 ) -> str:
@@ -265,10 +308,12 @@ def _samples_html(
         return '<p class="missing">no sample</p>'
     image_file = folder / "image.txt"
     image = image_file.read_text().strip() if image_file.exists() else None
-    scores = _image_scores(results, task, dataset, degradation, image, metric)
+    scores = _image_scores(results, task, dataset, degradation, image, metric.name) if metric is not None else {}
     fig = sample_figure(folder, methods, scores, metric)
     caption = f"{dataset} · {degradation} · image {image or '?'}: centre crops (red box: the patch magnified below)"
-    return writer.embed_or_note(f"{task}-{dataset}-{degradation}-samples", fig, caption, "no sample", photo=True)
+    return writer.embed_or_note(
+        f"{task}-{dataset}-{degradation}-samples", fig, caption, "no sample", photo=True, metric=metric
+    )
 
 
 def _image_scores(

@@ -63,6 +63,7 @@ class ResultCache:
                 ):
                     try:
                         data = json.loads(result)
+                        data["stats"] = {k: np.asarray(v, dtype=np.float64) for k, v in data.get("stats", {}).items()}
                         found[uid] = UnitResult(unit_id=uid, status="ok", cached=True, sample=_unpack(sample), **data)
                     except (ValueError, TypeError, OSError) as exc:
                         log.warning("ignoring a damaged cache entry for unit %s: %s", uid, exc)
@@ -77,6 +78,7 @@ class ResultCache:
                 json.dumps(
                     {
                         "metrics": r.metrics,
+                        "stats": {k: v.tolist() for k, v in r.stats.items()},  # floats round-trip exactly
                         "metric_errors": r.metric_errors,
                         "runtime_s": r.runtime_s,
                         "megapixels": r.megapixels,

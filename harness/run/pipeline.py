@@ -64,6 +64,7 @@ class RunSummary:
     errors: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # units with nothing to score, and why
     run_uri: str | None = None  # where the run directory lives when --out is a URI (run_dir is its staging copy)
+    board: Any = None  # the results' leaderboard (restorebench.results.board.Leaderboard), built once
 
     @property
     def location(self) -> str:
@@ -90,6 +91,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     """Run a suite end to end; results are stored as they land."""
     from restorebench.core.plugins import load_plugins
     from restorebench.data.storage import is_uri
+    from restorebench.results.board import build_leaderboard
     from restorebench.run.batches import make_batches
     from restorebench.run.cache import NoCache, ResultCache
     from restorebench.run.executors import close_in_background, make_executor
@@ -170,6 +172,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
         summary.failed, summary.errors, summary.skipped = record.failed, record.errors, record.skipped
     try:
         summary.results = run_dir.compact(keep_units=plan.unit_ids)
+        summary.board = build_leaderboard(summary.results)
         summary.wall_s = time.perf_counter() - started
         if options.tracking:
             _track(options, resolved, run_dir, summary)
@@ -210,6 +213,7 @@ def _track(options: RunOptions, resolved: ResolvedSuite, run_dir, summary: RunSu
             run_dir,
             summary.results,
             resolved.to_dict(),
+            board=summary.board,
             uri=summary.tracking_uri,
             extra={"executor": options.executor, "wall_s": summary.wall_s, "run_dir": summary.location},
         )

@@ -2,7 +2,8 @@
 Parquet files read and written safely (atomic writes; a damaged file is a clear error).
 
 One row per (unit, metric): ``run_id, unit_id, task, dataset, image, degradation, method,
-metric, value, runtime_s, status, error`` and the versions that make rows comparable.
+metric, value, runtime_s, status, error``, the versions that make rows comparable, and for a
+set-level metric (pooled AuC, ...) ``stats``, the image's statistics its reduction combines.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ COLUMNS = [
     "metric",
     "metric_version",
     "value",
+    "stats",  # a set-level metric's per-image statistics (null for other metrics)
     "runtime_s",
     "megapixels",
     "device",
@@ -86,6 +88,8 @@ def rows_for(
     for m, version_of in [(m, m) for m in unit.metrics] + oracles:
         value = result.metrics.get(m, float("nan"))
         row = {**base, "metric": m, "metric_version": metric_versions[version_of], "value": value}
+        if m in result.stats:
+            row["stats"] = result.stats[m]
         if m in published:
             row.update(published=published[m][0], published_source=published[m][1])
         if m in result.metric_errors:
@@ -103,7 +107,11 @@ def schema() -> Any:
     compaction streams them into one file without reading them all."""
     import pyarrow as pa
 
-    kind = {**dict.fromkeys(_FLOATS, pa.float64()), **dict.fromkeys(_BOOLS, pa.bool_())}
+    kind = {
+        **dict.fromkeys(_FLOATS, pa.float64()),
+        **dict.fromkeys(_BOOLS, pa.bool_()),
+        "stats": pa.list_(pa.float64()),
+    }
     return pa.schema([(c, kind.get(c, pa.string())) for c in COLUMNS])
 
 
@@ -129,6 +137,7 @@ def write_parquet_atomic(rows: Sequence[dict[str, Any]], path: Path) -> None:
     columns = {c: [r.get(c) for r in rows] for c in COLUMNS}
     for c in _FLOATS:
         columns[c] = [float("nan") if v is None else float(v) for v in columns[c]]
+    columns["stats"] = [None if v is None else list(map(float, v)) for v in columns["stats"]]
     table = pa.Table.from_pydict(columns, schema=schema())
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     pq.write_table(table, tmp)

@@ -82,6 +82,7 @@ class UnitResult:
     unit_id: str
     status: str  # "ok", "failed", or "skipped" (nothing to score: SkipUnit)
     metrics: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, np.ndarray] = field(default_factory=dict)  # set-level metrics' per-image statistics
     metric_errors: dict[str, str] = field(default_factory=dict)  # metrics that could not be computed, and why
     runtime_s: float = float("nan")
     megapixels: float = float("nan")

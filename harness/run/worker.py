@@ -176,10 +176,10 @@ def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResul
         raise ValueError(f"{method.qualified_name}.restore returned {len(outputs)} images for 1 input")
     restored = validate_output(outputs[0], clean.shape, method.qualified_name)
     if restored.ndim == clean.ndim + 1:  # several samples: mean scores and the oracle's
-        values, metric_errors = score_samples(restored, clean, degraded, unit.metrics, quantize=unit.quantize)
+        scores = score_samples(restored, clean, degraded, unit.metrics, quantize=unit.quantize)
         restored = restored[0]
     else:
-        values, metric_errors = score(restored, clean, degraded, unit.metrics, quantize=unit.quantize)
+        scores = score(restored, clean, degraded, unit.metrics, quantize=unit.quantize)
     sample = None
     if unit.keep_sample:
         sample = {
@@ -192,8 +192,9 @@ def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResul
         unit_id=unit.unit_id,
         status="ok",
         output=output,
-        metrics=values,
-        metric_errors=metric_errors,
+        metrics=scores.values,
+        stats=scores.stats,
+        metric_errors=scores.errors,
         runtime_s=runtime,
         megapixels=clean.shape[0] * clean.shape[1] / 1e6,
         device=device_name(method),

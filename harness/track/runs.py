@@ -11,6 +11,7 @@ FAILED instead of leaving it RUNNING.
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -18,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from restorebench.report.leaderboard import published_values, scored
+from restorebench.results.board import Leaderboard, build_leaderboard, published_of
+from restorebench.results.groups import GROUP, scored, unit_status
 from restorebench.track.client import check_reachable, experiment_id, git_commit, mlflow_client, store_lock
 
 EXPERIMENT = "restorebench"
-GROUP = ["task", "dataset", "degradation", "method"]
 RUN_ID_TAG = "restorebench.run_id"
 
 
@@ -30,13 +31,23 @@ def _finite(value: float) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-def log_run(run_dir: Any, results: Any, spec: dict[str, Any], *, uri: str, extra: dict[str, Any] | None = None) -> str:
-    """Log one run directory's results; returns the parent MLflow run id.
+def log_run(
+    run_dir: Any,
+    results: Any,
+    spec: dict[str, Any],
+    *,
+    uri: str,
+    extra: dict[str, Any] | None = None,
+    board: Leaderboard | None = None,
+) -> str:
+    """Log one run directory's results; returns the parent MLflow run id. ``board``: the
+    results' leaderboard when the caller built it already (it is built once per run).
 
     Logging the same run directory again completes its existing parent run (children
     missing or unfinished are logged anew) instead of creating a second one.
     """
     check_reachable(uri)
+    board = board if board is not None else build_leaderboard(results)
     with store_lock(uri):
         client = mlflow_client(uri)
         exp_id = experiment_id(client, uri, EXPERIMENT)
@@ -47,12 +58,11 @@ def log_run(run_dir: Any, results: Any, spec: dict[str, Any], *, uri: str, extra
                 _log_parent_summary(client, pid, results, spec, run_dir, extra)
             done = _finished_children(client, exp_id, pid)
             commit = git_commit()
-            ok = results[results["status"] == "ok"]
             with tempfile.TemporaryDirectory() as tmp:
                 for key, group in scored(results).groupby(GROUP, sort=True):
                     if tuple(key) not in done:
-                        _log_child(client, exp_id, pid, key, group, ok, commit, Path(run_dir.path), Path(tmp))
-                _log_parent_artifacts(client, pid, results, run_dir, Path(tmp))
+                        _log_child(client, exp_id, pid, key, group, board, commit, Path(run_dir.path), Path(tmp))
+                _log_parent_artifacts(client, pid, results, board, run_dir, Path(tmp))
         except BaseException:
             _terminate(client, pid, "FAILED")
             raise
@@ -91,8 +101,7 @@ def _log_parent_summary(
     from mlflow.entities import Metric, Param
 
     now = int(time.time() * 1000)
-    results = scored(results)
-    unit_ok = results.assign(_ok=results["status"] == "ok").groupby("unit_id")["_ok"].any()
+    unit_ok = unit_status(scored(results))
     params = {
         "suite": spec["name"],
         "seed": spec["seed"],
@@ -106,12 +115,12 @@ def _log_parent_summary(
     )
 
 
-def _log_parent_artifacts(client: Any, pid: str, results: Any, run_dir: Any, tmp: Path) -> None:
+def _log_parent_artifacts(client: Any, pid: str, results: Any, board: Leaderboard, run_dir: Any, tmp: Path) -> None:
     from restorebench.report.files import write_report
 
     client.log_artifact(pid, str(Path(run_dir.path) / "spec.yaml"))
     client.log_artifact(pid, str(Path(run_dir.path) / "results.parquet"))
-    for path in write_report(results, tmp / "leaderboard", ["md", "csv"]):
+    for path in write_report(results, tmp / "leaderboard", ["md", "csv"], board=board):
         client.log_artifact(pid, str(path), "leaderboard")
 
 
@@ -139,15 +148,31 @@ def checkpoint_tags(joined: str) -> dict[str, str]:
     return tags
 
 
+def metric_key(label: str) -> str:
+    """An MLflow metric key for a metric label (MLflow refuses ``?``, ``=`` and ``&``)."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", label)
+
+
+def group_metrics(board: Leaderboard, key: tuple) -> dict[str, float]:
+    """A child run's numbers: ``<metric>_mean`` and ``<metric>_median`` of the per-image values,
+    and for a set-level metric ``<metric>``, the group's value (the leaderboard's)."""
+    out = {}
+    for _, row in board.group_values(key).iterrows():
+        name = metric_key(row["metric"])
+        out[f"{name}_mean"], out[f"{name}_median"] = float(row["mean"]), float(row["median"])
+        if board.metrics[row["metric"]].set_level:
+            out[name] = float(row["value"])
+    return out
+
+
 def _log_child(
-    client: Any, exp_id: str, pid: str, key: tuple, group: Any, ok: Any, commit: str, root: Path, tmp: Path
+    client: Any, exp_id: str, pid: str, key: tuple, group: Any, board: Leaderboard, commit: str, root: Path, tmp: Path
 ) -> None:
     """One child run: tags, aggregate metrics, params, per-image table, sample grid."""
     from mlflow.entities import Metric, Param
 
     task, dataset, degradation, method = key
     now = int(time.time() * 1000)
-    good = ok[(ok[GROUP] == list(key)).all(axis=1)]
     first = group.iloc[0]
     tags = {
         "mlflow.parentRunId": pid,
@@ -160,23 +185,18 @@ def _log_child(
     }
     cid = client.create_run(exp_id, run_name=f"{task}/{dataset}/{degradation}/{method}", tags=tags).info.run_id
     try:
-        unit_ok = group.assign(_ok=group["status"] == "ok").groupby("unit_id")["_ok"].any()
-        metrics = [Metric("failed_images", int((~unit_ok).sum()), now, 0)]
-        for metric, values in good.groupby("metric")["value"]:
+        row = board.table[(board.table[GROUP] == list(key)).all(axis=1)]
+        metrics = [Metric("failed_images", int((~unit_status(group)).sum()), now, 0)]
+        metrics += [Metric(k, v, now, 0) for k, v in group_metrics(board, key).items()]
+        if len(row):
+            info = row.iloc[0]
             metrics += [
-                Metric(f"{metric}_mean", float(values.mean()), now, 0),
-                Metric(f"{metric}_median", float(values.median()), now, 0),
+                Metric("runtime_s_mean", float(info["runtime_ms"]) / 1e3, now, 0),
+                Metric("runtime_s_per_mp", float(info["runtime_ms_per_mp"]) / 1e3, now, 0),
             ]
-        per_unit = good.drop_duplicates("unit_id")
-        if len(per_unit):
-            runtime = per_unit["runtime_s"]
-            metrics += [
-                Metric("runtime_s_mean", float(runtime.mean()), now, 0),
-                Metric("runtime_s_per_mp", float(runtime.sum() / per_unit["megapixels"].sum()), now, 0),
-            ]
-        published = published_values(group)
+        published = published_of(board, key)
         if published:
-            metrics += [Metric(k, published[k], now, 0) for k in ("published", "delta_published")]
+            metrics += [Metric(k, float(published[k]), now, 0) for k in ("published", "delta_published")]
         params = {
             "task": task,
             "dataset": dataset,
@@ -184,6 +204,7 @@ def _log_child(
             "method": method,
             "method_version": first["method_version"],
             "images": group["image"].nunique(),
+            "rank_metric": board.rank_by.get(task, ""),
             **{k: published[k] for k in ("published_metric", "published_source") if published},
         }
         check = next((c for c in group["dataset_check"] if isinstance(c, str) and c), "")

@@ -109,11 +109,27 @@ def empirical_prior(ab_values: np.ndarray, centres: np.ndarray | None = None) ->
     """The bin distribution of ab values (nearest bin), smoothed by a Gaussian of sigma 5 in ab units."""
     centres = ab_bins() if centres is None else centres
     counts = np.bincount(nearest_bin(ab_values, centres).ravel(), minlength=len(centres)).astype(np.float64)
-    p = counts / max(counts.sum(), 1.0)
+    return smoothed_distribution(counts, centres)
+
+
+def smoothed_distribution(counts: np.ndarray, centres: np.ndarray | None = None) -> np.ndarray:
+    """Bin counts (``... x Q``) as distributions smoothed over the ab plane by a Gaussian of sigma 5:
+    ``p̃ = G p / sum(G p)`` with ``p = counts / sum(counts)``."""
+    kernel = _smoothing_kernel() if centres is None else _kernel(np.asarray(centres, dtype=np.float64))
+    counts = np.asarray(counts, dtype=np.float64)
+    p = counts / np.maximum(counts.sum(axis=-1, keepdims=True), 1.0)
+    smoothed = p @ kernel  # the kernel is symmetric
+    return smoothed / smoothed.sum(axis=-1, keepdims=True)
+
+
+@lru_cache(maxsize=1)
+def _smoothing_kernel() -> np.ndarray:
+    return _kernel(ab_bins())
+
+
+def _kernel(centres: np.ndarray) -> np.ndarray:
     d2 = ((centres[:, None, :] - centres[None, :, :]) ** 2).sum(-1)
-    kernel = np.exp(-d2 / (2 * PRIOR_SIGMA**2))
-    smoothed = kernel @ p
-    return smoothed / smoothed.sum()
+    return np.exp(-d2 / (2 * PRIOR_SIGMA**2))
 
 
 def rebalancing_weights(prior: np.ndarray, lam: float = REBALANCE_LAMBDA) -> np.ndarray:

@@ -5,7 +5,8 @@ computed from and the command that computes them again::
 
     python -m restorebench.tasks.colorize.prior /data/BSDS400 /data/T91
 
-The prior gives the class-rebalancing weights (training, and the ``auc_rebal`` metric);
+The prior gives the class-rebalancing weights of training (the ``auc_rebal`` metric weighs by the
+evaluated set's own class distribution instead);
 the mean ab is the ``colorize/mean_ab`` baseline's colour.
 """
 

@@ -60,10 +60,16 @@ def hole_ssim(restored: np.ndarray, clean: np.ndarray, degraded: Degraded) -> fl
     return float(smap[centres].mean())
 
 
-for _name, _fn, _higher, _text in (
-    ("l1", l1, False, "mean absolute error, whole image, [0, 1] scale, 8-bit outputs"),
-    ("hole_l1", hole_l1, False, "mean absolute error inside the holes (mask == 0)"),
-    ("hole_psnr", hole_psnr, True, "PSNR of the hole pixels only (MSE over the holes), data range 1"),
-    ("hole_ssim", hole_ssim, True, "SSIM map (11x11 Gaussian, valid region) averaged over windows centred in a hole"),
+for _name, _fn, _direction, _unit, _text in (
+    ("l1", l1, "lower", "", "mean absolute error, whole image, [0, 1] scale, 8-bit outputs"),
+    ("hole_l1", hole_l1, "lower", "", "mean absolute error inside the holes (mask == 0), [0, 1] scale"),
+    ("hole_psnr", hole_psnr, "higher", "dB", "PSNR of the hole pixels only (MSE over the holes), data range 1"),
+    (
+        "hole_ssim",
+        hole_ssim,
+        "higher",
+        "",
+        "SSIM map (11x11 Gaussian, valid region) averaged over windows centred in a hole",
+    ),
 ):
-    register(Metric(_name, _fn, "1", _higher, _text))
+    register(Metric(_name, _fn, "1", _direction, _text, unit=_unit))

@@ -166,10 +166,11 @@ WINGS = {
     "data": {"core"},
     "score": {"core"},
     "neural": {"core"},
-    "report": {"core"},
-    "track": {"core", "report"},
-    "run": {"core", "data", "score", "neural", "report", "track"},
-    "commands": {"core", "data", "run", "neural", "track", "report"},
+    "results": {"core"},
+    "report": {"core", "results"},
+    "track": {"core", "report", "results"},
+    "run": {"core", "data", "score", "neural", "results", "report", "track"},
+    "commands": {"core", "data", "run", "neural", "results", "track", "report"},
 }
 
 

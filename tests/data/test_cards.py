@@ -16,7 +16,8 @@ from restorebench.core.build import build_source
 from restorebench.core.errors import UserError
 from restorebench.data.cards import builtin_cards, load_card
 from restorebench.report.files import write_report
-from restorebench.report.leaderboard import leaderboard, to_markdown
+from restorebench.report.leaderboard import to_markdown
+from restorebench.results.board import build_leaderboard
 from restorebench.run.pipeline import RunOptions, run_suite
 from tests import REPO
 from tests.runs import cli
@@ -109,16 +110,16 @@ def test_a_verified_copy_is_scored_with_the_published_number_beside_ours(fake_se
     results = summary.results
     assert sorted(results["image"].unique()) == ["alpha_GT", "beta", "gamma"]
     assert set(results["dataset_check"]) == {"verified (pixels of 3 files)"}
-    board = leaderboard(results).set_index("method")
+    board = build_leaderboard(results).table.set_index("method")
     ours = results[(results["method"] == "superres/bicubic") & (results["metric"] == "psnr_y")]["value"].mean()
     row = board.loc["superres/bicubic"]
     assert row["published_metric"] == "psnr_y" and row["published"] == PUBLISHED
     assert row["delta_published"] == pytest.approx(ours - PUBLISHED)
     assert row["published_source"] == "A. Tester, Journal of Tests 2026"
     assert np.isnan(board.loc["superres/nearest", "published"])  # nothing published for it
-    markdown = to_markdown(leaderboard(results))
+    markdown = to_markdown(build_leaderboard(results))
     assert "dataset card: verified (pixels of 3 files)." in markdown
-    assert "| published_metric | published | delta_published |" in markdown.replace("gap_db | ", "")
+    assert "| gap (dB) | published_metric | published | delta_published |" in markdown
     assert "- A. Tester, Journal of Tests 2026" in markdown
     written = write_report(results, tmp_path / "report", ["csv", "html"], run_dir=tmp_path / "run")
     csv_text = next(p for p in written if p.suffix == ".csv").read_text()
@@ -152,8 +153,8 @@ def test_allow_mismatch_scores_the_copy_marked_and_without_published_numbers(fak
     summary = _run(tmp_path, f"card:{card}?root={root}&allow_mismatch=true")
     assert summary.failed == 0 and summary.results["image"].nunique() == 3
     assert set(summary.results["dataset_check"]) == {"differs from card: 1 of 3 files"}
-    board = leaderboard(summary.results)
-    assert board["published"].isna().all()
+    board = build_leaderboard(summary.results)
+    assert board.table["published"].isna().all()
     assert "**Not comparable with published numbers:** dataset card: differs from card" in to_markdown(board)
 
 

@@ -70,3 +70,41 @@ def test_inputs_and_metrics_are_bit_identical_on_every_executor(image_folder, tm
         assert summary.failed == 0, (name, summary.errors)
         pd.testing.assert_series_equal(_values(summary.results), _values(reference.results), check_exact=True)
         assert _inputs(summary.run_dir) == inputs, name
+
+
+def _colorize(images: Path, out: Path, **extra):
+    from restorebench.run.pipeline import RunOptions, run_suite
+
+    options = RunOptions(
+        tasks=("colorize",),
+        datasets=(f"folder:{images}",),
+        degradations=("gray",),
+        methods=("colorize/gray", "colorize/mean_ab"),
+        out=out,
+        tracking=False,
+        use_cache=False,
+        **extra,
+    )
+    return run_suite(options)
+
+
+def test_set_level_values_are_bit_identical_on_every_executor(image_folder, tmp_path):
+    """The pooled and class-balanced AuCs (set-level: each image's statistics, reduced per
+    group on the driver) are the same bits in-process, on Ray with two workers, and on a rerun."""
+    runs = {
+        "in-process": _colorize(image_folder, tmp_path / "local", executor="local"),
+        "two workers": _colorize(image_folder, tmp_path / "two", executor="ray", num_cpus=2),
+        "rerun": _colorize(image_folder, tmp_path / "rerun", executor="local"),
+    }
+    reference = runs["in-process"]
+    values = reference.board.values.set_index(["method", "metric"])["value"]
+    assert values[("colorize/gray", "auc_rebal")] < values[("colorize/gray", "auc")]  # gray loses on rare colours
+    stats = reference.results.dropna(subset=["stats"])
+    assert set(stats["metric"]) == {"auc", "auc_rebal"} and len(stats) == 2 * 2 * 2  # methods x images x metrics
+    for name, summary in runs.items():
+        assert summary.failed == 0 and len(summary.skipped) == 2, (name, summary.errors)  # the gray camera
+        pd.testing.assert_frame_equal(summary.board.values, reference.board.values, check_exact=True)
+        pd.testing.assert_series_equal(_values(summary.results), _values(reference.results), check_exact=True)
+        mine = summary.results.dropna(subset=["stats"]).set_index(["unit_id", "metric"]).sort_index()["stats"]
+        theirs = stats.set_index(["unit_id", "metric"]).sort_index()["stats"]
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(mine, theirs)), name

@@ -106,3 +106,73 @@ def test_every_image_loads_in_the_browser(chromium, page, tmp_path):
     assert total is not None, f"the page's image counter did not run: {parser.body}"
     assert int(total) > 0
     assert loaded == total
+
+
+class _Figures(HTMLParser):
+    """Each figure's metric attributes and caption, and each table header's text and attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: list[dict[str, str | None]] = []
+        self.headers: list[dict[str, str | None]] = []
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "figure":
+            self.figures.append({**dict(attrs), "caption": ""})
+        elif tag == "figcaption":
+            self._in = "caption"
+        elif tag == "th":
+            self.headers.append({**dict(attrs), "text": ""})
+            self._in = "th"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("figcaption", "th"):
+            self._in = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in == "caption":
+            self.figures[-1]["caption"] += data
+        elif self._in == "th":
+            self.headers[-1]["text"] += data
+
+
+def test_plots_and_labels_carry_each_metrics_own_unit(chromium, image_folder, tmp_path):
+    """A report of a denoising (PSNR, dB) and a colorization (AuC, no unit) block, as the
+    browser builds it: each plot says its metric and unit, and no AuC is labelled in dB."""
+    from restorebench.report.files import write_report
+    from restorebench.run.pipeline import RunOptions, run_suite
+
+    suite = tmp_path / "two.yaml"
+    suite.write_text(
+        "name: two\ntasks:\n"
+        f"  - task: denoise\n    datasets: ['folder:{image_folder}']\n"
+        "    degradations: ['gaussian?sigma=25']\n    methods: [denoise/median, denoise/box]\n"
+        f"  - task: colorize\n    datasets: ['folder:{image_folder}']\n"
+        "    degradations: [gray]\n    methods: [colorize/gray, colorize/mean_ab]\n"
+    )
+    summary = run_suite(RunOptions(suite=str(suite), out=tmp_path / "run", executor="local", tracking=False))
+    page = write_report(summary.results, tmp_path / "run" / "report", ["html"], board=summary.board)[0]
+    done = _chromium(chromium, tmp_path / "profile", "--virtual-time-budget=10000", "--dump-dom", page.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = _Figures()
+    dom.feed(done.stdout)
+
+    plots = {(f["data-metric"], f["caption"].split(":")[0]) for f in dom.figures if f.get("data-metric")}
+    assert {("psnr", "denoise"), ("auc_rebal", "colorize")} <= plots
+    for figure in dom.figures:
+        metric, unit, caption = figure.get("data-metric"), figure.get("data-unit"), figure["caption"]
+        if metric == "psnr":
+            assert unit == "dB" and ("psnr (dB)" in caption or "against" not in caption)
+        elif metric == "auc_rebal":
+            assert unit == "" and "dB" not in caption
+    runtime = [f["caption"] for f in dom.figures if "against runtime" in f["caption"]]
+    assert any(c.startswith("denoise: mean psnr (dB)") for c in runtime)
+    assert any(c.startswith("colorize: mean auc_rebal against") for c in runtime)
+    heads = {h.get("data-metric"): h for h in dom.headers if h.get("data-metric")}
+    assert heads["psnr"]["text"] == "psnr ↑ (dB)" and heads["psnr"]["data-unit"] == "dB"
+    assert heads["auc_rebal"]["text"] == "auc_rebal ↑" and "set's pixels" in heads["auc_rebal"]["title"]
+    assert heads["colorfulness_gap"]["text"] == "colorfulness_gap →0"
+    assert heads["saturation"]["text"] == "saturation" and "descriptive" in heads["saturation"]["title"]
+    gaps = [h["text"] for h in dom.headers if h["text"].startswith("gap")]
+    assert "gap (dB)" in gaps and "gap" in gaps  # denoise's in dB, colorize's (AuC) without a unit

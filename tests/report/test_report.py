@@ -13,7 +13,8 @@ import pytest
 
 from restorebench.report.figures import Level, degradation_level
 from restorebench.report.files import write_report
-from restorebench.report.leaderboard import leaderboard, to_markdown
+from restorebench.report.leaderboard import to_markdown
+from restorebench.results.board import build_leaderboard
 from restorebench.run.pipeline import RunOptions, run_suite
 
 METHODS = ("denoise/identity", "denoise/median", "denoise/box")
@@ -123,9 +124,9 @@ def _assert_image(data: bytes, fmt: str) -> None:
 
 def test_markdown_and_csv_are_unchanged_by_html(report):
     results, out = report
-    board = leaderboard(results)
+    board = build_leaderboard(results)
     assert (out / "LEADERBOARD.md").read_text() == to_markdown(board)
-    assert (out / "leaderboard.csv").read_text() == board.to_csv(index=False, float_format="%.6g")
+    assert (out / "leaderboard.csv").read_text() == board.table.to_csv(index=False, float_format="%.6g")
 
 
 def test_missing_samples_and_metrics_do_not_break_the_page(report, tmp_path):
@@ -161,6 +162,8 @@ def test_regenerating_removes_figures_the_new_report_does_not_write(report):
 
 def test_html_marks_neural_and_non_blind_methods():
     from restorebench.report.html import table_html
+    from restorebench.results.board import Leaderboard
+    from restorebench.results.groups import metric_of
 
     frame = pd.DataFrame(
         {
@@ -174,8 +177,10 @@ def test_html_marks_neural_and_non_blind_methods():
             "psnr": [30.0, float("nan")],
         }
     )
-    html = table_html(frame, "denoise", "d", "g")
+    board = Leaderboard(frame, pd.DataFrame(), {"psnr": metric_of("psnr")}, {"denoise": "psnr"})
+    html = table_html(frame, "denoise", "d", "g", board)
     assert 'class="rank-1 neural" data-method="denoise/dncnn"' in html
+    assert '<th data-metric="psnr" data-unit="dB"' in html and ">psnr ↑ (dB)</th>" in html
     assert 'class="rank-2 nonblind" data-method="denoise/box"' in html
     assert '<td class="num">-</td>' in html  # a missing metric
 
@@ -268,3 +273,38 @@ def test_baseline_kernels_are_normalised_low_pass_filters():
         assert kernel.sum() == pytest.approx(1.0), name
         response = fp.frequency_response(kernel)
         assert response.max() == pytest.approx(1.0) and response[32, 32] == pytest.approx(1.0), name
+
+
+def test_plot_axes_and_sample_labels_say_the_metrics_unit_and_direction(tmp_path):
+    from restorebench.report.figures import runtime_figure, sample_figure
+    from restorebench.report.samples import write_png
+    from restorebench.results.groups import metric_of
+
+    board = pd.DataFrame(
+        {
+            "dataset": "d",
+            "degradation": ["gaussian?sigma=25", "gaussian?sigma=50"],
+            "method": "m",
+            "rank": [1, 1],
+            "runtime_ms_per_mp": [10.0, 12.0],
+            "psnr": [30.0, 27.0],
+            "auc_rebal": [0.7, 0.6],
+            "hole_l1": [0.05, 0.08],
+        }
+    )
+    labels = {
+        name: runtime_figure(board, metric_of(name)).axes[0].get_ylabel() for name in ("psnr", "auc_rebal", "hole_l1")
+    }
+    assert labels == {
+        "psnr": "psnr (dB, higher is better)",
+        "auc_rebal": "auc_rebal (higher is better)",
+        "hole_l1": "hole_l1 (lower is better)",
+    }
+    crop = np.zeros((8, 8, 3), np.uint8)
+    for name in ("clean", "degraded", "method-m"):
+        write_png(tmp_path / f"{name}.png", crop)
+    titles = {
+        name: sample_figure(tmp_path, ["m"], {"m": value}, metric_of(name)).axes[2].get_title()
+        for name, value in (("psnr", 27.3149), ("auc_rebal", 0.73456))
+    }
+    assert titles == {"psnr": "m\npsnr 27.31 dB", "auc_rebal": "m\nauc_rebal 0.7346"}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from restorebench.neural.checkpoints import save_checkpoint
-from restorebench.report.leaderboard import leaderboard
+from restorebench.results.board import build_leaderboard
 from tests.runs import denoise_run
 
 IMPOSTOR = """
@@ -51,7 +51,7 @@ def test_a_plugin_named_like_a_builtin_never_shares_its_cached_scores(image_fold
 
 def test_a_plugin_and_the_builtin_it_imitates_get_two_rows(image_folder, tmp_path, impostor):
     both = denoise_run(image_folder, tmp_path / "both", ("denoise/median", impostor))
-    board = leaderboard(both.results)
+    board = build_leaderboard(both.results).table
     assert sorted(board["method"]) == ["denoise/median", "denoise/median@impostor.Median"]
     assert both.computed == 6
 
@@ -73,7 +73,7 @@ def test_two_checkpoints_of_one_method_are_two_rows_never_averaged(image_folder,
     summary = denoise_run(
         image_folder, tmp_path / "run", ("denoise/dncnn?channels=rgb", f"denoise/dncnn?channels=rgb&checkpoint={other}")
     )
-    board = leaderboard(summary.results)
+    board = build_leaderboard(summary.results).table
     labels = sorted(board["method"])
     assert len(labels) == 2 and labels[0] == "denoise/dncnn?channels=rgb"
     assert labels[1].startswith("denoise/dncnn?channels=rgb@") and len(labels[1].split("@")[1]) == 8

@@ -54,6 +54,32 @@ def test_parent_and_child_runs_carry_the_results(logged_run):
     assert {"leaderboard/LEADERBOARD.md", "leaderboard/leaderboard.csv"} <= board
 
 
+def test_a_set_level_metric_is_logged_as_the_groups_value(image_folder, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    summary = run_suite(
+        RunOptions(
+            tasks=("colorize",),
+            datasets=(f"folder:{image_folder}",),
+            degradations=("gray",),
+            methods=("colorize/gray",),
+            out=tmp_path / "run",
+            executor="local",
+            tracking_uri=uri,
+        )
+    )
+    client = MlflowClient(tracking_uri=uri)
+    (child,) = _children(client, summary.mlflow_run_id)
+    values = summary.board.values.set_index("metric")
+    rows = summary.results[summary.results["metric"] == "auc_rebal"]
+    assert child.data.metrics["auc_rebal"] == values.loc["auc_rebal", "value"]  # the set's, as the leaderboard's
+    assert child.data.metrics["auc_rebal_mean"] == pytest.approx(rows["value"].mean(), rel=1e-12)  # per image
+    assert child.data.metrics["auc_rebal"] != pytest.approx(child.data.metrics["auc_rebal_mean"], abs=1e-6)
+    assert "colorfulness" not in child.data.metrics and "colorfulness_mean" in child.data.metrics
+    assert child.data.params["rank_metric"] == "auc_rebal"
+
+
 def test_unreachable_mlflow_keeps_the_results(image_folder, tmp_path):
     summary = run_suite(
         RunOptions(

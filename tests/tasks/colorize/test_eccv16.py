@@ -10,7 +10,7 @@ from restorebench.commands.convert import convert_weights
 from restorebench.core.build import build_degradation, build_method
 from restorebench.core.errors import SkipUnit, UserError
 from restorebench.neural.checkpoints import save_checkpoint
-from restorebench.report.leaderboard import leaderboard
+from restorebench.results.board import build_leaderboard
 from restorebench.run.pipeline import RunOptions, run_suite
 from restorebench.tasks.colorize.color import ab_bins
 from restorebench.tasks.colorize.models import ECCV16
@@ -151,7 +151,7 @@ def test_the_task_end_to_end(tiny, image_folder, tmp_path):
     )
     assert summary.failed == 0 and len(summary.skipped) == 3  # b_camera.png is gray, for each method
     assert all("b_camera.png: a gray image" in s for s in summary.skipped)
-    board = leaderboard(summary.results).set_index("method")
+    board = build_leaderboard(summary.results).table.set_index("method")
     assert (board["images"] == 2).all()
     assert board.loc["colorize/gray", "colorfulness"] < 1 and board.loc["colorize/gray", "saturation"] < 0.01
     for column in ("auc", "auc_rebal", "psnr", "ab_hist_iou", "colorfulness_gap"):

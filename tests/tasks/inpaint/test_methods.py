@@ -11,7 +11,7 @@ import torch
 
 from restorebench.core.build import build_degradation, build_method
 from restorebench.neural.checkpoints import save_checkpoint
-from restorebench.report.leaderboard import leaderboard
+from restorebench.results.board import build_leaderboard
 from restorebench.run.pipeline import RunOptions, run_suite
 from restorebench.tasks.inpaint.models import InpaintVAE, PConvUNet, telea_fill
 
@@ -131,7 +131,7 @@ def test_a_run_reports_each_bin_and_the_vaes_mean_and_oracle(tiny_checkpoints, i
         )
     )
     assert summary.failed == 0 and summary.computed == 3 * 2 * 3
-    board = leaderboard(summary.results)
+    board = build_leaderboard(summary.results).table
     assert set(board["degradation"]) == {"mask?ratio=0.1-0.2", "mask?ratio=0.4-0.5"}
     for column in ("psnr", "ssim", "l1", "hole_psnr", "hole_ssim", "hole_l1"):
         assert board[column].notna().all(), column
