@@ -14,6 +14,7 @@ from typing import Any
 
 from restorebench.core.metric import Metric
 from restorebench.results.board import FIXED, PUBLISHED, Leaderboard
+from restorebench.results.groups import ORACLE
 
 
 def header(column: str, board: Leaderboard, table: Any = None) -> str:
@@ -97,6 +98,8 @@ def metrics_legend(board: Leaderboard, metrics: Sequence[Metric] | None = None) 
     """One line per metric shown: its unit, direction and aggregation."""
     lines = []
     for m in metrics if metrics is not None else board.metrics.values():
+        if m.name.startswith(ORACLE):  # the same meaning as its metric's; the footnote says what an oracle is
+            continue
         unit = f"{m.unit}; " if m.unit else ""
         lines.append(f"- `{m.name}`: {unit}{m.direction_text()}; {m.aggregation_text()}.")
     return lines

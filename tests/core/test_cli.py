@@ -44,6 +44,31 @@ def test_list_methods_shows_parameters_with_defaults_and_json():
     assert degradations["gaussian"]["level"] == "sigma"
 
 
+def test_list_metrics_says_what_each_number_means():
+    lines = {line.split()[0]: line for line in cli("list", "metrics").stdout.splitlines()[1:]}
+    assert "higher is better" in lines["psnr"] and " dB " in lines["psnr"] and "mean over images" in lines["psnr"]
+    assert "lower is better" in lines["hole_l1"]
+    assert "closer to 0 is better" in lines["colorfulness_gap"]
+    assert "descriptive (not ranked)" in lines["saturation"]
+    assert "pooled over every pixel of the set" in lines["auc"]
+    assert "auc_rebal[?prior=FILE]" in lines
+    records = {r["name"]: r for r in json.loads(cli("list", "metrics", "--json").stdout)}
+    assert records["psnr"] | {"description": ""} == {
+        "name": "psnr",
+        "version": "v1",
+        "direction": "higher",
+        "target": None,
+        "unit": "dB",
+        "aggregation": "mean",
+        "aggregation_detail": "mean over images",
+        "parameters": "",
+        "description": "",
+    }
+    assert (records["colorfulness_gap"]["direction"], records["colorfulness_gap"]["target"]) == ("target", 0.0)
+    assert (records["auc_rebal"]["aggregation"], records["auc_rebal"]["version"]) == ("set", "v2")
+    assert records["saturation"]["direction"] == "none"
+
+
 def test_list_without_an_argument_lists_what_can_be_listed():
     result = cli("list")
     assert result.returncode == 0
