@@ -11,9 +11,10 @@ their statistics); ``delta`` = CAND - BASE gets a 95 % percentile bootstrap CI (
 resampled with replacement, ``np.random.default_rng(seed)``, the same seed for every row so
 a row's CI does not depend on the others; a set-level metric resamples the images'
 statistics). The verdict reads the metric's declared direction through its ``gain``, the
-improvement in the metric's own units (delta for higher-is-better, -delta for
-lower-is-better, the shrinking of the distance to the target for target metrics such as
-``colorfulness_gap``): ``worse`` when gain < -tolerance and the gain's CI lies below 0;
+improvement in the metric's own units, as the leaderboard ranks: the mean over paired images
+of each image's improvement (its delta for higher-is-better, minus it for lower-is-better, how
+much nearer the target for a target metric such as ``colorfulness_gap``), or for a set-level
+metric the improvement of the set's value; ``worse`` when gain < -tolerance and the gain's CI lies below 0;
 ``better`` when gain > tolerance and its CI lies above 0; ``same`` otherwise. A descriptive
 statistic (``saturation``) is shown with its delta and never gated (``descriptive``). The
 tolerance is in the metric's own units (dB for PSNR); its default, 0.05, is below what

@@ -82,20 +82,23 @@ def _colorize(images: Path, out: Path, **extra):
         methods=("colorize/gray", "colorize/mean_ab"),
         out=out,
         tracking=False,
-        use_cache=False,
-        **extra,
+        **{"use_cache": False, **extra},
     )
     return run_suite(options)
 
 
 def test_set_level_values_are_bit_identical_on_every_executor(image_folder, tmp_path):
     """The pooled and class-balanced AuCs (set-level: each image's statistics, reduced per
-    group on the driver) are the same bits in-process, on Ray with two workers, and on a rerun."""
+    group on the driver) are the same bits in-process, on Ray with two workers, on a rerun and
+    from the results cache."""
     runs = {
         "in-process": _colorize(image_folder, tmp_path / "local", executor="local"),
         "two workers": _colorize(image_folder, tmp_path / "two", executor="ray", num_cpus=2),
         "rerun": _colorize(image_folder, tmp_path / "rerun", executor="local"),
     }
+    _colorize(image_folder, tmp_path / "cache-fill", executor="local", use_cache=True)
+    runs["from the cache"] = _colorize(image_folder, tmp_path / "cached", executor="local", use_cache=True)
+    assert runs["from the cache"].from_cache == 2 * 2 and runs["from the cache"].computed == 0
     reference = runs["in-process"]
     values = reference.board.values.set_index(["method", "metric"])["value"]
     assert values[("colorize/gray", "auc_rebal")] < values[("colorize/gray", "auc")]  # gray loses on rare colours
