@@ -63,7 +63,8 @@ class Mirror:
                 self.push()
             except Exception as exc:
                 self._last_push = time.monotonic()
-                log.warning("could not push to %s (%s); retrying in %.0f s", self.uri, exc, self.every_s)
+                why = storage.cause(exc)
+                log.warning("could not push to %s (%s); retrying in %.0f s", self.uri, why, self.every_s)
 
     def push(self) -> int:
         """Sync the staging folder to the URI; returns how many files were written."""
@@ -99,7 +100,7 @@ def local_copy(text: str | Path) -> Path:
         try:
             data = storage.read_bytes(str(text))
         except ImageLoadError as exc:
-            raise UserError(str(exc), hint="check the URI, the endpoint and credentials") from None
+            raise UserError(str(exc), hint=storage.failure_hint(str(text))) from None
         path = target / str(text).rsplit("/", 1)[1]
         path.write_bytes(data)
         return path
