@@ -5,11 +5,14 @@ test set is, its licence and citation, where to get it, which files it holds (wi
 sizes and, where known, the SHA-256 of their decoded pixels) and results published on it.
 
 ``card:set5?root=DIR`` finds each file of the card under ``DIR`` (in any subfolder, by its
-name or one of the names other distributions give it) and checks it: present, of the
-card's size and channels, with the card's pixels. A copy that differs is refused file by
-file; ``allow_mismatch=true`` scores it anyway (the files that are there), and its
-leaderboard rows say that the copy differs and carry no published numbers. A card given
-as a path (``card:my_set.yaml?root=DIR``) works the same way.
+name, by the name a public copy the card knows gives it, e.g. the IRCNN test sets' ``01.tif``
+for McMaster's ``1.tif``, or with another image extension) and checks it: present once, of
+the card's size and channels, with the card's pixels. Where several files go by a file's
+names, the card's sizes or pixels pick the one; where they cannot, the copy is ambiguous.
+The verdict says which copy's names matched. A copy that differs is refused file by file;
+``allow_mismatch=true`` scores it anyway (the files that were found), and its leaderboard rows
+name the files not scored and those scored though they differ, and carry no published
+numbers. A card given as a path (``card:my_set.yaml?root=DIR``) works the same way.
 """
 
 from __future__ import annotations
@@ -20,11 +23,11 @@ from collections.abc import Iterator
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from restorebench.core.errors import ImageLoadError, UserError, choices
 from restorebench.core.interfaces import Degradation, ImageRef, Method, Params, Source
@@ -35,6 +38,8 @@ from restorebench.data.storage import LocalPath, absolute_path
 
 log = logging.getLogger(__name__)
 MAX_LISTED = 10  # mismatching files named in one message
+MAX_NAMED = 6  # files named, per kind, in a check's verdict
+LOSSY = (".jpg", ".jpeg")
 
 
 class CardFile(BaseModel):
@@ -47,6 +52,16 @@ class CardFile(BaseModel):
     width: int | None = None
     channels: int | None = None
     pixel_sha256: str | None = None
+
+
+class CardCopy(BaseModel):
+    """A public copy that names the card's files otherwise (the IRCNN test sets' ``Set18/01.tif``
+    for McMaster's ``1.tif``): ``names`` maps a card file to its name there; files not listed
+    keep the card's name. A folder's verdict says which copy's names it matched."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1)
+    names: dict[str, str] = {}
 
 
 class Published(BaseModel):
@@ -75,6 +90,7 @@ class Card(BaseModel):
     get: str
     reader: str | None = None  # a source reference (``{root}`` filled in) for files that are not images
     files: tuple[CardFile, ...]
+    copies: tuple[CardCopy, ...] = ()
     published: tuple[Published, ...] = ()
     notes: str = ""
 
@@ -86,6 +102,20 @@ class Card(BaseModel):
         if twice:
             raise ValueError(f"files listed twice: {', '.join(twice)}")
         return files
+
+    @model_validator(mode="after")
+    def _copies_name_card_files(self) -> Card:
+        files = {f.file for f in self.files}
+        for copy in self.copies:
+            unknown = sorted(set(copy.names) - files)
+            if unknown:
+                raise ValueError(f"copy {copy.name!r} renames files the card does not list: {', '.join(unknown)}")
+        return self
+
+    def names(self, entry: CardFile) -> list[tuple[str, str]]:
+        """(naming, name) of one file: the card's, each copy's, and its ``also`` names."""
+        copies = [(c.name, c.names.get(entry.file, entry.file)) for c in self.copies]
+        return [("card", entry.file), *copies, *(("also", n) for n in entry.also)]
 
     @property
     def checks(self) -> str:
@@ -184,14 +214,14 @@ class CardSource(Source):
                 "are not image files)",
                 hint=self.card.notes.strip() or None,
             )
-        found, problems = self._locate(root)
+        found, matched, problems = self._locate(root)
         refs: list[ImageRef] = []
         if self.card.reader is None:
             for entry, path in found.items():
                 try:
                     pixels = decode_array(path.read_bytes(), str(path))
                 except (OSError, ImageLoadError) as exc:
-                    problems.append(f"{entry.file}: cannot read {path}: {exc}")
+                    problems.append(_Problem(entry.file, "unreadable", f"{entry.file}: cannot read {path}: {exc}"))
                     continue
                 problem = _compare(entry, path, pixels)
                 if problem:
@@ -199,11 +229,13 @@ class CardSource(Source):
                 refs.append(ImageRef(self.ref, Path(entry.file).stem, pixel_sha256(pixels), str(path)))
         elif not problems:  # the reader needs the card's files
             refs = [replace(r, dataset=self.ref) for r in self.reader.list_images()]
-        self.check = _check_label(self.card, problems)
+        order = {f.file: i for i, f in enumerate(self.card.files)}
+        problems.sort(key=lambda p: order[p.file])
+        self.check = _check_label(self.card, problems, matched)
         if problems and (not self.params.allow_mismatch or self.card.reader is not None):
             raise UserError(
                 f"your copy of {self.card.title} in {root} differs from its card ({len(problems)} of "
-                f"{len(self.card.files)} files):\n  " + "\n  ".join(_shown(problems)),
+                f"{len(self.card.files)} files):\n  " + "\n  ".join(_shown([p.detail for p in problems])),
                 hint="get the files the card names (restorebench list datasets)"
                 + (
                     ""
@@ -216,30 +248,37 @@ class CardSource(Source):
             log.warning("%s: %s; scored anyway (allow_mismatch=true)", self.card.name, self.check)
         return refs
 
-    def _locate(self, root: Path) -> tuple[dict[CardFile, Path], list[str]]:
-        """Each card file's path under ``root``, by its name or another name it goes by."""
-        index: dict[str, list[Path]] = {}
+    def _locate(self, root: Path) -> tuple[dict[CardFile, Path], str, list[_Problem]]:
+        """Each card file's path under ``root`` (by any name the card knows it by; the card's
+        sizes or pixels pick among several), which copy's names matched, and what is wrong."""
+        index: dict[str, list[Path]] = {}  # by name, and an image also by stem (another extension)
         for path in _files_under(root):
             index.setdefault(path.name.lower(), []).append(path)
             if path.suffix.lower() in IMAGE_EXTENSIONS:
-                index.setdefault(path.stem.lower(), []).append(path)
-        found, problems = {}, []
+                index.setdefault("\0" + path.stem.lower(), []).append(path)
+        found, how, problems = {}, {}, []  # how: the namings that call each found file as it is called
         for entry in self.card.files:
-            names = [entry.file, *entry.also]
-            candidates = [entry.file.lower(), *(n.lower() for n in entry.also)]
-            if Path(entry.file).suffix.lower() in IMAGE_EXTENSIONS:  # the same pixels as another format
-                candidates += [Path(n).stem.lower() for n in names]
-            hits = sorted({p for c in candidates for p in index.get(c, [])})
-            if not hits:
-                problems.append(f"{entry.file}: missing (looked for {' or '.join(names)} under {root})")
-            elif len(hits) > 1:
+            names = self.card.names(entry)
+            hits = sorted({p for _, n in names for p in _named(n, index)})
+            fit = _fitting(entry, hits) if len(hits) > 1 else hits
+            if len(fit) == 1 and fit[0] not in found.values():
+                found[entry], how[entry] = fit[0], {k for k, n in names if fit[0] in _named(n, index)}
+            elif len(fit) == 1:  # one file cannot be two of the card's
+                other = next(e.file for e, p in found.items() if p == fit[0])
+                detail = f"{entry.file}: {fit[0].relative_to(root)} is already the card's {other}"
+                problems.append(_Problem(entry.file, "taken", detail))
+            elif not hits:
+                looked = " or ".join(dict.fromkeys(n for _, n in names))
                 problems.append(
-                    f"{entry.file}: {len(hits)} candidates ({', '.join(str(h.relative_to(root)) for h in hits[:4])}); "
-                    "point root at the folder of one copy"
+                    _Problem(entry.file, "missing", f"{entry.file}: missing (looked for {looked} under {root})")
                 )
             else:
-                found[entry] = hits[0]
-        return found, problems
+                shown = ", ".join(str(h.relative_to(root)) for h in hits[:4])
+                known = "pixels" if entry.pixel_sha256 else "size"
+                told = f", {len(fit) or 'none'} of them with the card's {known}" if _checked(entry) else ""
+                detail = f"{entry.file}: {len(hits)} candidates ({shown}){told}; point root at the folder of one copy"
+                problems.append(_Problem(entry.file, f"{len(hits)} candidates", detail))
+        return found, _matched_as(self.card, how), problems
 
     @property
     def reader(self) -> Source:
@@ -293,29 +332,88 @@ def _files_under(root: Path) -> Iterator[Path]:
             yield path
 
 
-def _compare(entry: CardFile, path: Path, pixels: np.ndarray) -> str:
-    """What differs between a file and its card entry ('' when nothing does)."""
+def _named(name: str, index: dict[str, list[Path]]) -> list[Path]:
+    """The files called ``name``, or (for an image name) an image of its stem."""
+    stem = index.get("\0" + Path(name).stem.lower(), []) if Path(name).suffix.lower() in IMAGE_EXTENSIONS else []
+    return index.get(name.lower(), []) + stem
+
+
+def _checked(entry: CardFile) -> bool:
+    return entry.height is not None or entry.channels is not None or entry.pixel_sha256 is not None
+
+
+def _fitting(entry: CardFile, paths: list[Path]) -> list[Path]:
+    """Of several files that go by one card file's names, those its sizes and pixels allow."""
+    return [p for p in paths if not _checked(entry) or _compare(entry, p, _pixels(p)) is None]
+
+
+def _pixels(path: Path) -> np.ndarray | None:
+    try:
+        return decode_array(path.read_bytes(), str(path))
+    except (OSError, ImageLoadError):
+        return None
+
+
+class _Problem(NamedTuple):
+    """What is wrong with one of the card's files in a copy."""
+
+    file: str  # the card's name for it
+    what: str  # a few words, for the verdict on the leaderboard
+    detail: str  # the line of the refusal
+    scored: bool = False  # found and read: scored under allow_mismatch
+
+
+def _compare(entry: CardFile, path: Path, pixels: np.ndarray | None) -> _Problem | None:
+    """What differs between a file and its card entry (None when nothing does)."""
+    if pixels is None:
+        return _Problem(entry.file, "unreadable", f"{entry.file}: cannot read {path}")
     height, width = pixels.shape[:2]
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    kinds = {1: "gray", 3: "colour"}
     if entry.height is not None and (height, width) != (entry.height, entry.width):
-        return f"{entry.file}: {path.name} is {width}x{height}, the card says {entry.width}x{entry.height}"
-    if entry.channels is not None and channels != entry.channels:
-        kinds = {1: "gray", 3: "colour"}
-        return (
-            f"{entry.file}: {path.name} is {kinds.get(channels, f'{channels}-channel')}, "
-            f"the card says {kinds.get(entry.channels, f'{entry.channels}-channel')}"
-        )
-    if pixels.dtype != np.uint8 and entry.pixel_sha256:
-        return f"{entry.file}: {path.name} holds {pixels.dtype} pixels, the card's are 8-bit"
-    if entry.pixel_sha256 and pixel_sha256(pixels) != entry.pixel_sha256:
-        return f"{entry.file}: the pixels of {path.name} differ from the card's (a re-encode or another version?)"
-    return ""
+        what, says = f"{width}x{height}", f"{path.name} is {width}x{height}, the card says {entry.width}x{entry.height}"
+    elif entry.channels is not None and channels != entry.channels:
+        what = kinds.get(channels, f"{channels}-channel")
+        says = f"{path.name} is {what}, the card says {kinds.get(entry.channels, f'{entry.channels}-channel')}"
+    elif path.suffix.lower() in LOSSY and Path(entry.file).suffix.lower() not in LOSSY:
+        what, says = "JPEG", f"{path.name} is a JPEG: a lossy copy of the card's {Path(entry.file).suffix} file"
+    elif pixels.dtype != np.uint8 and entry.pixel_sha256:
+        what, says = f"{pixels.dtype}", f"{path.name} holds {pixels.dtype} pixels, the card's are 8-bit"
+    elif entry.pixel_sha256 and pixel_sha256(pixels) != entry.pixel_sha256:
+        what = "pixels differ"
+        says = f"the pixels of {path.name} differ from the card's (a re-encode or another version?)"
+    else:
+        return None
+    return _Problem(entry.file, what, f"{entry.file}: {says}", scored=True)
 
 
-def _check_label(card: Card, problems: list[str]) -> str:
-    if problems:
-        return f"differs from card: {len(problems)} of {len(card.files)} files"
-    return f"verified ({card.checks} of {len(card.files)} files)"
+def _matched_as(card: Card, how: dict[CardFile, set[str]]) -> str:
+    """Which copy's names a folder matched ('' for the card's own names): the fewest
+    namings, in the card's order, that call every found file as it is called."""
+    order = ["card", *(c.name for c in card.copies), "also"]
+    picked, left = [], list(how.values())
+    while left:  # every found file has a naming that calls it as it is called
+        best = max(order, key=lambda k: (sum(k in ks for ks in left), -order.index(k)))
+        picked.append(best)
+        left = [ks for ks in left if best not in ks]
+    if picked in ([], ["card"]):
+        return ""
+    said = {"card": "the card's names", "also": "other distributions' names"}
+    return "matched as " + " and ".join(said.get(k, f"{k} names") for k in picked)
+
+
+def _check_label(card: Card, problems: list[_Problem], matched: str = "") -> str:
+    """The verdict shown above a leaderboard table and on each row: verified (and as which
+    copy), or which files differ, naming those not scored and those scored anyway."""
+    if not problems:
+        return f"verified ({card.checks} of {len(card.files)} files{'; ' + matched if matched else ''})"
+    parts = [f"differs from card: {len(problems)} of {len(card.files)} files"]
+    for scored, kind in ((False, "not scored"), (True, "scored though different")):
+        mine = [f"{p.file} ({p.what})" for p in problems if p.scored == scored]
+        if mine:
+            extra = f" and {len(mine) - MAX_NAMED} more" if len(mine) > MAX_NAMED else ""
+            parts.append(f"{kind}: {', '.join(mine[:MAX_NAMED])}{extra}")
+    return "; ".join(parts)
 
 
 def _shown(problems: list[str]) -> list[str]:

@@ -152,10 +152,32 @@ def test_allow_mismatch_scores_the_copy_marked_and_without_published_numbers(fak
     Image.fromarray(pixels).save(root / "nested" / "beta.png")
     summary = _run(tmp_path, f"card:{card}?root={root}&allow_mismatch=true")
     assert summary.failed == 0 and summary.results["image"].nunique() == 3
-    assert set(summary.results["dataset_check"]) == {"differs from card: 1 of 3 files"}
+    assert set(summary.results["dataset_check"]) == {
+        "differs from card: 1 of 3 files; scored though different: beta.png (pixels differ)"
+    }
     board = build_leaderboard(summary.results)
     assert board.table["published"].isna().all()
     assert "**Not comparable with published numbers:** dataset card: differs from card" in to_markdown(board)
+
+
+def test_a_copy_scored_anyway_names_the_files_skipped_and_those_that_differ(fake_set, tmp_path, caplog):
+    card, root = fake_set
+    nested = root / "nested"
+    pixels = _images()["beta.png"].copy()
+    pixels[0, 0] ^= 1  # altered
+    Image.fromarray(pixels).save(nested / "beta.png")
+    (root / "other").mkdir()
+    (root / "other" / "alpha_GT.bmp").write_bytes((nested / "alpha_GT.bmp").read_bytes())  # duplicated
+    with caplog.at_level("WARNING", logger="restorebench.data.cards"):
+        summary = _run(tmp_path, f"card:{card}?root={root}&allow_mismatch=true")
+    assert sorted(summary.results["image"].unique()) == ["beta", "gamma"]  # 2 of 3 scored
+    verdict = (
+        "differs from card: 2 of 3 files; not scored: alpha_GT.bmp (2 candidates); "
+        "scored though different: beta.png (pixels differ)"
+    )
+    assert set(summary.results["dataset_check"]) == {verdict}
+    assert f"dataset card: {verdict}." in to_markdown(build_leaderboard(summary.results))  # above the table
+    assert f"fake3: {verdict}; scored anyway" in caplog.text  # the run's warning
 
 
 def test_files_are_found_by_another_name_and_ambiguity_is_refused(fake_set, tmp_path):
@@ -170,6 +192,69 @@ def test_files_are_found_by_another_name_and_ambiguity_is_refused(fake_set, tmp_
         build_source(f"card:{card}?root={root}").list_images()
 
 
+def test_pixels_pick_among_files_of_one_name(fake_set):
+    card, root = fake_set
+    pixels = _images()["beta.png"].copy()
+    pixels[3, 3] ^= 8
+    (root / "other").mkdir()
+    Image.fromarray(pixels).save(root / "other" / "beta.png")  # same name, other pixels: not the card's
+    source = build_source(f"card:{card}?root={root}")
+    located = {r.key: r.locator for r in source.list_images()}
+    assert located["beta"] == str(root / "nested" / "beta.png")
+    assert source.check == "verified (pixels of 3 files)"
+
+
+def _mcmaster(folder, names, size=500):
+    """A McMaster-like copy: generated 500x500 colour images (never the real set) under ``names``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(18)
+    for name in names:
+        pixels = np.kron(rng.integers(0, 256, (size // 20, size // 20, 3)), np.ones((20, 20, 1))).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / name)
+
+
+IRCNN_NAMES = [f"{i:02d}.tif" for i in range(1, 19)]
+
+
+def test_a_zero_padded_public_copy_is_recognised_and_named(tmp_path):
+    _mcmaster(tmp_path / "testsets" / "Set18", IRCNN_NAMES)
+    source = build_source(f"card:mcmaster?root={tmp_path / 'testsets'}")
+    images = source.list_images()
+    assert [r.key for r in images] == [str(i) for i in range(1, 19)]  # the card's names, whatever the copy's
+    assert images[0].locator == str(tmp_path / "testsets" / "Set18" / "01.tif")
+    assert source.check == "verified (sizes of 18 files; matched as IRCNN Set18 names)"
+    plain = tmp_path / "plain"
+    _mcmaster(plain, [f"{i}.png" for i in range(1, 19)])  # the card's names, as PNG
+    other = build_source(f"card:mcmaster?root={plain}")
+    assert len(other.list_images()) == 18 and other.check == "verified (sizes of 18 files)"
+    (plain / "2.png").rename(plain / "02.png")
+    mixed = build_source(f"card:mcmaster?root={plain}")
+    assert len(mixed.list_images()) == 18
+    assert mixed.check == "verified (sizes of 18 files; matched as the card's names and IRCNN Set18 names)"
+
+
+def test_sizes_decide_between_names_and_an_ambiguous_copy_is_refused(tmp_path):
+    root = tmp_path / "Set18"
+    _mcmaster(root, IRCNN_NAMES)
+    _mcmaster(root / "thumbs", ["1.tif"], size=100)  # a 1.tif, but not McMaster's size
+    source = build_source(f"card:mcmaster?root={root}")
+    assert source.list_images()[0].locator == str(root / "01.tif")
+    assert source.check.startswith("verified (sizes of 18 files")
+    _mcmaster(root / "other", ["1.tif"])  # a second 500x500 1.tif: sizes cannot tell them apart
+    with pytest.raises(UserError) as info:
+        build_source(f"card:mcmaster?root={root}").list_images()
+    message = str(info.value)
+    assert "differs from its card (1 of 18 files)" in message
+    assert "1.tif: 3 candidates (01.tif, other/1.tif, thumbs/1.tif), 2 of them with the card's size; " in message
+    assert "point root at the folder of one copy" in message
+
+
+def test_a_jpeg_is_not_the_same_pixels(tmp_path):
+    _mcmaster(tmp_path, [*IRCNN_NAMES[1:], "01.jpg"])
+    with pytest.raises(UserError, match=r"1.tif: 01.jpg is a JPEG: a lossy copy of the card's .tif file"):
+        build_source(f"card:mcmaster?root={tmp_path}").list_images()
+
+
 def test_card_errors_say_what_to_do(tmp_path):
     with pytest.raises(UserError, match="no dataset card named 'set6'") as info:
         build_source(f"card:set6?root={tmp_path}")
@@ -182,6 +267,11 @@ def test_card_errors_say_what_to_do(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: Bad Name\ntitle: x\n")
     with pytest.raises(UserError, match=r"dataset card .*bad.yaml is not valid: name: String should match"):
+        build_source(f"card:{bad}?root={tmp_path}")
+    card = yaml.safe_load((builtin_cards()["mcmaster"]).read_text())
+    card["copies"][0]["names"]["19.tif"] = "019.tif"
+    bad.write_text(yaml.safe_dump(card))
+    with pytest.raises(UserError, match=r"copy 'IRCNN Set18' renames files the card does not list: 19.tif"):
         build_source(f"card:{bad}?root={tmp_path}")
 
 

@@ -88,6 +88,7 @@ def test_limit_takes_the_first_images_and_is_part_of_the_suite(image_folder, tmp
 
 def test_save_outputs_writes_the_scored_pixels_of_every_unit(image_folder, tmp_path):
     from restorebench.data.images import decode_array, read_image
+    from restorebench.run.outputs import output_name
     from restorebench.score.metrics import psnr
 
     out = tmp_path / "run"
@@ -98,7 +99,7 @@ def test_save_outputs_writes_the_scored_pixels_of_every_unit(image_folder, tmp_p
     rows = summary.results[summary.results["metric"] == "psnr"]
     for _, row in rows.iterrows():
         folder = out / "outputs" / slug(row["dataset"]) / "gaussian_sigma-25" / slug(row["method"])
-        png = folder / f"{row['image'].rsplit('.', 1)[0]}.png"
+        png = folder / output_name(row["image"])  # c_coffee.jpg -> c_coffee.jpg.png
         pixels = decode_array(png.read_bytes(), png.name)
         assert pixels.dtype == np.uint8  # denoise scores 8-bit outputs
         clean = read_image(image_folder / row["image"])
