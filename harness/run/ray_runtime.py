@@ -11,12 +11,16 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from restorebench.core.errors import UserError
+
+log = logging.getLogger(__name__)
 
 # Ray resolves a node IP of 127.0.0.1 to the machine's external address unless it runs
 # "without clusters" (its setting for Windows and macOS): then the GCS, raylets, the
@@ -32,12 +36,38 @@ def resolve_address(address: str | None) -> str | None:
 
 def start_local_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
     """Start a private local Ray whose every socket listens on 127.0.0.1, without the
-    head processes a run on one fixed node never uses (see :func:`_lean_head`)."""
+    head processes a run on one fixed node never uses.
+
+    That lean start patches Ray internals (:func:`_lean_hooks`). Where this Ray lacks one of
+    them, or its start fails with them in place (what was started is then stopped), Ray's own
+    ``ray.init`` starts it instead, on 127.0.0.1 only just the same, and one warning says so:
+    a few seconds slower, never a broken run.
+    """
     import ray
 
     options = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False, **kwargs}
-    options["_system_config"] = {**LEAN_SYSTEM_CONFIG, **options.get("_system_config", {})}
-    with _loopback_only(), _lean_head(), _quiet_auth_notice():
+    own_config = options.get("_system_config", {})
+    with _loopback_only(), _quiet_auth_notice():
+        hooks = _lean_hooks()
+        if isinstance(hooks, str):
+            reason = f"it lacks {hooks}"
+        else:
+            before = _descendants(os.getpid())
+            try:
+                with _patched(hooks):
+                    lean_config = {**LEAN_SYSTEM_CONFIG, **own_config}
+                    ray.init(address="local", num_cpus=num_cpus, **{**options, "_system_config": lean_config})
+                return
+            except Exception as exc:  # a changed internal: its TypeError, AttributeError, a timeout, ...
+                first = (str(exc).strip().splitlines() or [""])[0][:200]
+                reason = f"its start failed with them ({type(exc).__name__}: {first})"
+                _undo_failed_start(before)
+        log.warning(
+            "Ray %s does not take restorebench's fast private start (%s): starting it with Ray's own "
+            "ray.init instead, on 127.0.0.1 only as before, a few seconds slower",
+            ray.__version__,
+            reason,
+        )
         ray.init(address="local", num_cpus=num_cpus, **options)
 
 
@@ -55,8 +85,6 @@ def _quiet_auth_notice() -> Iterator[None]:
     """Ray (2.60 here) turns token authentication on for every new local cluster and says so
     on every run, with how to turn it off. A private head started and stopped by the run keeps it
     on (the token in ~/.ray, as Ray makes it); only the notice is dropped."""
-    import logging
-
     logger = logging.getLogger(_AUTH_LOGGER)
     logger.addFilter(_not_auth_notice)
     try:
@@ -88,32 +116,52 @@ LEAN_SYSTEM_CONFIG = {"task_events_report_interval_ms": 0, "worker_niceness": 0}
 _UNNEEDED_HEAD_PROCESSES = ("start_api_server", "start_monitor", "start_log_monitor")
 
 
-@contextlib.contextmanager
-def _lean_head() -> Iterator[None]:
-    """Skip :data:`_UNNEEDED_HEAD_PROCESSES`, start the dashboard agent minimal and wait for the
-    GCS's port and the raylet's registration promptly (:func:`_prompt_port_wait`,
-    :func:`_prompt_get_node`) while a private head starts (where this Ray has those hooks;
-    otherwise Ray starts as it would)."""
-    from ray._private import node, services, utils
-    from ray._private.node import Node
+def _lean_hooks() -> list[tuple[Any, str, Any, Any]] | str:
+    """(owner, attribute, Ray's original, its replacement) for each hook of :data:`LEAN_HOOKS`;
+    or, where this Ray lacks any of them, their names (then nothing is patched)."""
+    found, missing = [], []
+    for ref, make in LEAN_HOOKS.items():
+        where = _resolve(ref)
+        if where is None:
+            missing.append(ref)
+        elif make is not None:
+            owner, name = where
+            original = vars(owner)[name]
+            found.append((owner, name, original, make(original)))
+    return ", ".join(missing) if missing else found
 
-    saved = [(Node, name, Node.__dict__[name], _skip) for name in _UNNEEDED_HEAD_PROCESSES if name in Node.__dict__]
-    if hasattr(utils, "get_dashboard_dependency_error"):
-        saved.append((utils, "get_dashboard_dependency_error", utils.get_dashboard_dependency_error, _minimal))
-    if hasattr(services, "get_node"):
-        saved.append((services, "get_node", services.get_node, _prompt_get_node(services.get_node)))
-    if hasattr(services, _PYTHON_COMMAND):
-        original = getattr(services, _PYTHON_COMMAND)
-        saved.append((services, _PYTHON_COMMAND, original, _minimal_dashboard_agent(original)))
-    if hasattr(node, "wait_for_persisted_port"):
-        original = node.wait_for_persisted_port
-        saved.append((node, "wait_for_persisted_port", original, _prompt_port_wait(original)))
+
+def _resolve(ref: str) -> tuple[Any, str] | None:
+    """The owner and attribute name of ``"module:Class.attribute"``, None where this Ray lacks it
+    (an attribute of the class itself: one it inherits is not the one patched)."""
+    import importlib
+
+    module, _, path = ref.partition(":")
     try:
-        for owner, name, _, replacement in saved:
+        owner: Any = importlib.import_module(module)
+    except ImportError:
+        return None
+    *classes, name = path.split(".")
+    for cls in classes:
+        owner = vars(owner).get(cls)
+        if not isinstance(owner, type):
+            return None
+    return (owner, name) if callable(vars(owner).get(name)) else None
+
+
+def _replaced_by(replacement: Any) -> Any:
+    return lambda original: replacement
+
+
+@contextlib.contextmanager
+def _patched(hooks: list[tuple[Any, str, Any, Any]]) -> Iterator[None]:
+    """Ray with ``hooks`` in place, its own functions back afterwards (also after a failure)."""
+    try:
+        for owner, name, _, replacement in hooks:
             setattr(owner, name, replacement)
         yield
     finally:
-        for owner, name, original, _ in saved:
+        for owner, name, original, _ in hooks:
             setattr(owner, name, original)
 
 
@@ -198,6 +246,22 @@ def _prompt_port_wait(wait: Any) -> Any:
     return prompt
 
 
+# The Ray internals a lean start patches ("module:attribute" -> a function of Ray's original that
+# gives its replacement), as Ray 2.60 has them: the head processes a one-node run does not need
+# (:data:`_UNNEEDED_HEAD_PROCESSES`), the raylet's agents started minimal, the dashboard agent
+# without its modules (``get_all_modules``, replaced inside that agent by
+# :mod:`restorebench.run.minimal_agent`: only looked up here), and the prompt waits for the GCS's
+# port and the raylet's registration.
+LEAN_HOOKS: dict[str, Callable[[Any], Any] | None] = {
+    **{f"ray._private.node:Node.{name}": _replaced_by(_skip) for name in _UNNEEDED_HEAD_PROCESSES},
+    "ray._private.utils:get_dashboard_dependency_error": _replaced_by(_minimal),
+    f"ray._private.services:{_PYTHON_COMMAND}": _minimal_dashboard_agent,
+    "ray._private.services:get_node": _prompt_get_node,
+    "ray._private.node:wait_for_persisted_port": _prompt_port_wait,
+    "ray.dashboard.utils:get_all_modules": None,
+}
+
+
 def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
     """Start or join Ray for a run; True when this call started it (the run shuts it down)."""
     import ray
@@ -240,21 +304,108 @@ def _loopback_only() -> Iterator[None]:
             os.environ[_LOOPBACK_ENV] = old_env
 
 
+def _descendants(root: int) -> set[int]:
+    """The processes below ``root``, read from /proc (empty where there is none)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return set()
+    for entry in entries:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found: set[int] = set()
+    stack = list(children.get(root, []))
+    while stack:
+        pid = stack.pop()
+        if pid not in found:
+            found.add(pid)
+            stack += children.get(pid, [])
+    return found
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
+def _undo_failed_start(before: set[int]) -> None:
+    """After a failed ``ray.init``: reset this process's Ray state and kill, by process id, every
+    process the attempt started (its GCS, raylet, agents, workers), which Ray leaves running when
+    its start fails before ``ray.init`` returns."""
+    import ray
+
+    with contextlib.suppress(Exception):
+        ray.shutdown()
+    started = {pid for pid in _descendants(os.getpid()) - before if b"ray" in _command_line(pid)}
+    for pid in started:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in started:  # reap this process's own children (the rest are their parents' to reap)
+        with contextlib.suppress(OSError):
+            os.waitpid(pid, 0)
+
+
+def check_address(address: str | None) -> None:
+    """Before a run creates anything: the cluster it is to join (``--address`` or
+    ``$RAY_ADDRESS``) answers, and answers as Ray does; nothing to check for a private Ray
+    or ``auto``."""
+    address = resolve_address(address)
+    if address is not None and address != "auto":
+        _probe(address)
+
+
+_ADDRESS_HINT = "check the host and port (a head's GCS listens on 6379 by default, Ray Client on 10001)"
+# An HTTP/2 client preface and an empty SETTINGS frame: Ray's GCS and Ray Client servers speak
+# gRPC, whose HTTP/2 server answers with a SETTINGS frame (type 4) of its own.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
 def _probe(address: str) -> None:
-    """Fail within seconds when nothing answers at ``address`` (host:port or ray://host:port)."""
+    """Fail within seconds when nothing answers at ``address`` (host:port or ray://host:port),
+    or when what answers is not a gRPC server (Ray's GCS and Ray Client are): one line with
+    what was found, never Ray's own retries (20 s of log lines)."""
     target = address.removeprefix("ray://")
     host, sep, port = target.rpartition(":")
     if not sep or not port.isdigit():
         raise UserError(f"Ray address {address!r} is not host:port, ray://host:port or auto")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S):
-            pass
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S) as conn:
+            reply = b"" if os.environ.get("RAY_USE_TLS", "0") not in ("0", "") else _first_bytes(conn)
     except OSError as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
         raise UserError(
-            f"cannot reach the Ray cluster at {address}: {reason} (tried for {PROBE_TIMEOUT_S:g} s)",
-            hint="check the host and port (a head's GCS listens on 6379 by default, Ray Client on 10001)",
+            f"cannot reach the Ray cluster at {address}: {reason} (tried for {PROBE_TIMEOUT_S:g} s)", hint=_ADDRESS_HINT
         ) from None
+    if reply is not None and reply and not (len(reply) >= 4 and reply[3] == 4):
+        shown = reply.split(b"\r\n", 1)[0][:60].decode("ascii", "replace")
+        raise UserError(
+            f"cannot connect to the Ray cluster at {address}: something answers there, but not Ray "
+            f"(it replied {shown!r} to a gRPC handshake)",
+            hint=_ADDRESS_HINT,
+        )
+
+
+def _first_bytes(conn: socket.socket) -> bytes | None:
+    """What a server replies to an HTTP/2 preface (up to 64 bytes); None when it says nothing
+    within the probe's time (left for Ray to judge)."""
+    conn.settimeout(PROBE_TIMEOUT_S)
+    try:
+        conn.sendall(_H2_PREFACE)
+        data = conn.recv(64)
+    except TimeoutError:
+        return None
+    except OSError:
+        return b"(the connection was closed)"
+    return data or b"(the connection was closed)"
 
 
 def _connection_error(address: str, exc: Exception) -> str:

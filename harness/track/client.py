@@ -81,18 +81,26 @@ def store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# MLflow 3's UI opens an experiment without this tag on its GenAI overview ("no traces");
+# with it, on the runs table, where restorebench's parent and child runs are.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
 def experiment_id(client: Any, uri: str, name: str) -> str:
-    """The id of experiment ``name``, created (with artifacts beside a SQLite store) if missing."""
+    """The id of experiment ``name``, created (with artifacts beside a SQLite store) if missing,
+    and tagged as a model-development experiment (:data:`EXPERIMENT_KIND`) unless it says its kind."""
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=_artifact_root(uri))
-    except Exception:  # another process created it between the two calls
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
+    if exp is None:
+        try:
+            return client.create_experiment(name, artifact_location=_artifact_root(uri), tags=EXPERIMENT_KIND)
+        except Exception:  # another process created it between the two calls
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+    for key, value in EXPERIMENT_KIND.items():
+        if key not in exp.tags:  # one made before restorebench tagged it; a kind someone chose is kept
+            client.set_experiment_tag(exp.experiment_id, key, value)
+    return exp.experiment_id
 
 
 def git_commit() -> str:

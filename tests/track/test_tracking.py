@@ -220,3 +220,33 @@ def test_two_processes_creating_one_fresh_sqlite_store_both_log(image_folder, tm
     exp = client.get_experiment_by_name("restorebench").experiment_id
     parents = client.search_runs([exp], "tags.`restorebench.run_id` != ''")
     assert len(parents) == 2 and all(p.info.status == "FINISHED" for p in parents)
+
+
+def test_restorebenchs_experiments_open_on_the_runs_table(image_folder, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from restorebench.core.build import build_method
+    from restorebench.track.client import experiment_id
+    from restorebench.track.training import TrainingTracker
+
+    kind = "mlflow.experimentKind"  # MLflow 3's UI opens an experiment without it on the GenAI overview
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    # one made before restorebench tagged its experiments (its artifacts in tmp_path, not the working directory)
+    old = client.create_experiment("restorebench", artifact_location=(tmp_path / "artifacts").as_uri())
+    assert kind not in client.get_experiment(old).tags
+    summary = denoise_run(
+        image_folder, tmp_path / "run", ("denoise/identity",), degradations=("gaussian?sigma=5",), tracking_uri=uri
+    )
+    assert summary.tracking_error is None and client.get_run(summary.mlflow_run_id).info.experiment_id == old
+    recipe = build_method("denoise/dncnn").recipe()
+    training = TrainingTracker(uri, "denoise/dncnn", recipe, {"sources": ["folder:images"], "sha256": "0" * 64})
+    assert training.error is None and training.run_id  # a fresh experiment, created tagged
+    for name in ("restorebench", "restorebench-training"):
+        assert client.get_experiment_by_name(name).tags[kind] == "custom_model_development", name
+    # a kind someone chose for an experiment is theirs: only a missing one is set
+    chosen = client.create_experiment(
+        "chosen", artifact_location=(tmp_path / "chosen").as_uri(), tags={kind: "genai_development"}
+    )
+    assert experiment_id(client, uri, "chosen") == chosen
+    assert client.get_experiment(chosen).tags[kind] == "genai_development"
