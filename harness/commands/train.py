@@ -90,17 +90,15 @@ def train_method(
     """
     from restorebench.core.build import build_method
 
-    method = build_method(method_ref)
-    from restorebench.neural.inference import NeuralMethod
-
-    if not isinstance(method, NeuralMethod):
-        raise UserError(f"{method.qualified_name} is not a trainable neural method")
+    method = build_method(_trainable(method_ref))
     recipe = method.recipe()
+    target = checked_output(Path(out) if out else default_output(method))
     datasets = list(data) if data else list(recipe.default_data)
     images, keys, data_info = load_training_images(datasets)
+    if recipe.needs_colour:
+        images, keys = colour_only(images, keys, datasets, method.qualified_name)
     network = method.build_network(recipe.config)
     started_from = _start_from(init, network, recipe) if init is not None else None
-    target = Path(out) if out else method.training_output()
     command = " ".join(
         ["restorebench", "train", shlex.quote(method.build_ref)]
         + [f"--data {shlex.quote(d)}" for d in datasets]
@@ -158,6 +156,77 @@ def train_method(
     if run is not None:
         summary.mlflow_run_id, summary.tracking_error = run.finish(target, result)
     return summary
+
+
+def colour_only(images: list[np.ndarray], keys: list[str], datasets: list[str], method: str) -> tuple[list, list]:
+    """The colour images of a colorization recipe's data: gray ones (one channel, or three equal
+    ones) teach no colour and are left out with a warning; none left is a UserError."""
+    colour = [i for i, img in enumerate(images) if img.ndim == 3 and img.shape[2] == 3 and not _equal_channels(img)]
+    if not colour:
+        raise UserError(
+            f"{method} learns colours, but every one of the {len(images)} training images of "
+            f"{', '.join(datasets)} is gray",
+            hint="train on colour images, e.g. --data folder:../shared/data/train/BSDS400",
+        )
+    if len(colour) < len(images):
+        log.warning(
+            "%d of %d training images are gray and are left out: %s learns colours",
+            len(images) - len(colour),
+            len(images),
+            method,
+        )
+    return [images[i] for i in colour], [keys[i] for i in colour]
+
+
+def _equal_channels(img: np.ndarray) -> bool:
+    return bool(np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2]))
+
+
+def _trainable(method_ref: str) -> str:
+    """``method_ref`` when it names a neural method; else a UserError listing the ones that train."""
+    from restorebench.core.errors import choices
+    from restorebench.core.refs import Ref
+    from restorebench.core.registry import METHODS
+
+    name = Ref.parse(method_ref, what="method").name
+    neural = [n for n, cls in METHODS.items() if cls.kind == "neural"]
+    if name not in neural:
+        what = "a classical method, which has nothing to train" if name in METHODS else "not a method"
+        raise UserError(f"cannot train {name!r}: {what}; trainable methods: {choices(neural)}")
+    return method_ref
+
+
+def default_output(method: Any) -> Path:
+    """Where a checkpoint goes without ``--out``: a new file under ``runs/train/``, never the
+    committed checkpoint (``--out`` that path to replace it on purpose)."""
+    from datetime import datetime
+
+    from restorebench.core.refs import slug
+
+    stamp = f"{slug(method.build_ref)}-{datetime.now():%Y%m%d-%H%M%S}"
+    return Path("runs") / "train" / stamp / method.training_output().name
+
+
+def checked_output(target: Path) -> Path:
+    """``target`` if a checkpoint can be written there, checked before the first step (a
+    training run is minutes to hours): a ``.safetensors`` file in a folder that can be made."""
+    if target.is_dir():
+        raise UserError(f"--out {target} is a folder", hint=f"give a file, e.g. {target / 'model.safetensors'}")
+    if target.suffix != ".safetensors":
+        raise UserError(
+            f"--out {target}: checkpoints are written as .safetensors",
+            hint=f"e.g. --out {target.with_suffix('.safetensors')}",
+        )
+    folder = target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {target}: cannot create its folder {folder} ({exc.strerror or exc})") from None
+    import os
+
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"--out {target}: its folder {folder} is not writable")
+    return target
 
 
 def _start_from(path: Path, network: Any, recipe: Any) -> dict[str, Any]:

@@ -3,7 +3,12 @@
 - :mod:`~restorebench.neural.inference`: ``NeuralMethod``, the adapter (checkpoint
   resolution, device, batching, tiling);
 - :mod:`~restorebench.neural.checkpoints`: restorebench's checkpoint format (weights-only
-  ``.safetensors`` with JSON metadata) and plain state dicts, never unpickling objects;
+  ``.safetensors`` with JSON metadata) and plain state dicts, never unpickling objects
+  (:mod:`~restorebench.neural.files`: the extensions and state-dict picking they share with
+  the readers of released weights);
+- :mod:`~restorebench.neural.fit`: whether a checkpoint fits a network, decided from its
+  tensor names and shapes before anything is built (config checks, bounded builds,
+  legacy layouts, short mismatch lines);
 - :mod:`~restorebench.neural.official`: the formats papers released weights in (whole
   pickled PyTorch models via :mod:`~restorebench.neural.torch_pickle`, MatConvNet/MATLAB
   via :mod:`~restorebench.neural.matlab`, TensorFlow checkpoints via

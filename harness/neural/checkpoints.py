@@ -16,16 +16,28 @@ torch and safetensors are imported inside the functions.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import re
 import tempfile
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from restorebench.core.errors import UserError
+from restorebench.neural.files import (
+    CHECKPOINT_EXTENSIONS,
+    CONVERT_HINT,
+    TORCH_EXTENSIONS,
+    WRAPPER_KEYS,
+    existing_file,
+    select_state_dict,
+    strip_module_prefix,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -34,8 +46,10 @@ __all__ = [
     "CHECKPOINT_EXTENSIONS",
     "METADATA_KEY",
     "PickledCheckpointError",
+    "TORCH_EXTENSIONS",
     "WRAPPER_KEYS",
     "checkpoint_hash",
+    "existing_file",
     "file_sha256",
     "load_checkpoint",
     "read_metadata",
@@ -46,20 +60,6 @@ __all__ = [
 
 METADATA_KEY = "restorebench"
 """The safetensors header metadata key that holds restorebench's JSON metadata."""
-
-TORCH_EXTENSIONS = (".pth", ".pt", ".ckpt", ".bin")
-CHECKPOINT_EXTENSIONS = (".safetensors", *TORCH_EXTENSIONS)
-"""File extensions :func:`load_checkpoint` accepts."""
-
-WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net", "generator")
-"""Keys under which training code commonly nests a state dict, most preferred first.
-
-BasicSR saves ``{"params": ..., "params_ema": ...}`` (the EMA weights are the ones to
-evaluate), Lightning ``{"state_dict": ...}``, others ``{"model": ...}``, ``{"net": ...}``
-or a GAN's ``{"generator": ...}``.
-"""
-
-_CONVERT_HINT = "restorebench convert FILE --method TASK/NAME --out FILE.safetensors"
 
 
 class PickledCheckpointError(UserError):
@@ -227,47 +227,6 @@ def checkpoint_hash(path: str | os.PathLike[str]) -> str:
     return file_sha256(path)
 
 
-def select_state_dict(obj: Any, is_state_dict: Any, *, source: Path) -> Any:
-    """Pick the state dict from a loaded payload (see :func:`load_checkpoint` for the rule).
-
-    ``is_state_dict(value)`` says whether a value is usable as is; shared with
-    :mod:`restorebench.neural.official`, whose payloads also include whole-model stubs.
-    """
-    if isinstance(obj, Mapping):
-        for key in WRAPPER_KEYS:
-            if key in obj and is_state_dict(obj[key]):
-                return obj[key]
-    if is_state_dict(obj):
-        return obj
-    if isinstance(obj, Mapping):
-        keys = ", ".join(repr(k) for k in list(obj)[:12])
-        raise UserError(
-            f"{source} holds a dict with keys {keys} but no state dict (a dict of tensors) "
-            f"at the top level or under any of {', '.join(WRAPPER_KEYS)}; "
-            "save model.state_dict() instead."
-        )
-    raise UserError(f"{source} holds a {type(obj).__name__}, not a state dict; save model.state_dict() instead.")
-
-
-def strip_module_prefix(state: Mapping[str, Any]) -> dict[str, Any]:
-    """Drop the ``"module."`` prefix that ``DataParallel`` puts before every key."""
-    return {(k.removeprefix("module.")): v for k, v in state.items()}
-
-
-def existing_file(path: str | os.PathLike[str], accepted: tuple[str, ...]) -> Path:
-    """``path`` as a Path when it exists and has an accepted extension; else a UserError that says so."""
-    path = Path(path)
-    if path.suffix.lower() == ".mat" and ".mat" not in accepted:
-        raise UserError(
-            f"{path} is a MATLAB .mat file, which is not loaded directly; convert it first with `{_CONVERT_HINT}`."
-        )
-    if path.suffix.lower() not in accepted:
-        raise UserError(f"{path} has an unknown extension {path.suffix!r}; accepted: {', '.join(accepted)}.")
-    if not path.is_file():
-        raise UserError(f"{path} does not exist; check the path (accepted extensions: {', '.join(accepted)}).")
-    return path
-
-
 def _metadata_json(metadata: Mapping[str, Any]) -> str:
     if not isinstance(metadata, Mapping):
         raise UserError(f"checkpoint metadata must be a dict, got {type(metadata).__name__}.")
@@ -316,10 +275,14 @@ def _load_torch(path: Path) -> dict[str, torch.Tensor]:
     import torch
 
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with _quiet_pickle_protocol():
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError) as exc:
-        if any(marker in str(exc).lower() for marker in _PICKLED_MARKERS):
+        text = str(exc).lower()
+        if any(marker in text for marker in _PICKLED_MARKERS):
             raise _pickled(path) from exc
+        if _protocol_4_opcode(text):  # torch's reader lacks FRAME & co.: read it with ours
+            return _load_torch_restricted(path)
         raise _unreadable(path, exc) from exc
     except Exception as exc:  # torch.load raises anything (IndexError, KeyError, ...) on garbage
         raise _unreadable(path, exc) from exc
@@ -332,6 +295,39 @@ def _load_torch(path: Path) -> dict[str, torch.Tensor]:
         )
 
     return strip_module_prefix(select_state_dict(obj, is_state_dict, source=path))
+
+
+def _load_torch_restricted(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict that torch's weights-only reader cannot parse (pickle protocol 4 or 5),
+    read by restorebench's restricted unpickler with the same rule: tensors and containers
+    only, a file naming any other class is refused as pickled objects."""
+    import torch
+
+    from restorebench.neural.torch_pickle import read_pickled_tensors
+
+    state = read_pickled_tensors(path)
+    if state is None:
+        raise _pickled(path)
+    return {name: torch.from_numpy(array) for name, array in state.items()}
+
+
+def _protocol_4_opcode(text: str) -> bool:
+    """Whether torch's weights-only reader stopped at an opcode of pickle protocol 4 or 5
+    (``SHORT_BINUNICODE`` 140 ... ``READONLY_BUFFER`` 152; ``FRAME``, 149, comes first), not at garbage."""
+    found = re.search(r"unsupported operand (\d+)", text)
+    return found is not None and 140 <= int(found.group(1)) <= 152
+
+
+_PROTOCOL_WARNING = r"Detected pickle protocol \d+ in the checkpoint"
+
+
+@contextlib.contextmanager
+def _quiet_pickle_protocol() -> Iterator[None]:
+    """Silence torch.load's "Detected pickle protocol N" UserWarning (and only it): files saved
+    with protocol 3-5 are common and read fine; users saw the warning on every run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_PROTOCOL_WARNING, category=UserWarning)
+        yield
 
 
 # How torch.load(weights_only=True) says that a file names classes it will not import
@@ -354,5 +350,5 @@ def _pickled(path: Path) -> PickledCheckpointError:
     return PickledCheckpointError(
         f"{path} holds pickled Python objects (e.g. a whole model saved with "
         "torch.save(model)), not just tensors; restorebench never unpickles objects "
-        f"when loading weights. Convert it safely with `{_CONVERT_HINT}`."
+        f"when loading weights. Convert it safely with `{CONVERT_HINT}`."
     )

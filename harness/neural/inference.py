@@ -95,8 +95,35 @@ class NeuralMethod(Method):
 
     def convert_official(self, weights: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """Map released weights (:class:`restorebench.neural.official.OfficialWeights`) onto this
-        architecture: returns a torch state dict and the network ``config``."""
-        raise UserError(f"{self.qualified_name} has no mapping for released weights")
+        architecture: returns a torch state dict and the network ``config``. By default there is
+        none (``restorebench convert`` says which methods have one)."""
+        raise UserError(
+            f"{self.qualified_name} has no mapping for released weights",
+            hint=f"pass a restorebench checkpoint with --method '{self.qualified_name}?checkpoint=FILE.safetensors'",
+        )
+
+    def config_from_tensors(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+        """What a checkpoint's tensor names and shapes say about config keys (e.g. DnCNN's
+        ``depth`` is its number of convolutions), read without building anything: a config
+        that contradicts them is refused before the network is built. ``{}``: nothing said
+        (the build is still bounded by :func:`restorebench.neural.fit.bounded_build`)."""
+        return {}
+
+    def probe_input(self, network: Any, channels: int | None) -> Any:
+        """A small seeded input for the forward pass that proves a converted checkpoint
+        (``1 x C x 64 x 64`` in [0, 1]; ``C`` the config's channels, else the first
+        convolution's input channels)."""
+        import torch
+
+        if channels is None:
+            found = (getattr(m, "in_channels", None) for m in network.modules())
+            channels = next((c for c in found if isinstance(c, int)), 3)
+        return torch.rand((1, channels, 64, 64), generator=torch.Generator().manual_seed(0))
+
+    @classmethod
+    def maps_released_weights(cls) -> bool:
+        """Whether ``restorebench convert`` can map released weights onto this method."""
+        return cls.convert_official is not NeuralMethod.convert_official
 
     # ------------------------------------------------------------ the adapter
 
@@ -203,13 +230,13 @@ class NeuralMethod(Method):
 
             state, meta = load_checkpoint(path)
             config = meta.get("config", {})
-            skeleton = self._skeleton(path, config, {k: tuple(v.shape) for k, v in state.items()})
+            skeleton, state = self.fit_checkpoint(path, config, state, converted=bool(meta))
             # Materialise the checked skeleton (one build); a network with buffers the state
             # does not hold (non-persistent ones) is built again for real, so they are set.
             persistent = set(skeleton.state_dict())
             net = skeleton.to_empty(device="cpu") if all(n in persistent for n, _ in skeleton.named_buffers()) else None
             net = net if net is not None else self.build_network(config)
-            self._channels[key] = meta.get("config", {}).get("channels")
+            self._channels[key] = config.get("channels")
             try:
                 net.load_state_dict(state, strict=True)
             except RuntimeError as exc:
@@ -223,36 +250,75 @@ class NeuralMethod(Method):
             self._nets[key] = net.to(self._device)
         return self._nets[key]
 
-    def _skeleton(self, path: Path, config: dict[str, Any], stored: dict[str, tuple[int, ...]]) -> Any:
-        """The network of ``config`` built on torch's meta device (no memory), its tensor
-        shapes checked against the stored ones: a checkpoint whose metadata asks for a huge
-        network is refused before anything is allocated."""
-        import torch
+    def fit_checkpoint(
+        self, path: str | Path, config: Any, state: dict[str, Any], *, converted: bool = False, hint: str | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """The network of ``config`` built on torch's meta device (no memory) and ``state``
+        brought to its layout, checked: config keys against what the tensors say, the build
+        bounded by the number of tensors, then every name and shape. A checkpoint whose
+        metadata asks for a huge network is refused before anything is allocated.
+        ``converted``: the file is one of ours (restorebench metadata), not released weights;
+        ``hint``: what a mismatch error suggests instead of converting or re-creating the file.
+        """
+        from restorebench.neural.fit import bounded_build, check_config, describe_mismatch, normalise_state
 
+        if not isinstance(config, dict):
+            raise UserError(f"{path}: its metadata config is a {type(config).__name__}, not a dict; re-create the file")
+        stored = {k: tuple(v.shape) for k, v in state.items()}
+        check_config(path, config, self.config_from_tensors(stored), self.qualified_name)
         try:
-            with torch.device("meta"):
-                skeleton = self.build_network(config)
+            skeleton = bounded_build(
+                lambda: self.build_network(config),
+                tensors=len(stored),
+                config=config,
+                path=path,
+                name=self.qualified_name,
+            )
         except (TypeError, ValueError, KeyError) as exc:
             raise UserError(
                 f"{path}: its config {config} does not build {self.qualified_name}: {type(exc).__name__}: {exc}",
                 hint="the checkpoint's metadata is damaged or was written for another architecture",
             ) from None
         expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
-        # batch norm fills in a counter that older releases do not store
-        optional = {k for k in expected if k.endswith("num_batches_tracked") and k not in stored}
-        wrong = [
-            f"{k}: stored {stored.get(k)}, expected {v}"
-            for k, v in expected.items()
-            if k not in optional and stored.get(k) != v
-        ]
-        extra = sorted(set(stored) - set(expected))
-        if wrong or extra:
-            detail = "; ".join(wrong[:3] + [f"unexpected {k}" for k in extra[:3]])
-            raise UserError(
-                f"{path} does not fit {self.qualified_name} with its config {config}: {detail}",
-                hint=f"official weights go through `restorebench convert {path} --method {self.qualified_name}` first",
+        state = normalise_state(state, expected)
+        stored = {k: tuple(v.shape) for k, v in state.items()}
+        detail = describe_mismatch(expected, stored, optional=lambda k: k.endswith("num_batches_tracked"))
+        if detail:
+            hint = hint or (
+                "re-create it from the released weights with "
+                f"`restorebench convert WEIGHTS --method {self.qualified_name} --out FILE.safetensors`"
+                if converted
+                else f"official weights go through `restorebench convert {path} --method {self.qualified_name}` first"
             )
-        return skeleton
+            raise UserError(f"{path} does not fit {self.qualified_name} with its config {config}: {detail}", hint=hint)
+        return skeleton, state
+
+    def check_checkpoint(self, path: str | Path) -> tuple[int, ...]:
+        """Load ``path`` as a run does and run one forward pass on :meth:`probe_input`: the
+        proof ``restorebench convert`` gives before it says "wrote". Returns the output's
+        shape; a UserError when the file does not load, the forward fails, or it gives NaN
+        or infinite values."""
+        import torch
+
+        path = Path(path)
+        net = self._network(path)
+        x = self.probe_input(net, self._channels.get(str(path)))
+        shape = "x".join(map(str, x.shape))
+        try:
+            with torch.inference_mode():
+                y = tiled_forward(net, x.to(self._device), tile=0, overlap=0, scale=self.scale)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise UserError(
+                f"{path}: a forward pass of {self.qualified_name} on a {shape} input fails: {first}"
+            ) from None
+        outputs = list(y) if isinstance(y, (tuple, list)) else [y]
+        if not all(bool(torch.isfinite(t).all()) for t in outputs if isinstance(t, torch.Tensor)):
+            raise UserError(
+                f"{path}: {self.qualified_name} gives NaN or infinite values on a {shape} input; the weights are "
+                "damaged (e.g. a negative batch-norm variance) or belong to another network"
+            )
+        return tuple(outputs[0].shape)
 
     def restore(self, batch: Sequence[Degraded]) -> list[np.ndarray]:
         """Run equal-sized inputs that use the same checkpoint as one batch."""

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from restorebench.core.errors import UserError
-from restorebench.neural.checkpoints import TORCH_EXTENSIONS, existing_file, select_state_dict, strip_module_prefix
+from restorebench.neural.files import TORCH_EXTENSIONS, existing_file, select_state_dict, strip_module_prefix
 
-__all__ = ["read_pickled_model"]
+__all__ = ["read_pickled_model", "read_pickled_tensors"]
 
 
 def read_pickled_model(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -33,16 +33,42 @@ def read_pickled_model(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
     Works without the model's code: no class named in the file is imported or run. Also
     reads a pickled dict of tensors, and a dict holding the model or state dict under a
-    key of :data:`~restorebench.neural.checkpoints.WRAPPER_KEYS`. bfloat16 comes back as float32.
+    key of :data:`~restorebench.neural.files.WRAPPER_KEYS`. bfloat16 comes back as float32.
 
     >>> state = read_pickled_model("SwinIR_whole_model.pth")  # doctest: +SKIP
     """
     path = existing_file(path, TORCH_EXTENSIONS)
-    if zipfile.is_zipfile(path):
-        obj, little = _read_zip(path)
-    else:
-        obj, little = _read_legacy(path)
+    obj, little = _read(path)
     return _pickled_state_dict(obj, path, little)
+
+
+def read_pickled_tensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray] | None:
+    """The state dict of a ``torch.save`` file that holds tensors and containers only, or
+    ``None`` when it names any other class (a pickled model or object).
+
+    The weights-only rule of ``torch.load(weights_only=True)``, for files its reader cannot
+    parse (pickle protocol 4 and 5, whose ``FRAME`` opcode it lacks); any protocol works here.
+    """
+    path = existing_file(path, TORCH_EXTENSIONS)
+    obj, little = _read(path)
+    if _holds_objects(obj, set()):
+        return None
+    return _pickled_state_dict(obj, path, little)
+
+
+def _read(path: Path) -> tuple[Any, bool]:
+    return _read_zip(path) if zipfile.is_zipfile(path) else _read_legacy(path)
+
+
+def _holds_objects(obj: Any, seen: set[int]) -> bool:
+    """Whether a payload holds a stand-in for a class (anything but tensors, dtypes and containers)."""
+    if isinstance(obj, _Stub) or (isinstance(obj, type) and issubclass(obj, _Stub)):
+        return True
+    if id(obj) in seen or not isinstance(obj, (Mapping, list, tuple, set, frozenset)):
+        return False
+    seen.add(id(obj))
+    items = [*obj.keys(), *obj.values()] if isinstance(obj, Mapping) else list(obj)
+    return any(_holds_objects(item, seen) for item in items)
 
 
 # --- restricted unpickling of torch.save files -------------------------------------------

@@ -57,6 +57,7 @@ class Recipe:
     val_fraction: float = 0.05
     augment: bool = True
     default_data: tuple[str, ...] = ("bundled:photos-train", "synthetic:deadleaves?n=64&size=256&seed=7")
+    needs_colour: bool = False  # the targets are colours (colorization): gray images are left out, none is refused
     notes: str = ""
 
     def describe(self) -> dict[str, Any]:

@@ -80,6 +80,21 @@ class DeOldifyMethod(NeuralMethod):
     def default_checkpoints(self) -> list[Path]:
         return [(self.checkpoint_dir or CHECKPOINT_DIR) / f"deoldify_{self.params.variant}.safetensors"]
 
+    def config_from_tensors(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+        """The ResNet body's blocks per stage (``layers.0.4`` ... ``layers.0.7``), their widths
+        (each stage's first ``conv1``) and the block kind (``conv3``: bottleneck)."""
+        stages = [
+            sorted({int(k.split(".")[3]) for k in shapes if k.startswith(f"layers.0.{4 + i}.")}) for i in range(4)
+        ]
+        firsts = [shapes.get(f"layers.0.{4 + i}.0.conv1.weight") for i in range(4)]
+        if not all(stages) or any(f is None or len(f) != 4 for f in firsts):
+            return {}
+        return {
+            "depths": [len(blocks) for blocks in stages],
+            "widths": [f[0] for f in firsts],  # type: ignore[index]
+            "block": "bottleneck" if "layers.0.4.0.conv3.weight" in shapes else "basic",
+        }
+
     def checkpoints(self) -> list[Path]:
         if self.params.variant != "light" and not self.params.checkpoint:
             v = self.params.variant

@@ -42,6 +42,7 @@ def deoldify_recipe(architecture: str, config: dict[str, Any]) -> Any:
         grad_clip=1.0,
         val_every=500,
         val_patches=32,
+        needs_colour=True,
         notes="DeOldify light: L1 (normalised) + 0.5 x L1 of features of a plain inpaint/pconv light encoder "
         "(colorize/checkpoints/feature_encoder.safetensors); no VGG-16, "
         "no ImageNet encoder, no NoGAN: a stand-in for the released generators",

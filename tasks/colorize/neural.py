@@ -53,6 +53,14 @@ class ECCV16Method(NeuralMethod):
         net.decode, net.temperature = self.params.decode, self.params.temperature
         return net
 
+    def config_from_tensors(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+        """The eight widths (``model1`` ... ``model8``) and the bins (``model8.6``)."""
+        keys = [f"model{i}.0.weight" for i in range(1, 9)] + ["model8.6.weight"]
+        if any(k not in shapes or len(shapes[k]) != 4 for k in keys):
+            return {}
+        widths = [shapes[f"model{i}.0.weight"][0] for i in range(1, 8)] + [shapes["model8.0.weight"][1]]
+        return {"widths": widths, "bins": shapes["model8.6.weight"][0]}
+
     def default_checkpoints(self) -> list[Path]:
         return [(self.checkpoint_dir or CHECKPOINT_DIR) / f"eccv16_{self.params.variant}.safetensors"]
 
@@ -84,6 +92,7 @@ class ECCV16Method(NeuralMethod):
             grad_clip=1.0,
             val_every=500,
             val_patches=32,
+            needs_colour=True,
             notes=f"ECCV16 {self.params.variant}: widths {VARIANTS[self.params.variant]['widths']}; "
             "rebalanced soft-encoded cross-entropy (prior.json); validation: PSNR of the annealed-mean RGB",
         )

@@ -295,4 +295,6 @@ def _assemble(layers: Sequence[_Conv | _BNorm]) -> tuple[dict[str, torch.Tensor]
     config = {"depth": depth, "features": int(features), "channels": int(channels), "batch_norm": batch_norm}
     if batch_norm and last_bias:
         config["last_bias"] = True
-    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, config
+    # np.array, not np.ascontiguousarray: that makes a 0-d array 1-d, and num_batches_tracked
+    # would be stored as (1,) where the network holds a scalar
+    return {k: torch.from_numpy(np.array(v, order="C")) for k, v in state.items()}, config

@@ -46,6 +46,7 @@ _LIGHT = {
 }
 _TRAINING = {"batch_size": 32, "steps": 4000, "lr": 1e-3, "lr_milestones": (0.7, 0.9)}
 _SPECIFIC_NAME = re.compile(r"dncnn_s(\d+(?:\.\d+)?)_(gray|rgb)\.safetensors$")
+_CONV_KEY = re.compile(r"dncnn\.(\d+)\.weight")
 
 
 class DnCNNParams(NeuralParams):
@@ -196,6 +197,23 @@ class DnCNNMethod(NeuralMethod):
                 "batch 128); trained on Train400 (gray) / BSDS400 (colour) in the committed checkpoints"
             ),
         )
+
+    def config_from_tensors(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+        """Depth (the number of ``dncnn.N.weight`` convolutions), features and channels (the
+        first one's shape), batch norm (``running_mean`` present) and, with batch norm, the
+        last convolution's bias: what a checkpoint's config must agree with."""
+        convs = sorted(
+            (int(m.group(1)), shape)
+            for key, shape in shapes.items()
+            if (m := _CONV_KEY.fullmatch(key)) is not None and len(shape) == 4
+        )
+        if not convs:
+            return {}
+        batch_norm = any(key.startswith("dncnn.") and key.endswith(".running_mean") for key in shapes)
+        said = {"depth": len(convs), "features": convs[0][1][0], "channels": convs[0][1][1], "batch_norm": batch_norm}
+        if batch_norm:
+            said["last_bias"] = f"dncnn.{convs[-1][0]}.bias" in shapes
+        return said
 
     # ------------------------------------------------------------ released weights
 

@@ -51,6 +51,26 @@ class _NeuralInpaint(NeuralMethod):
         x = np.concatenate([image * mask, mask], axis=2)
         return np.ascontiguousarray(x.transpose(2, 0, 1)), mask
 
+    _prefix: ClassVar[str] = ""  # where the PConv U-Net's keys start
+
+    def config_from_tensors(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+        """The encoder's widths and kernels (``encN.conv.conv.weight``, N = 1, 2, ...)."""
+        encoders = []
+        while (shape := shapes.get(f"{self._prefix}enc{len(encoders) + 1}.conv.conv.weight")) is not None:
+            encoders.append(shape)
+        if not encoders or any(len(s) != 4 for s in encoders):
+            return {}
+        return {"widths": [s[0] for s in encoders], "kernels": [s[-1] for s in encoders]}
+
+    def probe_input(self, network: Any, channels: int | None) -> Any:
+        """``[image with holes, mask]``: 3 colour channels and a mask with a square hole."""
+        import torch
+
+        x = torch.rand((1, 4, 64, 64), generator=torch.Generator().manual_seed(0))
+        x[:, 3] = 1.0
+        x[:, :, 16:40, 20:44] = 0.0
+        return x
+
     def finish(self, output: np.ndarray, context: Any, item: Degraded) -> np.ndarray:
         fill = np.clip(output.transpose(1, 2, 0), 0.0, 1.0)
         if item.image.shape[2] == 1:
@@ -159,6 +179,7 @@ class VAEMethod(_NeuralInpaint):
     name = "vae"
     version = "2"  # 2: the padding to the stride mirrors the image (it was holes)
     architecture: ClassVar[str] = "inpaint_vae"
+    _prefix: ClassVar[str] = "generator."
     description: ClassVar[str] = "conditional VAE (ELBO: PConv losses + KL); samples per image, light, BSDS400"
     Params = VAEParams
 

@@ -96,6 +96,19 @@ class SIDUNetMethod(NeuralMethod):
     def default_checkpoints(self) -> list[Path]:
         return [(self.checkpoint_dir or CHECKPOINT_DIR) / f"sid_unet_{self.params.variant}.safetensors"]
 
+    def config_from_tensors(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+        """Base and input channels (``conv1_1``), depth (one more than the ``upvL`` layers) and
+        whether those have a bias: the config must agree before the U-Net is built (its
+        widths grow as ``base * 2**level``, so a wrong depth would cost before any layer)."""
+        first = shapes.get("conv1_1.weight")
+        if first is None or len(first) != 4:
+            return {}
+        ups = [key for key in shapes if key.startswith("upv") and key.endswith(".weight")]
+        said: dict[str, Any] = {"base": first[0], "depth": len(ups) + 1, "in_channels": first[1]}
+        if ups:
+            said["up_bias"] = any(key.startswith("upv") and key.endswith(".bias") for key in shapes)
+        return said
+
     def prepare(self, item: Degraded) -> tuple[np.ndarray, Any]:
         packed = require_raw(item, self.qualified_name, "lowlight/deepupe", raw_file=False)  # needs the ratio only
         x = np.minimum(packed.astype(np.float32) * np.float32(item.params["ratio"]), np.float32(1.0))
@@ -207,6 +220,11 @@ class DeepUPEMethod(NeuralMethod):
 
     def default_checkpoints(self) -> list[Path]:
         return [(self.checkpoint_dir or CHECKPOINT_DIR) / "deepupe_light.safetensors"]
+
+    def config_from_tensors(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+        """``features``: the second encoder convolution's width."""
+        second = shapes.get("down.1.weight")
+        return {"features": second[0]} if second is not None and len(second) == 4 else {}
 
     def prepare(self, item: Degraded) -> tuple[np.ndarray, Any]:
         image = require_srgb(item, self.qualified_name, "lowlight/sid_unet")

@@ -123,6 +123,14 @@ class SRCNNMethod(NeuralMethod):
         except (TypeError, ValueError) as exc:
             raise UserError(f"{self.qualified_name}: checkpoint config {config} does not fit SRCNN ({exc})") from None
 
+    def config_from_tensors(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+        """Filter sizes, widths and channels, from the shapes of ``conv1``-``conv3``."""
+        weights = [shapes.get(f"conv{i}.weight") for i in (1, 2, 3)]
+        if any(w is None or len(w) != 4 for w in weights):
+            return {}
+        (n1, channels, f1, _), (n2, _, f2, _), (_, _, f3, _) = weights
+        return {"f1": f1, "f2": f2, "f3": f3, "n1": n1, "n2": n2, "channels": channels}
+
     def checkpoint_path(self, scale: int) -> Path:
         """The committed checkpoint of this variant for ``scale``."""
         return self.checkpoint_dir / f"srcnn_{self.params.variant.replace('-', '')}_x{scale}.safetensors"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -243,6 +244,36 @@ def test_torch_state_dicts_load(tmp_path, suffix, wrap, legacy):
     weights = read_official(path)
     assert weights.source_format == "state_dict"
     _assert_state_equal(weights.state_dict, {k: v.numpy() for k, v in _state().items()})
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_every_pickle_protocol_loads_without_a_warning(tmp_path, protocol, legacy):
+    """torch.load warned "Detected pickle protocol N" on every run, and its weights-only reader
+    refused protocols 4 and 5 (no FRAME opcode) as "not a readable PyTorch file"."""
+    import argparse
+    import warnings
+
+    save = functools.partial(torch.save, pickle_protocol=protocol, _use_new_zipfile_serialization=not legacy)
+    save({"state_dict": _state(), "epoch": 3}, tmp_path / "weights.pth")
+    model = _trained_dncnn()
+    save(model, tmp_path / "model.pth")
+    save({"state_dict": _state(), "args": argparse.Namespace(lr=0.1)}, tmp_path / "with_args.pth")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        state, _ = load_checkpoint(tmp_path / "weights.pth")
+        for pickled in ("model.pth", "with_args.pth"):  # the weights-only rule holds for every protocol
+            with pytest.raises(PickledCheckpointError, match="restorebench convert"):
+                load_checkpoint(tmp_path / pickled)
+        official = read_official(tmp_path / "model.pth")
+    assert [str(w.message) for w in caught if "pickle protocol" in str(w.message)] == []
+    assert list(state) == list(_state()) and all(torch.equal(state[k], v) for k, v in _state().items())
+    assert official.source_format == "pickled_model"
+    _assert_state_equal(official.state_dict, _numpy_state(model))
+    with warnings.catch_warnings(record=True) as caught:  # the filter is lifted after each load
+        warnings.simplefilter("always")
+        warnings.warn("Detected pickle protocol 4 in the checkpoint", UserWarning, stacklevel=1)
+    assert len(caught) == 1
 
 
 def test_torch_payload_without_state_dict(tmp_path):

@@ -205,6 +205,22 @@ def test_bad_fastai_files_and_the_other_variants_weights(light, tmp_path):
         convert_weights(tmp_path / "stable_body.pth", "colorize/deoldify?variant=artistic", tmp_path / "y.safetensors")
 
 
+def test_a_key_mismatch_is_one_short_line(tmp_path):
+    """The artistic body without its decoder: the message counts the missing keys and names
+    the first few (it listed all of them, 6 KB on one line)."""
+    table = artistic_table()
+    body = {k: torch.zeros(shape) for k, shape in table.items() if k.startswith("layers.0.")}
+    torch.save(body, tmp_path / "body_only.pth")
+    out = tmp_path / "artistic.safetensors"
+    with pytest.raises(UserError) as info:
+        convert_weights(tmp_path / "body_only.pth", "colorize/deoldify?variant=artistic", out)
+    message = str(info.value).splitlines()[0]
+    missing = [k for k in table if k not in body and not k.endswith("num_batches_tracked")]  # those are filled in
+    assert len(missing) > 100 and len(message) < 400
+    assert f"{len(missing)} missing ({missing[0]}, {missing[1]}, {missing[2]}, ... {len(missing) - 3} more)" in message
+    assert "unexpected" not in message and not out.exists()
+
+
 def test_released_variants_without_weights_say_how_to_get_them():
     with pytest.raises(UserError, match="released weights are not shipped") as info:
         build_method("colorize/deoldify?variant=artistic").checkpoints()

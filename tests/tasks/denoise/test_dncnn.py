@@ -193,6 +193,119 @@ def test_matconvnet_last_bias_is_kept(tmp_path):
     _check_converted(tmp_path, path, reference, depth=4, features=8, channels=1, last_bias=True)
 
 
+class _AuthorsDnCNN(nn.Module):
+    """The class of the authors' ``TrainingCodes/dncnn_pytorch/main_train.py``, whose whole
+    model (``models/DnCNN_sigma25/model.pth``) was saved with ``torch.save(model)``."""
+
+    def __init__(self, depth: int = 17, n_channels: int = 64, image_channels: int = 1) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(image_channels, n_channels, 3, padding=1, bias=True), nn.ReLU()]
+        for _ in range(depth - 2):
+            layers += [
+                nn.Conv2d(n_channels, n_channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(n_channels, eps=0.0001, momentum=0.95),
+                nn.ReLU(inplace=True),
+            ]
+        layers.append(nn.Conv2d(n_channels, image_channels, 3, padding=1, bias=False))
+        self.dncnn = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return x - self.dncnn(x)
+
+
+def _authors_pickle(path: Path, model: nn.Module, monkeypatch, *, legacy: bool) -> Path:
+    """``torch.save(model)`` as PyTorch 0.4 wrote it: ``torch.nn.Parameter`` objects pickled
+    as such, and every batch norm's ``num_batches_tracked`` a 1-element tensor."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.num_batches_tracked = torch.tensor([1234])
+    with monkeypatch.context() as patch:
+        patch.setattr(nn.Parameter, "__reduce_ex__", lambda p, proto: (nn.Parameter, (p.data, p.requires_grad)))
+        torch.save(model, path, _use_new_zipfile_serialization=not legacy)
+    assert b"Parameter" in path.read_bytes() or not legacy
+    return path
+
+
+@pytest.mark.parametrize("legacy", [True, False], ids=["legacy", "zip"])
+def test_the_authors_pickled_model_converts_and_then_runs(tmp_path, monkeypatch, legacy):
+    """It converted ("wrote ...") and then every unit failed: num_batches_tracked stored (1,), expected ()."""
+    from restorebench.commands.convert import convert_weights
+    from restorebench.neural.checkpoints import stored_shapes
+
+    reference = _randomised(_AuthorsDnCNN(depth=5, n_channels=8), seed=13)
+    path = _authors_pickle(tmp_path / "model.pth", reference, monkeypatch, legacy=legacy)
+    out = tmp_path / "dncnn_sigma25.safetensors"
+    meta = convert_weights(path, "denoise/dncnn", out)
+    assert meta["converted_from"]["format"] == "pickled_model"
+    shapes = stored_shapes(out)
+    assert shapes["dncnn.3.num_batches_tracked"] == shapes["dncnn.6.num_batches_tracked"] == ()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dncnn_sigma25.safetensors", "model.pth"]
+
+    item = _noisy(1)
+    output = build_method(f"denoise/dncnn?checkpoint={out}").restore([item])[0]
+    assert output.shape == (20, 28, 1) and np.isfinite(output).all()
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(item.image.transpose(2, 0, 1))[None])[0].numpy().transpose(1, 2, 0)
+    np.testing.assert_allclose(output, expected, atol=1e-5)
+
+
+def test_a_file_converted_before_the_fix_still_runs(tmp_path):
+    """Files that the old convert wrote hold num_batches_tracked as (1,): a run accepts them, as
+    torch's load_state_dict does."""
+    net = _randomised(DnCNN(depth=4, features=8, channels=1), seed=15)
+    state = {k: v.reshape(1) if k.endswith("num_batches_tracked") else v for k, v in net.state_dict().items()}
+    config = {"depth": 4, "features": 8, "channels": 1, "batch_norm": True}
+    path = save_checkpoint(tmp_path / "old.safetensors", state, {"architecture": "dncnn", "config": config})
+    item = _noisy(1)
+    output = build_method(f"denoise/dncnn?checkpoint={path}").restore([item])[0]
+    with torch.no_grad():
+        expected = net(torch.from_numpy(item.image.transpose(2, 0, 1))[None])[0].numpy().transpose(1, 2, 0)
+    np.testing.assert_allclose(output, expected, atol=1e-5)
+
+
+def test_convert_refuses_weights_that_do_not_run_and_leaves_the_old_file(tmp_path, monkeypatch):
+    from restorebench.commands.convert import convert_weights
+    from restorebench.core.errors import UserError
+
+    out = _tiny_checkpoint(tmp_path / "dncnn.safetensors", 1, seed=3)
+    before = out.read_bytes()
+    broken = _randomised(_AuthorsDnCNN(depth=4, n_channels=8), seed=14)
+    with torch.no_grad():
+        broken.dncnn[3].running_var[2] = -1.0  # a damaged file: sqrt(var + eps) is NaN
+    path = _authors_pickle(tmp_path / "model.pth", broken, monkeypatch, legacy=True)
+    with pytest.raises(UserError, match="does not run: .*gives NaN or infinite values") as info:
+        convert_weights(path, "denoise/dncnn", out)
+    assert f"nothing was written to {out}" in str(info.value) and ".unproven" not in str(info.value)
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dncnn.safetensors", "model.pth"]
+
+
+def test_a_billion_layers_in_the_metadata_are_refused_at_once(tmp_path):
+    """A checkpoint whose config said depth 1e9 grew to 4.4 GB in two minutes before it was killed."""
+    import time
+    import tracemalloc
+
+    from restorebench.core.errors import UserError
+
+    net = _randomised(DnCNN(depth=4, features=8, channels=1))
+    config = {"depth": 1_000_000_000, "features": 8, "channels": 1, "batch_norm": True}
+    path = save_checkpoint(tmp_path / "liar.safetensors", net.state_dict(), {"architecture": "dncnn", "config": config})
+    method = build_method(f"denoise/dncnn?checkpoint={path}")
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        with pytest.raises(UserError) as info:
+            method.restore([_noisy(1)])
+        elapsed, (_, peak) = time.perf_counter() - start, tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert str(info.value).splitlines()[0] == (
+        f"{path}: its metadata config has depth=1000000000 but its tensors say depth=4; "
+        "denoise/dncnn is not built from it"
+    )
+    assert elapsed < 1.0 and peak < 20 * 2**20
+
+
 # ---------------------------------------------------------------- the method
 
 
