@@ -124,6 +124,10 @@ def run(
     print_run_summary(summary)
     if report_dir is not None:
         _write_report(summary.results, report_dir, None, summary.run_dir, summary.board)
+    if not summary.scored:
+        why = "every unit failed" if summary.failed else "every unit was skipped" if summary.skipped else "no unit ran"
+        typer.echo(f"error: the run scored nothing: {why} (see above); exit 1", err=True)
+        raise typer.Exit(1)
     if fail_on_error and summary.failed:
         raise typer.Exit(1)
 
@@ -175,13 +179,21 @@ def compare(
 ) -> None:
     """Compare CAND's per-image results with BASE's; exit 1 when a method got worse or failed."""
     _plugins()
-    from restorebench.commands.compare import compare_refs
+    from restorebench.commands.compare import compare_refs, writable_file
 
-    result = compare_refs(
-        base, cand, tracking_uri=tracking_uri, metrics=metric, tolerance=tolerance, resamples=resamples, seed=seed
-    )
-    if markdown:
-        markdown.write_text(result.to_markdown())
+    if markdown is not None:
+        writable_file(markdown, "--markdown")
+    try:
+        result = compare_refs(
+            base, cand, tracking_uri=tracking_uri, metrics=metric, tolerance=tolerance, resamples=resamples, seed=seed
+        )
+        if markdown:
+            markdown.write_text(result.to_markdown())
+    except (UserError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a crash of the gate is never read as "no regression" (0) or "regression" (1)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise UserError(f"compare failed: {type(exc).__name__}: {first}") from exc
     typer.echo(result.to_json() if json_out else result.to_markdown())
     if result.regressions:
         raise typer.Exit(1)
@@ -194,7 +206,10 @@ def train(
     steps: Annotated[
         int | None, typer.Option("--steps", min=1, help="Optimisation steps [default: the recipe's]")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Checkpoint file [default: the committed one]")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Checkpoint file (.safetensors) [default: a new file under runs/train/]"),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of patches, augmentation and initialisation")] = 0,
     tracking_uri: TrackingUri = None,
     no_tracking: NoTracking = False,

@@ -29,6 +29,7 @@ failed units of both sides.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -203,10 +204,20 @@ def compare(
     for name in names:
         if metric_of(name).version == "?":
             raise UserError(f"unknown metric {name!r} for compare; valid choices: {choices(METRICS.names())}")
-    if not names or tolerance < 0 or resamples < 1:
-        raise UserError("compare needs at least one metric, --tolerance >= 0 and --resamples >= 1")
+    if not names or not math.isfinite(tolerance) or tolerance < 0 or resamples < 1:
+        raise UserError(
+            f"compare needs at least one metric, a finite --tolerance >= 0 (got {tolerance:g}) and --resamples >= 1",
+            hint="e.g. --tolerance 0.05 (in the metric's units)",
+        )
     sides = [_check(frame, label) for frame, label in ((base, "BASE"), (cand, "CAND"))]
     sides = [scored(f) for f in sides]
+    present = set(sides[0]["metric"]) | set(sides[1]["metric"])
+    absent = [n for n in names if n not in present]
+    if absent:
+        raise UserError(
+            f"metric {', '.join(map(repr, absent))} is in neither BASE nor CAND; their metrics: {choices(present)}",
+            hint="compare a metric the runs scored (--metric NAME)",
+        )
     sides = [f[f["metric"].isin(names)] for f in sides]
     oks = [f[(f["status"] == "ok") & f["value"].notna()].drop_duplicates(PAIR, keep="last") for f in sides]
     cols = [*PAIR, "value", "stats", "metric_version", "method_version"]
@@ -262,6 +273,14 @@ def load_side(ref: str, tracking_uri: str | None) -> DataFrame:
     from restorebench.track.fetch import fetch_results
 
     return fetch_results(match.group(1), tracking_uri)
+
+
+def writable_file(path: Path, option: str) -> None:
+    """Refuse, before any work, a path that cannot be written as a file (a folder, no parent)."""
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a folder", hint=f"give a file, e.g. {path / 'compare.md'}")
+    if not path.parent.is_dir():
+        raise UserError(f"{option} {path}: its folder {path.parent} does not exist")
 
 
 def compare_refs(base: str, cand: str, *, tracking_uri: str | None = None, **options) -> Comparison:

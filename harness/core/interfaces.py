@@ -72,16 +72,26 @@ def param_defaults(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _explain(cls: type[Component], ref: Ref, exc: ValidationError) -> str:
+    """One line per problem, unknown parameters first (a misspelt one explains the missing one)."""
+    import difflib
+
     fields = cls.Params.model_fields
-    lines = [f"invalid parameters for {cls.kind_label} {cls.name!r}:"]
+    unknown, other = [], []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(all)"
+        key = ".".join(str(p) for p in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(key, fields, n=1)
+            guess = f"did you mean {close[0]!r}? " if close else ""
             valid = ", ".join(sorted(fields)) or "(it takes no parameters)"
-            lines.append(f"  unknown parameter {key!r}; valid parameters: {valid}")
+            unknown.append(f"  unknown parameter {key!r}; {guess}valid parameters: {valid}")
+        elif err["type"] == "missing":
+            other.append(f"  missing required parameter {key!r}")
+        elif not key:  # a check of several parameters together
+            other.append(f"  {message}")
         else:
-            lines.append(f"  {key}={err.get('input')!r}: {err['msg']}")
-    return "\n".join(lines)
+            other.append(f"  {key}={err.get('input')!r}: {message}")
+    return "\n".join([f"invalid parameters for {cls.kind_label} {cls.name!r}:", *unknown, *other])
 
 
 # ---------------------------------------------------------------- images and samples
@@ -138,6 +148,11 @@ class Source(Component):
     def levels(self, image: ImageRef) -> dict[str, Any]:
         """What a paired source says the degradation of ``image`` was (e.g. its ``scale``)."""
         return {}
+
+    def pair_sizes(self, image: ImageRef) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """A paired source's ``(height, width)`` of the ground truth and of the degraded input,
+        read cheaply (image headers) so pairs are checked before work starts; None: unknown."""
+        return None
 
     # What listing found out about the copy, for its leaderboard rows: a card's verdict
     # ("verified (pixels of 5 files)", "differs from card: ...") or "" when nothing is checked.
@@ -292,3 +307,6 @@ class Task:
     report_section: ReportSection | None = None
     report_title: str = ""  # the section's heading and link text
     given: Callable[[Degraded, np.ndarray], Degraded] | None = None  # adapt a pre-degraded pair to the protocol
+    # What is wrong with a pre-degraded pair of these sizes ((h, w) of GT, LQ) and levels under the
+    # task's protocol (None: nothing), checked before any work starts; default: the same size.
+    given_check: Callable[[tuple[int, int], tuple[int, int], Mapping[str, Any]], str | None] | None = None

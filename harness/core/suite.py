@@ -100,15 +100,21 @@ def parse_suite(data: Any, *, origin: str = "suite") -> Suite:
     try:
         return Suite.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{origin}: invalid suite:"]
+        import difflib
+
+        unknown, other = [], []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
             if err["type"] == "extra_forbidden":
-                model = TaskEntry if "tasks" in err["loc"] else Suite
-                lines.append(f"  unknown key {key!r}; valid keys: {choices(model.model_fields)}")
+                fields = (TaskEntry if "tasks" in err["loc"] else Suite).model_fields
+                close = difflib.get_close_matches(str(err["loc"][-1]), fields, n=1)
+                guess = f"did you mean {close[0]!r}? " if close else ""
+                unknown.append(f"  unknown key {key!r}; {guess}valid keys: {choices(fields)}")
+            elif err["type"] == "missing":
+                other.append(f"  {key}: missing")
             else:
-                lines.append(f"  {key}: {err['msg']}")
-        raise UserError("\n".join(lines)) from None
+                other.append(f"  {key}: {err['msg']}")
+        raise UserError("\n".join([f"{origin}: invalid suite:", *unknown, *other])) from None
 
 
 def resolve(suite: Suite, *, origin: str = "suite") -> ResolvedSuite:
@@ -196,6 +202,13 @@ def narrow(
         for t in tasks:
             if t not in known:
                 raise UserError(f"task {t!r} is not in suite {suite.name!r}; its tasks: {choices(known)}")
+        for option, owners in (("--method", meth_tasks), ("--degradation", deg_tasks)):
+            for value, owner in owners.items():
+                if owner not in (*tasks, "*"):
+                    raise UserError(
+                        f"{option} {value!r} is for task {owner!r}, but this run is --task {' --task '.join(tasks)}",
+                        hint=f"drop it, or add --task {owner}",
+                    )
     blocks = []
     for entry in suite.tasks:
         if tasks and entry.task not in tasks:

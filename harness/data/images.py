@@ -103,6 +103,20 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     return decode_image(data, str(path))
 
 
+def image_size(source: str | os.PathLike[str] | bytes) -> tuple[int, int] | None:
+    """``(height, width)`` of an image file (or its bytes) from its header, without decoding the
+    pixels; None when the header cannot be read (decoding it later says why)."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            return im.height, im.width
+    except (OSError, UnidentifiedImageError, ValueError):
+        return None
+
+
 def file_hash(path: Path) -> str:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()

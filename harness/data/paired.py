@@ -30,7 +30,7 @@ from pydantic import Field, field_validator
 from restorebench.core.errors import ImageLoadError, UserError
 from restorebench.core.interfaces import Degradation, Degraded, ImageRef, Params, Source
 from restorebench.core.registry import TASKS, register
-from restorebench.data.images import IMAGE_EXTENSIONS, decode_image, file_hash, read_image
+from restorebench.data.images import IMAGE_EXTENSIONS, decode_image, file_hash, image_size, read_image
 from restorebench.data.storage import LocalPath
 
 LEVEL_KEYS = ("scale", "sigma", "density", "ratio")
@@ -68,6 +68,16 @@ class _PairedFiles(Source):
 
     def levels(self, image: ImageRef) -> dict[str, Any]:
         return dict(_locator(image)["levels"])
+
+    def pair_sizes(self, image: ImageRef) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        where = _locator(image)
+        gt, lq = image_size(where["gt"]), image_size(where["lq"])
+        return (gt, lq) if gt and lq else None
+
+
+def _same_file(gt_hash: str, lq_hash: str, where: str, gt: str) -> str | None:
+    """The problem of a pair whose LQ is its GT (a copy-paste slip that scores ~40 dB, silently)."""
+    return f"{where}: the LQ is the GT file itself ({gt}): nothing to restore" if gt_hash == lq_hash else None
 
 
 class PairedParams(Params):
@@ -120,9 +130,11 @@ class PairedFolderSource(_PairedFiles):
                 problems.append(f"GT {gt} has {len(found)} LQ files: {', '.join(str(f) for f in found)}")
             else:
                 used.add(found[0])
-                refs.append(
-                    _pair_ref(self.ref, gt.stem, str(gt), str(found[0]), file_hash(gt), file_hash(found[0]), {})
-                )
+                hashes = file_hash(gt), file_hash(found[0])
+                same = _same_file(*hashes, f"GT {gt} and LQ {found[0]}", str(gt))
+                if same:
+                    problems.append(same)
+                refs.append(_pair_ref(self.ref, gt.stem, str(gt), str(found[0]), *hashes, {}))
         problems += [f"LQ {lq} has no GT (lq_template={p.lq_template})" for lq in lq_files.values() if lq not in used]
         if problems:
             raise _problems(
@@ -167,9 +179,15 @@ class ManifestSource(_PairedFiles):
                 problems.append(f"row {row}: duplicate key {key!r} (row {seen[key]})")
             seen.setdefault(key, row)
             if not problems and gt is not None and lq is not None:
-                refs.append(_pair_ref(self.ref, key, str(gt), str(lq), file_hash(gt), file_hash(lq), levels))
+                hashes = file_hash(gt), file_hash(lq)
+                same = _same_file(*hashes, f"row {row}", str(gt))
+                if same:
+                    problems.append(same)
+                refs.append(_pair_ref(self.ref, key, str(gt), str(lq), *hashes, levels))
         if problems:
             raise _problems(f"manifest {path} has bad rows", problems, "paths are relative to the CSV's folder")
+        if not refs:
+            raise UserError(f"manifest {path} lists no pair (it has a header and no row)", hint="add rows gt,lq")
         return refs
 
 
@@ -198,10 +216,13 @@ class ParquetSource(Source):
         if stamp not in _TABLES:
             import pyarrow.parquet as pq
 
+            if not os.path.exists(p.target):
+                raise UserError(f"Parquet {p.target}: no such file or folder")
             try:
                 _TABLES[stamp] = pq.read_table(p.target)
             except (OSError, ValueError) as exc:
-                raise UserError(f"cannot read Parquet {p.target}: {exc}") from None
+                first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                raise UserError(f"cannot read Parquet {p.target}: {first}") from None
         table = _TABLES[stamp]
         missing = [c for c in (p.gt, p.lq, p.key) if c and c not in table.column_names]
         if missing:
@@ -222,11 +243,26 @@ class ParquetSource(Source):
             raise _problems(
                 f"Parquet {p.target} has duplicate keys", [str(k) for k in duplicates], "keys must be unique"
             )
-        refs = []
+        refs, problems = [], []
         for row, key in enumerate(keys):
             gt_hash, lq_hash = (_cell_hash(self._cell(c, row)) for c in (p.gt, p.lq))
+            same = _same_file(gt_hash, lq_hash, f"row {row} ({key})", f"column {p.gt}")
+            if same:
+                problems.append(same)
             refs.append(_pair_ref(self.ref, str(key), str(row), str(row), gt_hash, lq_hash, {}))
+        if problems:
+            raise _problems(
+                f"Parquet {p.target} has bad rows", problems, f"column {p.lq} must hold the degraded inputs"
+            )
         return refs
+
+    def pair_sizes(self, image: ImageRef) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        row = int(_locator(image)["gt"])
+        sizes = []
+        for column in (self.params.gt, self.params.lq):
+            data, path = _cell_bytes(self._cell(column, row))
+            sizes.append(image_size(data) if data else image_size(path) if path else None)
+        return (sizes[0], sizes[1]) if all(sizes) else None
 
     def load(self, image: ImageRef) -> np.ndarray:
         return _decode_cell(self._cell(self.params.gt, int(_locator(image)["gt"])), f"{self.ref} row {image.key} (gt)")
@@ -291,7 +327,13 @@ class Given(Degradation):
                     f"{image.key}: the source says {key}={value:g}, the degradation given?{key}={levels[key]:g}"
                 )
             levels.setdefault(key, int(value) if key == "scale" else value)
-        degraded = Degraded(image=source.load_lq(image), degradation=self.name, params=levels)
+        lq = source.load_lq(image)
+        if lq.shape[2:] != clean.shape[2:]:
+            raise ValueError(
+                f"{image.key}: the LQ has {_channels(lq)}, its GT {_channels(clean)}: a pair's images must have the "
+                "same channels (convert one of them)"
+            )
+        degraded = Degraded(image=lq, degradation=self.name, params=levels)
         task = TASKS.get(self.for_task) if getattr(self, "for_task", None) in TASKS else None
         if task is not None and task.given is not None:
             return task.given(degraded, clean)
@@ -303,5 +345,32 @@ class Given(Degradation):
         raise UserError("given reads the degraded input of a paired source; it cannot degrade an image itself")
 
 
+def _channels(img: np.ndarray) -> str:
+    n = img.shape[2] if img.ndim == 3 else 1
+    return {1: "1 channel (gray)", 3: "3 channels (RGB)"}.get(n, f"{n} channels")
+
+
 def _size(img: np.ndarray) -> str:
     return f"{img.shape[1]}x{img.shape[0]}"
+
+
+def given_problems(source: Source, images: list[ImageRef], degradation: Degradation, task: Any) -> list[str]:
+    """Why pairs of ``source`` cannot be scored with ``degradation`` (``given``) under ``task``'s
+    protocol, found before any work starts from their levels and header sizes: a level the task
+    needs and nobody gave, an LQ whose size does not fit (one line per pair)."""
+    problems = []
+    declared = {k: v for k, v in degradation.params.model_dump().items() if v is not None}
+    for image in images:
+        sizes = source.pair_sizes(image)
+        levels = {**source.levels(image), **declared}
+        if task.given_check is not None:
+            problem = task.given_check(sizes[0], sizes[1], levels) if sizes else None
+        elif sizes and sizes[0] != sizes[1]:
+            problem = (
+                f"the LQ is {sizes[1][1]}x{sizes[1][0]}, its GT {sizes[0][1]}x{sizes[0][0]}: they must be the same size"
+            )
+        else:
+            problem = None
+        if problem:
+            problems.append(f"{image.key}: {problem}")
+    return problems

@@ -67,6 +67,14 @@ class RunSummary:
     board: Any = None  # the results' leaderboard (restorebench.results.board.Leaderboard), built once
 
     @property
+    def scored(self) -> int:
+        """Units whose method ran and gave scores (none: the run scored nothing)."""
+        results = self.results
+        if results is None or not len(results):
+            return 0
+        return int(results.loc[results["status"] == "ok", "unit_id"].nunique())
+
+    @property
     def location(self) -> str:
         """The run directory as the user names it: its URI, or its absolute path."""
         return self.run_uri or str(self.run_dir)
@@ -117,6 +125,10 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     plan = make_plan(resolved, limit=options.limit, save_outputs=options.save_outputs)
     units = plan.units
 
+    if options.executor == "ray":
+        from restorebench.run.ray_runtime import check_address
+
+        check_address(options.address)  # before the run folder is made
     out = options.out or Path("runs") / f"{slug(resolved.name)}-{datetime.now():%Y%m%d-%H%M%S}"
     mirror = Mirror(str(out)) if is_uri(str(out)) else None
     if mirror is not None:
@@ -146,7 +158,12 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
         summary.from_cache = len(hits)
         todo = [u for u in todo if u.unit_id not in hits]
         if todo:
-            executor = make_executor(options.executor, address=options.address, num_cpus=options.num_cpus)
+            executor = make_executor(
+                options.executor,
+                address=options.address,
+                num_cpus=options.num_cpus,
+                resume_hint=f"; the units done so far are stored: complete the run with --resume --out {summary.location}",
+            )
             try:
                 for results in executor.execute(make_batches(todo, plan.methods, executor.parallelism()), plan.methods):
                     record(results)

@@ -132,6 +132,7 @@ def make_plan(resolved: ResolvedSuite, *, limit: int | None = None, save_outputs
         identities = {m.build_ref: m.identity() for m in block.methods}
         for source in block.sources:
             images = source.list_images()[:limit]
+            _check_images(block, source, images)
             checks[source.ref] = source.check
             for d in block.degradations:
                 for m in block.methods:
@@ -168,6 +169,29 @@ def make_plan(resolved: ResolvedSuite, *, limit: int | None = None, save_outputs
     if len(unique) < len(units):
         log.warning("%s", duplicates_message(resolved, units))
     return Plan(resolved, list(unique.values()), distinct_labels(methods), versions_all, checks, published)
+
+
+def _check_images(block: Any, source: Any, images: list) -> None:
+    """What is knowable about a block's images before work starts: that there are some, and
+    that pre-degraded pairs fit ``given`` under the task's protocol (levels, sizes)."""
+    from restorebench.data.paired import MAX_LISTED, given_problems
+
+    if not images:
+        raise UserError(
+            f"tasks ({block.task.name}): dataset {source.ref} has no image to score",
+            hint="check the dataset reference (its folder, file, split or filters)",
+        )
+    for degradation in block.degradations:
+        if not degradation.needs_pairs:
+            continue
+        problems = given_problems(source, images, degradation, block.task)
+        if problems:
+            more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+            raise UserError(
+                f"{len(problems)} pair(s) of {source.ref} cannot be scored with {degradation.ref} "
+                f"({block.task.name}):\n  " + "\n  ".join(problems[:MAX_LISTED]) + more,
+                hint="check the pairs' levels (e.g. given?scale=N) and that each LQ is its GT degraded at that level",
+            )
 
 
 def duplicates_message(resolved: ResolvedSuite, units: list[WorkUnit]) -> str:

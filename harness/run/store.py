@@ -151,10 +151,11 @@ class RunDir:
         if rows:
             write_parquet_atomic(rows, self.shards / _shard_name())
 
-    def _parts(self) -> list[Path]:
+    def _parts(self, *, read_only: bool = False) -> list[Path]:
         """The stored tables, oldest first: ``results.parquet``, then the shards in the
-        order they were written; a shard cut short by a crash is set aside (its units are
-        computed again)."""
+        order they were written. A shard cut short by a crash is set aside (renamed
+        ``.corrupt``: a resume computes its units again); ``read_only`` (a report, a compare)
+        leaves it in place and says its rows are left out."""
         parts = []
         main = self.path / "results.parquet"
         if main.exists():
@@ -164,17 +165,21 @@ class RunDir:
             try:
                 check_results_table(read_schema(shard), shard)
             except UserError as exc:
+                if read_only:
+                    log.warning("leaving out %s (unreadable; --resume recomputes its units): %s", shard.name, exc)
+                    continue
                 log.warning("skipping %s (its units will be computed again): %s", shard.name, exc)
                 shard.rename(shard.with_name(shard.name + ".corrupt"))
                 continue
             parts.append(shard)
         return parts
 
-    def load(self):
-        """All rows so far (compacted table plus shards), latest row per unit and metric."""
+    def load(self, *, read_only: bool = False):
+        """All rows so far (compacted table plus shards), latest row per unit and metric;
+        ``read_only``: damaged shards are left out, not set aside (see :meth:`_parts`)."""
         import pandas as pd
 
-        frames = [check_results_table(read_parquet(p), p) for p in self._parts()]
+        frames = [check_results_table(read_parquet(p), p) for p in self._parts(read_only=read_only)]
         if not frames:
             return pd.DataFrame(columns=COLUMNS)
         frame = pd.concat(frames, ignore_index=True)
@@ -264,7 +269,7 @@ def read_results(path: str | Path):
     if path.is_dir():
         if not (path / "results.parquet").exists() and not (path / "shards").exists():
             raise UserError(f"{path} is not a run directory (no results.parquet)")
-        return RunDir(path).load()
+        return RunDir(path).load(read_only=True)
     if path.suffix == ".parquet" and path.is_file():
         return check_results_table(read_parquet(path), path)
     raise UserError(f"{path}: not a run directory or a results .parquet file")

@@ -13,7 +13,7 @@ import platform
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
@@ -57,8 +57,10 @@ def _source(image: ImageRef) -> Source:
 _threads = os.cpu_count() or 1
 
 
-def set_thread_limit(num_threads: int) -> None:
-    """Keep libraries inside this worker's CPU allocation (Ray reuses worker processes)."""
+def set_thread_limit(num_threads: int, *, torch_too: bool = False) -> None:
+    """Keep libraries inside this worker's CPU allocation (Ray reuses worker processes).
+    ``torch_too``: import torch to limit it even before the method has (a neural method that
+    imports torch inside ``restore`` would otherwise run its first unit on all cores)."""
     global _threads
     num_threads = _threads = max(1, int(num_threads))
     try:
@@ -67,7 +69,7 @@ def set_thread_limit(num_threads: int) -> None:
         cv2.setNumThreads(num_threads)
     except ImportError:  # pragma: no cover - opencv is a dependency
         pass
-    if "torch" in sys.modules:
+    if torch_too or "torch" in sys.modules:
         import torch
 
         torch.set_num_threads(num_threads)
@@ -166,8 +168,7 @@ def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResul
     if method.kind == "neural":
         # The same intra-op thread count under every executor (the one the method reserves):
         # float sums, and so the last bits of a network's output, depend on it.
-
-        set_thread_limit(inference_threads(method))
+        set_thread_limit(inference_threads(method), torch_too=True)
     _warm_up(method, degraded)
     start = time.perf_counter()
     outputs = method.restore([degraded])
@@ -218,9 +219,11 @@ _last_image: dict[str, np.ndarray] = {}
 _last_inputs: dict[tuple, Degraded] = {}
 
 
-def run_batch(units: Sequence[WorkUnit], num_threads: int = 1) -> list[UnitResult]:
+def run_batch(
+    units: Sequence[WorkUnit], num_threads: int = 1, on_unit: Callable[[WorkUnit], None] | None = None
+) -> list[UnitResult]:
     """Compute a batch of units; images and degraded inputs are shared within the batch (and
-    the last image with the next batch)."""
+    the last image with the next batch). ``on_unit`` is told each unit before it runs."""
     from restorebench.core.plugins import load_plugins
 
     load_plugins()  # a Ray worker process starts with empty registries
@@ -230,6 +233,8 @@ def run_batch(units: Sequence[WorkUnit], num_threads: int = 1) -> list[UnitResul
     results = []
     key = None
     for unit in units:
+        if on_unit is not None:
+            on_unit(unit)
         try:
             key = unit.image.content_hash + unit.image.locator
             if key not in images:

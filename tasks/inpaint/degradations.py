@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from restorebench import Degradation, Degraded, Params, register
 from restorebench.tasks.inpaint.masks import (
@@ -57,6 +57,13 @@ class MaskParams(Params):
             raise ValueError(f"mask folder {path} does not exist or is not a directory")
         return str(path)
 
+    @model_validator(mode="after")
+    def _usable(self) -> MaskParams:
+        """A mask folder with no usable mask for the bin is refused before any work starts."""
+        if self.folder:
+            _fitting(Path(self.folder), RatioBin.parse(self.ratio), self.invert)
+        return self
+
 
 @register
 class Mask(Degradation):
@@ -84,17 +91,7 @@ class Mask(Degradation):
 
     def _from_folder(self, ratio: RatioBin, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
         folder = Path(self.params.folder)
-        masks, skipped = _scanned(folder, self.params.invert)
-        if not masks:
-            why = f" ({'; '.join(skipped[:3])})" if skipped else ""
-            raise ValueError(f"mask folder {folder} holds no usable mask file{why}")
-        fitting = [m for m in masks if m.ratio in ratio]
-        if not fitting:
-            lo, hi = min(m.ratio for m in masks), max(m.ratio for m in masks)
-            raise ValueError(
-                f"no mask of {folder} has a hole ratio in bin {ratio} (its {len(masks)} masks range "
-                f"{lo:.3f}-{hi:.3f}); pick another bin, or invert=true if the folder stores holes as white"
-            )
+        fitting = _fitting(folder, ratio, self.params.invert)
         chosen = fitting[int(rng.integers(len(fitting)))]
         mask = read_mask_file(chosen.path, invert=self.params.invert)
         if mask.shape != (h, w) and (str(folder), mask.shape, (h, w)) not in _WARNED:
@@ -105,6 +102,23 @@ class Mask(Degradation):
 
 _SCANS: dict[tuple[str, bool, float], tuple[list, list[str]]] = {}
 _WARNED: set[tuple] = set()  # (folder, mask size, image size) already warned about
+
+
+def _fitting(folder: Path, ratio: RatioBin, invert: bool) -> list:
+    """The folder's masks whose hole ratio is in ``ratio``; none is a ValueError naming every
+    file left out and why (unreadable, all hole, no hole) or the ratios the masks have."""
+    masks, skipped = _scanned(folder, invert)
+    if not masks:
+        why = f": {len(skipped)} file(s) rejected ({'; '.join(skipped[:5])})" if skipped else " (no mask file in it)"
+        raise ValueError(f"mask folder {folder} holds no usable mask{why}")
+    fitting = [m for m in masks if m.ratio in ratio]
+    if not fitting:
+        lo, hi = min(m.ratio for m in masks), max(m.ratio for m in masks)
+        raise ValueError(
+            f"no mask of {folder} has a hole ratio in bin {ratio} (its {len(masks)} masks range "
+            f"{lo:.3f}-{hi:.3f}); pick another bin, or invert=true if the folder stores holes as white"
+        )
+    return fitting
 
 
 def _scanned(folder: Path, invert: bool) -> tuple[list, list[str]]:

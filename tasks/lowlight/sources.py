@@ -180,6 +180,9 @@ class SidParams(Params):
         return None if path is None else os.path.abspath(os.path.expanduser(path))
 
 
+_SPLIT_HINT = "pick the split the list holds (split=train, test, val or all): the scene id's first digit is the split"
+
+
 @register
 class SidSource(Source):
     """SID (short, long) raw pairs from an official list file; see the module docstring."""
@@ -213,7 +216,22 @@ class SidSource(Source):
                 continue
             digest = hashlib.sha256(f"{_file_hash(pair.short)}:{_file_hash(pair.long)}".encode()).hexdigest()
             refs.append(ImageRef(self.ref, pair.key, digest, str(pair.line)))
+        if not refs:
+            raise UserError(f"SID list {self.params.target}: {self._nothing_of(split, excluded)}", hint=_SPLIT_HINT)
         return refs
+
+    def _nothing_of(self, split: str, excluded: set[str]) -> str:
+        """Why no pair of the list is left: the splits it holds, and what the exclusions took."""
+        pairs = self._pairs()
+        if not pairs:
+            return "the list holds no line"
+        counts: dict[str, int] = {}
+        for pair in pairs:
+            counts[pair.split or "unknown"] = counts.get(pair.split or "unknown", 0) + 1
+        held = ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
+        gone = sum(pair.scene in excluded for pair in pairs)
+        left = f"; {gone} excluded by {self.params.exclude}" if gone else ""
+        return f"no pair of split {split!r}: the list holds {held} pair(s){left}"
 
     def pair(self, image: ImageRef) -> SidPair:
         """The list line of ``image``, checked: its error, if any, is an :class:`ImageLoadError`."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from restorebench import Task, register
 from restorebench.tasks.superres import baselines, degradations, imresize, neural  # noqa: F401  (registers components)
-from restorebench.tasks.superres.degradations import given_pair
+from restorebench.tasks.superres.degradations import given_check, given_pair
 
 TASK = Task(
     name="superres",
@@ -21,5 +21,6 @@ TASK = Task(
     metrics=("psnr_y", "ssim_y", "psnr_y_matlab", "psnr", "ssim"),
     suite=str(Path(__file__).with_name("suite.yaml")),
     given=given_pair,
+    given_check=given_check,
 )
 register(TASK)

@@ -11,6 +11,7 @@ and 33.68 / 30.40 / 28.43 with the unrounded Y of ``psnr_y`` (BasicSR's conventi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -84,22 +85,31 @@ def given_pair(degraded: Degraded, clean: np.ndarray) -> Degraded:
     """A pre-degraded pair (``given?scale=N``) under the same protocol as ``bicubic``: the HR
     cropped to a multiple of the scale (the reference), the LR checked to be HR / scale,
     ``scale`` pixels of border left out of the scores."""
-    scale = degraded.params.get("scale")
-    if scale is None:
-        raise ValueError("super-resolution pairs need the factor they stand for: given?scale=N")
-    scale = int(scale)
-    hr = modcrop(clean, scale)
-    want = (hr.shape[0] // scale, hr.shape[1] // scale)
-    if degraded.image.shape[:2] != want:
-        h, w = degraded.image.shape[:2]
-        raise ValueError(
-            f"the LR is {w}x{h}, but its HR ({clean.shape[1]}x{clean.shape[0]}, {hr.shape[1]}x{hr.shape[0]} after "
-            f"modcrop) needs {want[1]}x{want[0]} at scale {scale}"
-        )
+    problem = given_check(clean.shape[:2], degraded.image.shape[:2], degraded.params)
+    if problem:
+        raise ValueError(problem)
+    scale = int(degraded.params["scale"])
     return Degraded(
         image=degraded.image,
         degradation=degraded.degradation,
         params={**degraded.params, "scale": scale},
         crop_border=scale,
-        reference=hr,
+        reference=modcrop(clean, scale),
     )
+
+
+def given_check(hr: tuple[int, int], lr: tuple[int, int], levels: Mapping[str, Any]) -> str | None:
+    """Why an (HR, LR) pair of these sizes cannot be scored at its scale (None: it can): the
+    scale must be known, and the LR must be the HR modcropped to the scale, divided by it."""
+    scale = levels.get("scale")
+    if scale is None:
+        return "super-resolution pairs need the factor they stand for: given?scale=N (or a scale column)"
+    scale = int(scale)
+    want = (hr[0] // scale, hr[1] // scale)
+    if tuple(lr) != want:
+        crop = (want[0] * scale, want[1] * scale)
+        return (
+            f"the LR is {lr[1]}x{lr[0]}, but its HR ({hr[1]}x{hr[0]}, {crop[1]}x{crop[0]} after modcrop) "
+            f"needs {want[1]}x{want[0]} at scale {scale}"
+        )
+    return None

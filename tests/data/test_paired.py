@@ -99,14 +99,13 @@ def test_pairing_errors_name_the_files(basicsr_tree, tmp_path):
     assert "img0.png has 2 LQ files" in text
 
 
-def test_an_lq_of_the_wrong_size_fails_its_unit_naming_the_sizes(basicsr_tree, tmp_path):
+def test_an_lq_of_the_wrong_size_is_refused_before_work_starts_naming_the_sizes(basicsr_tree, tmp_path):
     lr = basicsr_tree / "LR_bicubic" / "X2"
     Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(lr / "img2x2.png")
-    summary = _run(tmp_path, [f"paired:gt={basicsr_tree / 'HR'}&lq={lr}&lq_template={{stem}}x2"], ["given?scale=2"])
-    assert summary.failed == 2 and summary.computed == 4
-    assert any(
-        "img2: ValueError: the LR is 10x10, but its HR" in e and "needs 29x26 at scale 2" in e for e in summary.errors
-    )
+    with pytest.raises(UserError, match="1 pair") as info:
+        _run(tmp_path, [f"paired:gt={basicsr_tree / 'HR'}&lq={lr}&lq_template={{stem}}x2"], ["given?scale=2"])
+    assert "img2: the LR is 10x10, but its HR (58x53, 58x52 after modcrop) needs 29x26 at scale 2" in str(info.value)
+    assert not (tmp_path / "run").exists()
 
 
 def test_given_and_pairs_go_together(basicsr_tree, tmp_path):

@@ -1,4 +1,5 @@
-"""A run whose every unit failed still prints its leaderboard, reports, and closes its MLflow runs."""
+"""A run whose every unit failed still prints its leaderboard, reports, and closes its MLflow runs,
+and exits 1: it scored nothing."""
 
 from __future__ import annotations
 
@@ -48,8 +49,9 @@ def test_every_unit_failed(tmp_path, image_folder):
         uri,
         cwd=tmp_path,
     )
-    assert run.returncode == 0, run.stderr  # was: ValueError: Buffer has wrong number of dimensions
+    assert run.returncode == 1, run.stderr  # it scored nothing (was: 0, and before that a ValueError)
     assert "Traceback" not in run.stderr
+    assert "the run scored nothing: every unit failed" in run.stderr
     assert "| denoise/boom | 1 |" in run.stdout and "3 failed" in run.stdout and "RuntimeError: boom" in run.stdout
     statuses, count = _parent_status(uri)
     assert statuses == {"FINISHED"} and count == 2  # the parent and its one child, none left RUNNING
@@ -105,7 +107,8 @@ def test_a_sid_list_whose_every_line_fails(tmp_path):
         uri,
         cwd=tmp_path,
     )
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr  # it scored nothing
+    assert "the run scored nothing: every unit failed" in run.stderr
     assert "2 failed" in run.stdout and "10006_00_0.1s.ARW" in run.stdout
     assert _parent_status(uri)[0] == {"FINISHED"}
     assert cli("report", tmp_path / "run", cwd=tmp_path).returncode == 0

@@ -123,7 +123,7 @@ def test_messages_that_were_unclear(tmp_path):
     )
     assert_clean(
         cli("run", "--task", "denoise", "--method", "srplug:Up", cwd=tmp_path),
-        "--method 'srplug:Up' is for task 'superres', which this run does not include",
+        "--method 'srplug:Up' is for task 'superres', but this run is --task denoise",
     )
     result = cli("run", *SMALL, "--method", "denoise/median", "--out", "dup", cwd=tmp_path)
     assert result.returncode == 0
@@ -142,3 +142,123 @@ def test_a_broken_symlink_in_a_folder_is_named(tmp_path):
     args = [a if a != "synthetic:deadleaves?n=2&size=32" else f"folder:{folder}" for a in SMALL]
     result = cli("run", *args, "--out", "r", cwd=tmp_path)
     assert result.returncode == 0 and "1 broken symbolic link(s) skipped: gone.png" in result.stderr
+
+
+# ---------------------------------------------------------------- input that can score nothing
+
+
+def _png(path: Path, pixels) -> Path:
+    from PIL import Image
+
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _photo(size: int = 48):
+    import numpy as np
+
+    return (np.random.default_rng(0).random((size, size, 3)) * 255).astype("uint8")
+
+
+def test_input_that_scores_nothing_is_refused_before_work_starts(tmp_path):
+    """Knowable before any unit runs: exit 2, one message saying what and why, no run folder."""
+    import numpy as np
+
+    (tmp_path / "empty.csv").write_text("gt,lq\n")
+    _png(tmp_path / "gt.png", _photo())
+    _png(tmp_path / "lq.png", _photo(24))
+    (tmp_path / "same.csv").write_text("gt,lq\ngt.png,gt.png\n")
+    (tmp_path / "pairs.csv").write_text("gt,lq\ngt.png,lq.png\n")
+    (tmp_path / "Sony").mkdir()
+    (tmp_path / "list.txt").write_text(
+        "./Sony/short/00001_00_0.04s.ARW ./Sony/long/00001_00_10s.ARW ISO200 F8\n"
+        "./Sony/short/00002_00_0.1s.ARW ./Sony/long/00002_00_10s.ARW ISO200 F8\n"
+    )
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    _png(masks / "all_valid.png", np.full((32, 32), 255, np.uint8))
+    (masks / "broken.png").write_bytes(b"not a png")
+    cases = [
+        (["--task", "superres", "--dataset", "manifest:empty.csv", "--degradation", "given?scale=2"],
+         "empty.csv lists no pair (it has a header and no row)"),
+        (["--task", "denoise", "--dataset", "manifest:same.csv", "--degradation", "given?sigma=25"],
+         "row 2: the LQ is the GT file itself"),
+        (["--task", "superres", "--dataset", "manifest:pairs.csv", "--degradation", "given?scale=3"],
+         "gt: the LR is 24x24, but its HR (48x48, 48x48 after modcrop) needs 16x16 at scale 3"),
+        (["--task", "superres", "--dataset", "manifest:pairs.csv", "--degradation", "given"],
+         "super-resolution pairs need the factor they stand for"),
+        (["--task", "denoise", "--dataset", "manifest:pairs.csv", "--degradation", "given?sigma=25"],
+         "the LQ is 24x24, its GT 48x48: they must be the same size"),
+        (["--task", "lowlight", "--dataset", f"sid:{tmp_path / 'list.txt'}?split=test", "--degradation", "sid"],
+         "no pair of split 'test': the list holds 2 train pair(s)"),
+        (["--task", "inpaint", "--dataset", "synthetic:deadleaves?n=2&size=32",
+          "--degradation", f"mask?ratio=0.1-0.2&folder={masks}"],
+         "holds no usable mask: 2 file(s) rejected (all_valid.png: no hole; broken.png:"),
+    ]  # fmt: skip
+    for args, needle in cases:
+        result = cli("run", *args, "--executor", "local", "--no-tracking", "--out", "r", cwd=tmp_path)
+        assert_clean(result, needle)
+        assert not (tmp_path / "r").exists(), args  # refused before the run folder was made
+
+
+def test_a_run_that_scored_nothing_exits_1_and_says_why(tmp_path):
+    import numpy as np
+
+    _png(tmp_path / "gt.png", _photo())
+    _png(tmp_path / "lq.png", np.full((48, 48), 128, np.uint8))  # a gray LQ beside an RGB GT
+    (tmp_path / "pairs.csv").write_text("gt,lq\ngt.png,lq.png\n")
+    args = ["--task", "denoise", "--dataset", "manifest:pairs.csv", "--degradation", "given?sigma=25"]
+    result = cli("run", *args, "--method", "denoise/median", "--executor", "local", "--no-tracking", cwd=tmp_path)
+    assert_clean(result, "the run scored nothing: every unit failed", code=1)
+    assert "gt: the LQ has 1 channel (gray), its GT 3 channels (RGB)" in result.stdout  # the pair, not the method
+
+
+def test_the_gate_cannot_be_switched_off_by_accident(tmp_path, good_run):
+    assert_clean(cli("compare", good_run, good_run, "--tolerance", "nan", cwd=tmp_path), "a finite --tolerance >= 0")
+    (tmp_path / "folder").mkdir()
+    assert_clean(
+        cli("compare", good_run, good_run, "--markdown", "folder", cwd=tmp_path), "--markdown folder is a folder"
+    )
+    assert_clean(
+        cli("compare", good_run, good_run, "--metric", "auc", cwd=tmp_path),
+        "metric 'auc' is in neither BASE nor CAND; their metrics: psnr, psnr_y, ssim, ssim_y",
+    )
+    assert cli("compare", good_run, good_run, cwd=tmp_path).returncode == 0
+
+
+def test_messages_that_blamed_the_wrong_thing(tmp_path):
+    assert_clean(
+        cli(
+            "run",
+            "--task",
+            "inpaint",
+            "--degradation",
+            "mask?ratio=0.3-0.4",
+            "--method",
+            "denoise/median",
+            cwd=tmp_path,
+        ),
+        "--method 'denoise/median' is for task 'denoise', but this run is --task inpaint",
+    )
+    result = cli("run", "--task", "denoise", "--degradation", "gaussian?sigmaa=25", cwd=tmp_path)
+    assert_clean(result, "unknown parameter 'sigmaa'; did you mean 'sigma'?")
+    assert result.stderr.index("sigmaa") < result.stderr.index("missing required parameter 'sigma'")
+    assert "{" not in result.stderr  # no dict of the input
+    (tmp_path / "suite.yaml").write_text(
+        "name: s\ntasks:\n  - task: denoise\n    datasets: [bundled:photos]\n"
+        "    degradation: ['gaussian?sigma=25']\n    methods: [denoise/median]\n"
+    )
+    result = cli("run", "suite.yaml", cwd=tmp_path)
+    assert_clean(result, "unknown key 'tasks.0.degradation'; did you mean 'degradations'?")
+    assert result.stderr.index("unknown key") < result.stderr.index("tasks.0.degradations: missing")
+    result = cli(
+        "run",
+        "--task",
+        "superres",
+        "--dataset",
+        "parquet:/x/nosuch.parquet",
+        "--degradation",
+        "given?scale=2",
+        cwd=tmp_path,
+    )
+    assert_clean(result, "Parquet /x/nosuch.parquet: no such file or folder")

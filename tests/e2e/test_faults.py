@@ -32,6 +32,18 @@ PLUGIN = textwrap.dedent(
             return item.image
 
 
+    class Segfault(Method):
+        '''Crashes the interpreter (a null pointer read in native code).'''
+
+        name = "segfault"
+        task = "denoise"
+
+        def restore_one(self, item):
+            import ctypes
+
+            return ctypes.string_at(0)
+
+
     class Slow(Method):
         name = "slow"
         task = "denoise"
@@ -84,6 +96,22 @@ def test_a_dying_worker_fails_only_its_unit(plugin_dir, image_folder, tmp_path, 
     assert (units.drop(("b_camera.png", "denoise/crash_on_gray")) == "ok").all()
     error = summary.results.query("image == 'b_camera.png' and method == 'denoise/crash_on_gray'")["error"].iloc[0]
     assert "b_camera.png" in error and "Ray task failed" in error
+
+
+def test_a_crash_under_the_local_executor_says_which_unit_and_what_to_do(plugin_dir, image_folder, tmp_path):
+    """A method that segfaults takes an in-process run with it: a line names the method, the
+    image and the unit, says that --executor ray isolates crashes and how to resume."""
+    from tests.runs import cli
+
+    env = {"PYTHONPATH": os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")])}
+    args = ["run", "--task", "denoise", "--method", "faulty_plugins:Segfault", "--dataset", f"folder:{image_folder}"]
+    args += ["--degradation", "gaussian?sigma=25", "--executor", "local", "--no-tracking", "--out", tmp_path / "run"]
+    result = cli(*args, cwd=tmp_path, env=env)
+    assert result.returncode in (-signal.SIGSEGV, 128 + signal.SIGSEGV), (result.returncode, result.stderr[-2000:])
+    assert "Fatal Python error: Segmentation fault" in result.stderr  # faulthandler's traceback of the crash
+    line = next(x for x in result.stderr.splitlines() if x.startswith("error: the restorebench process ended"))
+    assert "denoise/segfault was restoring a_astronaut.png (folder:" in line and "gaussian?sigma=25; unit " in line
+    assert f"--resume --out {tmp_path / 'run'}" in line and "--executor ray isolates it" in result.stderr
 
 
 def test_entry_point_plugins_are_registered(plugin_dir, monkeypatch):

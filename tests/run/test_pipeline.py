@@ -96,9 +96,9 @@ def test_resume_computes_only_missing_units(image_folder, tmp_path, monkeypatch)
 
     original = worker.run_batch
 
-    def counting(units, num_threads=1):
+    def counting(units, num_threads=1, on_unit=None):
         calls.append(len(units))
-        return original(units, num_threads)
+        return original(units, num_threads, on_unit)
 
     monkeypatch.setattr(worker, "run_batch", counting)
     resumed = run_suite(_options(image_folder, out, use_cache=False, resume=True))

@@ -124,16 +124,14 @@ def test_mask_folder_errors_name_the_folder_file_or_bin(tmp_path):
         build_degradation(f"mask?folder={tmp_path / 'nowhere'}&ratio=0.1-0.2")
     empty = tmp_path / "empty"
     empty.mkdir()
-    d = build_degradation(f"mask?folder={empty}&ratio=0.1-0.2")
-    with pytest.raises(ValueError, match="holds no usable mask file"):
-        d.apply(np.zeros((10, 10, 3), np.float32), np.random.default_rng(0))
+    with pytest.raises(UserError, match="holds no usable mask \\(no mask file in it\\)"):  # before any work
+        build_degradation(f"mask?folder={empty}&ratio=0.1-0.2")
     folder = _write_masks(tmp_path / "some", [0.0, 1.0, 0.15])
     (folder / "broken.png").write_bytes(b"not a png")
-    d = build_degradation(f"mask?folder={folder}&ratio=0.4-0.5")
     with pytest.raises(
-        ValueError, match=r"no mask of .* has a hole ratio in bin 0.4-0.5 \(its 1 masks range 0.150-0.150\)"
+        UserError, match=r"no mask of .* has a hole ratio in bin 0.4-0.5 \(its 1 masks range 0.150-0.150\)"
     ):
-        d.apply(np.zeros((10, 10, 3), np.float32), np.random.default_rng(0))
+        build_degradation(f"mask?folder={folder}&ratio=0.4-0.5")
     from restorebench.tasks.inpaint.masks import scan_mask_folder
 
     masks, skipped = scan_mask_folder(folder)
