@@ -123,7 +123,7 @@ def run(
         summary = run_suite(options, progress=progress)
     print_run_summary(summary)
     if report_dir is not None:
-        _write_report(summary.results, report_dir, None, summary.run_dir, summary.board)
+        _write_report(summary.results_set, report_dir, None, summary.run_dir, summary.board)
     if not summary.scored:
         why = "every unit failed" if summary.failed else "every unit was skipped" if summary.skipped else "no unit ran"
         typer.echo(f"error: the run scored nothing: {why} (see above); exit 1", err=True)

@@ -43,3 +43,19 @@ def cli(*args: Any, cwd: Path | None = None, env: dict | None = None, timeout: f
     return subprocess.run(
         [str(exe), *map(str, args)], cwd=cwd, env=full, capture_output=True, text=True, timeout=timeout
     )
+
+
+def replace_results(run_dir: Path, frame: Any) -> None:
+    """Make ``frame`` all that ``run_dir`` holds, as one shard (as if the run had stopped
+    before compacting): the compacted dataset and every other shard are removed."""
+    import shutil
+
+    from restorebench.results.schema import to_arrow
+
+    shutil.rmtree(run_dir / "results.parquet", ignore_errors=True)
+    for shard in (run_dir / "shards").glob("*.parquet"):
+        shard.unlink()
+    import pyarrow.parquet as pq
+
+    (run_dir / "shards").mkdir(exist_ok=True)
+    pq.write_table(to_arrow(frame), run_dir / "shards" / "part-00000000000000000000-kept.parquet")

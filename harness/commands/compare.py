@@ -192,7 +192,7 @@ def compare(
     Example
     -------
     >>> from restorebench.run.store import read_results
-    >>> result = compare(read_results("runs/main"), read_results("runs/pr"), metrics=["psnr", "ssim"])
+    >>> result = compare(read_results("runs/main").frame(), read_results("runs/pr").frame(), metrics=["psnr"])
     >>> result.regressions  # rows whose verdict is "worse"
     0
     """
@@ -263,10 +263,10 @@ def load_side(ref: str, tracking_uri: str | None) -> DataFrame:
     from restorebench.run.store import read_results
 
     if is_uri(ref):
-        return read_results(local_copy(ref))
+        return read_results(local_copy(ref)).frame()
     path = Path(ref)
     if path.exists():
-        return read_results(path)
+        return read_results(path).frame()
     match = _RUN_ID.match(ref.strip())
     if match is None:
         raise UserError(f"{ref}: not a run directory, a results .parquet file or an MLflow run id (32 hex digits)")

@@ -61,6 +61,9 @@ class Metric:
     reduce: SetReduce | None = None
     aggregation: str = ""  # how a set-level metric combines a group, in words
     configure: Configure | None = None
+    # A set-level metric whose statistics add up: its value for a set is its reduction of the
+    # images' summed statistics (one row, weight 1), which a query sums out of core.
+    additive: bool = False
 
     def __post_init__(self) -> None:
         direction = self.direction

@@ -46,7 +46,7 @@ def write_report(
     if "html" in formats:
         from restorebench.report.html import write_html
 
-        written.extend(write_html(results, board, out, run_dir=Path(run_dir) if run_dir else _find_run_dir(out)))
+        written.extend(write_html(board, out, run_dir=Path(run_dir) if run_dir else _find_run_dir(out)))
     return written
 
 

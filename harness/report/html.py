@@ -16,8 +16,6 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from restorebench.report.figures import figure_bytes, level_figure, runtime_figure, sample_figure
 from restorebench.report.leaderboard import (
     digits,
@@ -136,7 +134,7 @@ class FigureWriter:
         return stale
 
 
-def write_html(results: pd.DataFrame, board: Leaderboard, out: Path, *, run_dir: Path | None = None) -> list[Path]:
+def write_html(board: Leaderboard, out: Path, *, run_dir: Path | None = None) -> list[Path]:
     """Write ``index.html`` (self-contained) and ``figures/`` to ``out``; returns both paths.
 
     ``run_dir`` is the run directory whose ``samples/`` feed the before/after grids;
@@ -145,11 +143,12 @@ def write_html(results: pd.DataFrame, board: Leaderboard, out: Path, *, run_dir:
     writer = FigureWriter(out / "figures")
     samples = run_dir / "samples" if run_dir is not None and (run_dir / "samples").is_dir() else None
     tasks = sorted(board.table["task"].unique()) if not board.empty else []
-    parts = [_header(results, board, tasks)]
+    parts = [_header(board, tasks)]
     if not tasks:
         parts.append('<p class="missing">No results.</p>')
+    scores = _sample_scores(board, samples)
     for task in tasks:
-        parts.append(_task_section(task, board, results, writer, samples))
+        parts.append(_task_section(task, board, scores, writer, samples))
     parts += [section(writer.embed) for _, section in _task_extras(tasks)]
     for stale in writer.remove_stale():
         log.info("removed stale figure %s", stale)
@@ -167,15 +166,13 @@ def _document(title: str, body: str) -> str:
     )
 
 
-def _header(results: pd.DataFrame, board: Leaderboard, tasks: list[str]) -> str:
-    runs = sorted(results["run_id"].dropna().unique()) if "run_id" in results else []
-    units = results.drop_duplicates("unit_id") if "unit_id" in results and not results.empty else results.iloc[:0]
-    failed = int((units["status"] == "failed").sum()) if "status" in units else 0
+def _header(board: Leaderboard, tasks: list[str]) -> str:
+    runs, units, failed = board.counts.get("runs", []), board.counts.get("units", 0), board.counts.get("failed", 0)
     links = "".join(f'<a href="#task-{slug(t)}">{escape(t)}</a>' for t in tasks)
     links += "".join(f'<a href="#{slug(title)}">{escape(title)}</a>' for title, _ in _task_extras(tasks))
     return (
         "<header><h1>restorebench leaderboard</h1>"
-        f'<p class="meta">run {escape(", ".join(runs) or "-")} · {len(units)} units · {failed} failed · '
+        f'<p class="meta">run {escape(", ".join(runs) or "-")} · {units} units · {failed} failed · '
         f"{len(board.table)} leaderboard rows</p><nav>{links}</nav>"
         f'<p class="meta">{FOOTNOTE} <span class="badge neural">neural</span> a learned model; '
         '<span class="badge nonblind">non-blind</span> given the true degradation level.</p></header>'
@@ -201,7 +198,7 @@ def plotted_metric(board: Leaderboard, task: str) -> Metric | None:
 
 
 def _task_section(
-    task: str, board: Leaderboard, results: pd.DataFrame, writer: FigureWriter, samples: Path | None
+    task: str, board: Leaderboard, scores: pd.DataFrame, writer: FigureWriter, samples: Path | None
 ) -> str:
     rows = board.table[board.table["task"] == task]
     metric = plotted_metric(board, task)
@@ -247,7 +244,7 @@ def _task_section(
     ]
     for (dataset, degradation), table in groups:
         parts.append(f"<h4>{escape(dataset)} · {escape(degradation)}</h4>")
-        parts.append(_samples_html(task, dataset, degradation, list(table["method"]), results, metric, writer, samples))
+        parts.append(_samples_html(task, dataset, degradation, list(table["method"]), scores, metric, writer, samples))
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -293,12 +290,38 @@ def _truthy(value: Any) -> bool:
     return bool(value) and str(value).lower() not in ("false", "0", "no")
 
 
+def _sample_image(samples: Path | None, task: str, dataset: str, degradation: str) -> str | None:
+    """The image a group's sample crops were cut from (its ``image.txt``), or None."""
+    folder = sample_dir(samples, task, dataset, degradation) if samples is not None else None
+    file = folder / "image.txt" if folder is not None else None
+    return file.read_text().strip() if file is not None and file.is_file() else None
+
+
+def _sample_scores(board: Leaderboard, samples: Path | None) -> pd.DataFrame:
+    """Every method's plotted metric on each block's sampled image, in one query."""
+    import pandas as pd
+
+    from restorebench.results.groups import image_values
+
+    wanted = []
+    blocks = board.table.drop_duplicates(["task", "dataset", "degradation"]) if not board.empty else board.table
+    for _, row in blocks.iterrows():
+        image, metric = (
+            _sample_image(samples, row["task"], row["dataset"], row["degradation"]),
+            plotted_metric(board, row["task"]),
+        )
+        if image is not None and metric is not None:
+            wanted.append((row["task"], row["dataset"], row["degradation"], image, metric.name))
+    frame = pd.DataFrame(wanted, columns=["task", "dataset", "degradation", "image", "metric"])
+    return image_values(board.results, frame)
+
+
 def _samples_html(
     task: str,
     dataset: str,
     degradation: str,
     methods: list[str],
-    results: pd.DataFrame,
+    scores: pd.DataFrame,
     metric: Metric | None,
     writer: FigureWriter,
     samples: Path | None,
@@ -306,28 +329,11 @@ def _samples_html(
     folder = sample_dir(samples, task, dataset, degradation) if samples is not None else None
     if folder is None or not folder.is_dir():
         return '<p class="missing">no sample</p>'
-    image_file = folder / "image.txt"
-    image = image_file.read_text().strip() if image_file.exists() else None
-    scores = _image_scores(results, task, dataset, degradation, image, metric.name) if metric is not None else {}
-    fig = sample_figure(folder, methods, scores, metric)
+    image = _sample_image(samples, task, dataset, degradation)
+    mine = scores[(scores["task"] == task) & (scores["dataset"] == dataset) & (scores["degradation"] == degradation)]
+    values = {str(m): float(v) for m, v in zip(mine["method"], mine["value"])} if metric is not None else {}
+    fig = sample_figure(folder, methods, values, metric)
     caption = f"{dataset} · {degradation} · image {image or '?'}: centre crops (red box: the patch magnified below)"
     return writer.embed_or_note(
         f"{task}-{dataset}-{degradation}-samples", fig, caption, "no sample", photo=True, metric=metric
     )
-
-
-def _image_scores(
-    results: pd.DataFrame, task: str, dataset: str, degradation: str, image: str | None, metric: str
-) -> dict[str, float]:
-    """Each method's ``metric`` on the sampled image (missing methods are left out)."""
-    if image is None:
-        return {}
-    rows = results[
-        (results["task"] == task)
-        & (results["dataset"] == dataset)
-        & (results["degradation"] == degradation)
-        & (results["image"] == image)
-        & (results["metric"] == metric)
-        & (results["status"] == "ok")
-    ]
-    return {str(m): float(v) for m, v in zip(rows["method"], rows["value"]) if v is not None and np.isfinite(v)}

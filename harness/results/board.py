@@ -16,7 +16,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from restorebench.core.metric import Metric
-from restorebench.results.groups import BLOCK, GROUP, ORACLE, group_info, metric_of, metric_order, metric_values, scored
+from restorebench.results.dataset import ResultsSet, connect
+from restorebench.results.groups import (
+    BLOCK,
+    GROUP,
+    ORACLE,
+    group_info,
+    metric_of,
+    metric_order,
+    metric_values,
+    scored_view,
+    summary,
+)
 
 if TYPE_CHECKING:
     from pandas import DataFrame
@@ -38,19 +49,25 @@ FIXED = (
 
 @dataclass
 class Leaderboard:
-    """A results table's leaderboard.
+    """A results set's leaderboard.
 
     ``table``: one row per group (keys, ``rank``, method columns, one column per metric,
     ``rank_metric``, ``gap``, published numbers, runtime, images, failed); ``values``: per
     group and metric, the group value with the per-image mean, median and count (what MLflow
-    child runs log); ``metrics``: each metric column's :class:`Metric`, in column order;
-    ``rank_by``: each task's ranking metric (``""`` when it has none that ranks).
+    child runs log) and the goodness that ranks it; ``metrics``: each metric column's
+    :class:`Metric`, in column order; ``rank_by``: each task's ranking metric (``""`` when it
+    has none that ranks); ``tags``: per group, what a tracker tags it with (method version,
+    checkpoints, device); ``counts``: the run ids, units and failed units; ``results``: the
+    set it was built from (for per-image queries: sample labels, per-image tables).
     """
 
     table: DataFrame
     values: DataFrame
     metrics: dict[str, Metric] = field(default_factory=dict)
     rank_by: dict[str, str] = field(default_factory=dict)
+    tags: Any = None
+    counts: dict[str, Any] = field(default_factory=dict)
+    results: ResultsSet | None = None
 
     @property
     def empty(self) -> bool:
@@ -70,23 +87,50 @@ class Leaderboard:
         v = self.values
         return v[(v[GROUP] == list(key)).all(axis=1)] if len(v) else v
 
+    def group_tags(self, key: tuple) -> dict[str, Any]:
+        """``tags`` of one group as a dict ({} when unknown)."""
+        if self.tags is None or not len(self.tags):
+            return {}
+        rows = self.tags[(self.tags[GROUP] == list(key)).all(axis=1)]
+        return rows.iloc[0].to_dict() if len(rows) else {}
 
-def build_leaderboard(results: DataFrame, *, rank_by: str | None = None) -> Leaderboard:
-    """The leaderboard of a results table (``rank_by``: one metric ranks every task that has it)."""
+
+def as_results(results: Any) -> ResultsSet:
+    """A :class:`ResultsSet` from a results set or a frame."""
+    return results if isinstance(results, ResultsSet) else ResultsSet.of_frame(results)
+
+
+def build_leaderboard(results: Any, *, rank_by: str | None = None) -> Leaderboard:
+    """The leaderboard of a results set (or frame), aggregated by queries in bounded memory
+    (``rank_by``: one metric ranks every task that has it)."""
     import pandas as pd
 
-    results = scored(results)
-    if results.empty:
-        return Leaderboard(pd.DataFrame(), pd.DataFrame(columns=[*GROUP, "metric", "value", "mean", "median", "n"]))
-    order = metric_order(results)
-    metrics = {label: metric_of(label) for label in order}
-    values = metric_values(results)
+    source = as_results(results)
+    con = connect()
+    try:
+        scored_view(con, source.view(con))
+        order = metric_order(con)
+        if not order:
+            return Leaderboard(pd.DataFrame(), _no_values(), results=source, counts=summary(con))
+        metrics = {label: metric_of(label) for label in order}
+        values = metric_values(con, order)
+        info = group_info(con)
+        counts = summary(con)
+        presence = con.execute("SELECT DISTINCT task, metric FROM scored").fetchall()
+        published = _published_rows(con)
+    finally:
+        con.close()
+    tags = info[[*GROUP, "kind", "method_version", "method_checkpoint", "device"]]
+    info = info.drop(columns=["method_version", "method_checkpoint", "device"])
     wide = values.pivot_table(index=GROUP, columns="metric", values="value", aggfunc="first", dropna=False)
-    table = group_info(results).join(wide, how="left").reset_index()
+    table = info.set_index(GROUP).join(wide, how="left").reset_index()
     for label in order:  # a metric with no ok value still gets its (empty) column
         if label not in table.columns:
             table[label] = float("nan")
-    chosen = {task: _rank_label(results[results["task"] == task], metrics, rank_by) for task in table["task"].unique()}
+    by_task: dict[str, set[str]] = {}
+    for task, metric in presence:
+        by_task.setdefault(task, set()).add(metric)
+    chosen = {task: _rank_label(order, by_task.get(task, set()), metrics, rank_by) for task in table["task"].unique()}
     table["rank_metric"] = table["task"].map(chosen)
     good = values.set_index([*GROUP, "metric"])["goodness"]
     goodness = pd.Series(
@@ -104,43 +148,55 @@ def build_leaderboard(results: DataFrame, *, rank_by: str | None = None) -> Lead
     table["rank"] = rank.where(table["rank_metric"] != "").astype("Int64")
     table["gap"] = block.transform("max") - goodness
     table = table.sort_values([*BLOCK, "rank", "method"], na_position="last").reset_index(drop=True)
-    table = _with_published(table, results, values)
+    table = _with_published(table, published, values)
     columns = ["rank", "kind", "non_blind", "params", *order, "rank_metric", "gap", *PUBLISHED]
     columns += ["runtime_ms", "runtime_ms_per_mp", "images", "failed", "dataset_check"]
-    return Leaderboard(table[GROUP + columns], values, metrics, chosen)
+    return Leaderboard(table[GROUP + columns], values, metrics, chosen, tags, counts, source)
 
 
-def _rank_label(rows: DataFrame, metrics: dict[str, Metric], rank_by: str | None) -> str:
+def _no_values() -> DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(columns=[*GROUP, "metric", "value", "mean", "median", "n", "goodness"])
+
+
+def _rank_label(order: list[str], present: set[str], metrics: dict[str, Metric], rank_by: str | None) -> str:
     """A task's ranking metric: ``rank_by`` when the task has it, else its first metric (in
     the order the run scored them) that ranks; ``""`` when none does."""
-    present = [m for m in metrics if m in set(rows["metric"])]
-    if rank_by and rank_by in present:
+    mine = [m for m in order if m in present]
+    if rank_by and rank_by in mine:
         return rank_by
-    return next((m for m in present if not m.startswith(ORACLE) and metrics[m].ranked), "")
+    return next((m for m in mine if not m.startswith(ORACLE) and metrics[m].ranked), "")
 
 
-def _with_published(table: DataFrame, results: DataFrame, values: DataFrame) -> DataFrame:
+def _published_rows(con: Any) -> DataFrame:
+    """Per group and metric, the published number and its source (few rows)."""
+    return con.execute(
+        f"SELECT {', '.join(GROUP)}, metric, any_value(published) AS published, "
+        "any_value(published_source) AS published_source FROM scored "
+        f"WHERE published IS NOT NULL AND NOT isnan(published) GROUP BY {', '.join(GROUP)}, metric"
+    ).df()
+
+
+def _with_published(table: DataFrame, published: DataFrame, values: DataFrame) -> DataFrame:
     """The leaderboard with the published columns (NaN/empty where nothing is published)."""
     import pandas as pd
 
     found = []
-    if "published" in results.columns and results["published"].notna().any():
-        has = results[results["published"].notna()]
-        ours = values.set_index([*GROUP, "metric"])["value"]
-        for key, rows in has.groupby(GROUP, sort=True):
-            metric = _published_metric(rows)
-            first = rows[rows["metric"] == metric].iloc[0]
-            value = float(first["published"])
-            mine = float(ours.get((*key, metric), np.nan))
-            found.append(
-                {
-                    **dict(zip(GROUP, key)),
-                    "published_metric": metric,
-                    "published": value,
-                    "delta_published": mine - value,
-                    "published_source": str(first["published_source"]),
-                }
-            )
+    ours = values.set_index([*GROUP, "metric"])["value"]
+    for key, rows in published.groupby(GROUP, sort=True):
+        metric = _published_metric(key[0], list(rows["metric"]))
+        first = rows[rows["metric"] == metric].iloc[0]
+        value = float(first["published"])
+        found.append(
+            {
+                **dict(zip(GROUP, key)),
+                "published_metric": metric,
+                "published": value,
+                "delta_published": float(ours.get((*key, metric), np.nan)) - value,
+                "published_source": str(first["published_source"]),
+            }
+        )
     frame = pd.DataFrame(found, columns=[*GROUP, *PUBLISHED])
     out = table.merge(frame, on=GROUP, how="left")
     out["published_metric"] = out["published_metric"].fillna("")
@@ -148,14 +204,13 @@ def _with_published(table: DataFrame, results: DataFrame, values: DataFrame) -> 
     return out.astype({"published": float, "delta_published": float})
 
 
-def _published_metric(rows: DataFrame) -> str:
+def _published_metric(task: str, metrics: list[str]) -> str:
     """The metric a group's published number is shown for: the task's earliest default
     metric with a published value."""
     from restorebench.core.registry import TASKS
 
-    task = rows["task"].iloc[0]
     order = list(TASKS.get(task).metrics) if task in TASKS else []
-    return sorted(rows["metric"].unique(), key=lambda m: (order.index(m) if m in order else len(order), m))[0]
+    return sorted(metrics, key=lambda m: (order.index(m) if m in order else len(order), m))[0]
 
 
 def published_of(board: Leaderboard, key: tuple) -> dict[str, Any]:

@@ -1,10 +1,13 @@
-"""Groups of results: their keys, unit status, runtime, and each metric's value per group.
+"""Groups of results: their keys, unit status, runtime, and each metric's value per group,
+computed by queries over a :class:`~restorebench.results.dataset.ResultsSet` (out of core).
 
 A group is one (task, dataset, degradation, method); a block is one (task, dataset,
 degradation), the methods of which a leaderboard table ranks. A unit is ok when its
-method ran (one of its metrics may still have failed on its own). A metric's value for a
-group is the mean of its per-image values, or, for a set-level metric, its reduction of
-the images' statistics (``stats``); rows of units that did not run never count.
+method ran (one of its metrics may still have failed on its own); ``skipped`` units (nothing
+to score) count nowhere. A metric's value for a group is the mean of its per-image values,
+or, for a set-level metric, its reduction of the images' statistics (``stats``; an additive
+metric's are summed by the query, others fetched one group at a time); rows of units that
+did not run never count.
 """
 
 from __future__ import annotations
@@ -18,16 +21,17 @@ import numpy as np
 from restorebench.core.metric import Metric
 
 if TYPE_CHECKING:
+    import duckdb
     from pandas import DataFrame
 
 BLOCK = ["task", "dataset", "degradation"]
 GROUP = [*BLOCK, "method"]
 ORACLE = "oracle_"
+KEYS = ", ".join(GROUP)
 
 
 def scored(results: DataFrame) -> DataFrame:
-    """The rows of units meant to be scored: ``skipped`` ones (nothing to score, e.g. a gray
-    image for colorization) are left out of leaderboards, MLflow aggregates and compare."""
+    """The rows of units meant to be scored (a frame): ``skipped`` ones left out."""
     return results[results["status"] != "skipped"] if len(results) else results
 
 
@@ -51,50 +55,76 @@ def _unknown(*_: Any) -> float:
     raise ValueError("an unregistered metric cannot be computed")
 
 
-def metric_order(results: DataFrame) -> list[str]:
-    """The metric columns in the order each task's run scored them (its first unit's rows),
-    tasks in name order: deterministic whatever order the shards landed in."""
+def scored_view(con: duckdb.DuckDBPyConnection, results: str = "results") -> str:
+    """The view ``scored`` of ``results``: every row of a unit meant to be scored."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW scored AS SELECT * FROM {results} WHERE status <> 'skipped'")
+    return "scored"
+
+
+def metric_order(con: duckdb.DuckDBPyConnection, view: str = "scored") -> list[str]:
+    """The metric columns in the order the run scored them (each row's ``metric_index``, the
+    suite's order, whose first ranks; rows of earlier versions, without it, by the position
+    of the metric in its first unit's rows as written), tasks in name order."""
+    rows = con.execute(
+        f"""
+        WITH first AS (SELECT task, min(unit_id) AS unit_id FROM {view} GROUP BY task)
+        SELECT s.task, s.metric, min(s.metric_index) AS i, bool_and(first.unit_id IS NULL) AS late,
+               min(s.filename) FILTER (WHERE first.unit_id IS NOT NULL) AS f,
+               min(s.file_row_number) FILTER (WHERE first.unit_id IS NOT NULL) AS r
+        FROM {view} s LEFT JOIN first ON s.task = first.task AND s.unit_id = first.unit_id
+        GROUP BY s.task, s.metric
+        ORDER BY s.task, i NULLS LAST, late, f, r, s.metric
+        """
+    ).fetchall()
     order: list[str] = []
-    if results.empty:
-        return order
-    for _, rows in results.sort_values("unit_id", kind="stable").groupby("task", sort=True):
-        first = rows[rows["unit_id"] == rows["unit_id"].iloc[0]]["metric"].dropna()
-        seen = list(first) + sorted(set(rows["metric"].dropna()) - set(first))
-        order += [m for m in seen if m not in order]
+    for _, metric, *_ in rows:
+        if metric is not None and metric not in order:
+            order.append(metric)
     return order
 
 
-def unit_status(results: DataFrame) -> Any:
-    """``unit_id -> True`` when the unit's method ran (any of its rows is ok)."""
-    return results.assign(_ok=results["status"] == "ok").groupby("unit_id")["_ok"].any()
+def summary(con: duckdb.DuckDBPyConnection, view: str = "scored") -> dict[str, Any]:
+    """The run ids, the number of units and of units that failed (their method did not run)."""
+    units, failed = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE NOT ok) FROM "
+        f"(SELECT unit_id, bool_or(status = 'ok') AS ok FROM {view} GROUP BY unit_id)"
+    ).fetchone()
+    runs = [
+        r[0] for r in con.execute(f"SELECT DISTINCT run_id FROM {view} WHERE run_id IS NOT NULL ORDER BY 1").fetchall()
+    ]
+    return {"runs": runs, "units": int(units or 0), "failed": int(failed or 0)}
 
 
-def group_info(results: DataFrame) -> DataFrame:
+def group_info(con: duckdb.DuckDBPyConnection, view: str = "scored") -> DataFrame:
     """Per group: the method's kind, non_blind, params; images, failed units, runtime per
-    image (ms, mean) and per megapixel (ms, over the ok units)."""
-    import pandas as pd
+    image (ms, mean) and per megapixel (ms, over the ok units); and the tags a tracker
+    shows (method version, checkpoints, device)."""
+    return con.execute(
+        f"""
+        WITH units AS (
+            SELECT unit_id, any_value(task) AS task, any_value(dataset) AS dataset,
+                   any_value(degradation) AS degradation, any_value(method) AS method,
+                   any_value(image) AS image, bool_or(status = 'ok') AS ok,
+                   any_value(runtime_s) AS runtime_s, any_value(megapixels) AS megapixels,
+                   any_value(method_kind) AS kind, any_value(non_blind) AS non_blind,
+                   any_value(method_params) AS params, max(nullif(dataset_check, '')) AS dataset_check,
+                   any_value(method_version) AS method_version, any_value(method_checkpoint) AS method_checkpoint,
+                   any_value(device) AS device
+            FROM {view} GROUP BY unit_id)
+        SELECT {KEYS}, any_value(kind) AS kind, any_value(non_blind) AS non_blind, any_value(params) AS params,
+               count(DISTINCT image) AS images, count(*) FILTER (WHERE NOT ok) AS failed,
+               coalesce(max(dataset_check), '') AS dataset_check,
+               1e3 * sum(runtime_s) FILTER (WHERE ok) / sum(megapixels) FILTER (WHERE ok) AS runtime_ms_per_mp,
+               1e3 * avg(runtime_s) FILTER (WHERE ok) AS runtime_ms,
+               any_value(method_version) AS method_version,
+               coalesce(any_value(method_checkpoint), '') AS method_checkpoint,
+               coalesce(any_value(device), '') AS device
+        FROM units GROUP BY {KEYS} ORDER BY {KEYS}
+        """
+    ).df()
 
-    units = results.drop_duplicates("unit_id")
-    units = units.assign(_ok=units["unit_id"].map(unit_status(results)))
-    good = units[units["_ok"]].groupby(GROUP)
-    info = units.groupby(GROUP).agg(
-        kind=("method_kind", "first"),
-        non_blind=("non_blind", "first"),
-        params=("method_params", "first"),
-        images=("image", "nunique"),
-        failed=("_ok", lambda s: int((~s).sum())),
-        dataset_check=("dataset_check", lambda s: next((str(v) for v in s if isinstance(v, str) and v), "")),
-    )
-    runtime = pd.DataFrame(
-        {
-            "runtime_ms_per_mp": 1e3 * good["runtime_s"].sum() / good["megapixels"].sum(),
-            "runtime_ms": good["runtime_s"].mean() * 1e3,
-        }
-    )
-    return info.join(runtime, how="left")
 
-
-def metric_values(results: DataFrame) -> DataFrame:
+def metric_values(con: duckdb.DuckDBPyConnection, labels: list[str], view: str = "scored") -> DataFrame:
     """Per group and metric: ``value`` (the group's number: the mean of per-image values, or
     a set-level metric's reduction), ``mean`` and ``median`` of the per-image values, ``n``,
     the images with a value, and ``goodness``, what ranks the group (larger is better, in the
@@ -103,34 +133,60 @@ def metric_values(results: DataFrame) -> DataFrame:
     "on target"), or the goodness of a set-level value. Only rows of ok units count."""
     import pandas as pd
 
-    keys = [*GROUP, "metric"]
-    columns = [*keys, "value", "mean", "median", "n", "goodness"]
-    ok = results[(results["status"] == "ok") & results["value"].notna()]
-    if ok.empty:
-        return pd.DataFrame(columns=columns)
-    good = pd.Series(np.nan, index=ok.index)
-    for label, rows in ok.groupby("metric", sort=False)["value"]:
-        good[rows.index] = metric_of(label).goodness(rows.to_numpy(dtype=np.float64))
-    grouped = ok.assign(_good=good).groupby(keys, sort=True)
-    table = grouped["value"].agg(mean="mean", median="median", n="count").reset_index()
+    meta = pd.DataFrame(
+        [(m, metric_of(m).direction, metric_of(m).target) for m in labels],
+        columns=["metric", "direction", "target"],
+    ).astype({"target": float})
+    con.register("metric_meta", meta)
+    table = con.execute(
+        f"""
+        SELECT {KEYS}, metric, avg(value) AS mean, quantile_cont(value, 0.5) AS median, count(value) AS n,
+               avg(CASE direction WHEN 'higher' THEN value WHEN 'lower' THEN -value
+                                  WHEN 'target' THEN -abs(value - target) END) AS goodness
+        FROM {view} JOIN metric_meta USING (metric)
+        WHERE status = 'ok' AND value IS NOT NULL AND NOT isnan(value)
+        GROUP BY {KEYS}, metric ORDER BY {KEYS}, metric
+        """
+    ).df()
     table["value"] = table["mean"]
-    table["goodness"] = grouped["_good"].mean().to_numpy()
-    set_level = [m for m in table["metric"].unique() if metric_of(m).set_level]
-    if set_level and "stats" in ok.columns:
-        rows = ok[ok["metric"].isin(set_level)]
-        reduced = {key: _reduce(metric_of(key[-1]), g["stats"]) for key, g in rows.groupby(keys, sort=True)}
-        for i, key in zip(table.index, table[keys].itertuples(index=False, name=None)):
-            value = reduced.get(key, np.nan)
-            if np.isfinite(value):
-                table.loc[i, ["value", "goodness"]] = [value, metric_of(key[-1]).goodness(value)]
-    return table[columns]
+    for label in [m for m in labels if metric_of(m).set_level]:
+        for key, value in _set_values(con, metric_of(label), view).items():
+            hit = (table[[*GROUP, "metric"]] == [*key, label]).all(axis=1)
+            table.loc[hit, ["value", "goodness"]] = [value, metric_of(label).goodness(value)]
+    return table[[*GROUP, "metric", "value", "mean", "median", "n", "goodness"]]
 
 
-def _reduce(metric: Metric, stats: Any) -> float:
-    """A set-level metric's value over a group's rows; NaN when a row has no statistics
-    (a table written before the metric was set-level: its mean is used instead)."""
-    matrix = stats_matrix(stats)
-    return float("nan") if matrix is None else metric.group_value(matrix)
+def _set_values(con: duckdb.DuckDBPyConnection, metric: Metric, view: str) -> dict[tuple, float]:
+    """A set-level metric's value per group, from the ok rows' statistics. Additive metrics'
+    statistics are summed by the query (elementwise); others are fetched group by group. A
+    group with a row that has no statistics (a table written before the metric was set-level)
+    is left out: its mean stands."""
+    rows = f"FROM {view} WHERE metric = ? AND status = 'ok' AND value IS NOT NULL AND NOT isnan(value)"
+    complete = {
+        tuple(r[:4])
+        for r in con.execute(
+            f"SELECT {KEYS} {rows} GROUP BY {KEYS} HAVING count(stats) = count(*)", [metric.name]
+        ).fetchall()
+    }
+    values: dict[tuple, float] = {}
+    if metric.additive:
+        sums = con.execute(
+            f"SELECT {KEYS}, i, sum(x) FROM (SELECT {KEYS}, unnest(stats) AS x, generate_subscripts(stats, 1) AS i "
+            f"{rows}) GROUP BY ALL ORDER BY {KEYS}, i",
+            [metric.name],
+        ).fetchall()
+        totals: dict[tuple, list[float]] = {}
+        for *key, _, total in sums:
+            totals.setdefault(tuple(key), []).append(total)
+        for key, total in totals.items():
+            if key in complete:
+                values[key] = metric.group_value(np.asarray(total, dtype=np.float64)[None, :])
+        return values
+    for key in sorted(complete):
+        where = " AND ".join(f"{k} = ?" for k in GROUP)
+        stats = con.execute(f"SELECT stats {rows} AND {where} ORDER BY image", [metric.name, *key]).fetchall()
+        values[key] = metric.group_value(np.stack([np.asarray(s[0], dtype=np.float64) for s in stats]))
+    return values
 
 
 def stats_matrix(stats: Any) -> np.ndarray | None:
@@ -139,3 +195,59 @@ def stats_matrix(stats: Any) -> np.ndarray | None:
     if not rows or any(s is None or (isinstance(s, float) and np.isnan(s)) for s in rows):
         return None
     return np.stack([np.asarray(s, dtype=np.float64) for s in rows])
+
+
+def image_values(results: Any, wanted: DataFrame) -> DataFrame:
+    """Each method's value of ``metric`` on given images (``wanted``: columns task, dataset,
+    degradation, image, metric), ok rows only, in one query: the sample labels of a report."""
+    import pandas as pd
+
+    from restorebench.results.dataset import connect
+
+    if results is None or not len(wanted):
+        return pd.DataFrame(columns=[*BLOCK, "image", "metric", "method", "value"])
+    con = connect()
+    try:
+        view = results.view(con)
+        con.register("wanted", wanted)
+        return con.execute(
+            f"SELECT r.task, r.dataset, r.degradation, r.image, r.metric, r.method, r.value FROM {view} r "
+            "JOIN wanted w USING (task, dataset, degradation, image, metric) "
+            "WHERE r.status = 'ok' AND r.value IS NOT NULL AND NOT isnan(r.value)"
+        ).df()
+    finally:
+        con.close()
+
+
+def per_image_tables(results: Any, groups: DataFrame, labels: list[str], folder: Any) -> dict[tuple, Any]:
+    """One CSV per group (``groups``: its key columns) of the per-image table: image, its
+    unit's status, errors and runtime, then one column per metric (``labels``), written in one
+    pass over the results; returns each group's file (groups without rows have none)."""
+    from pathlib import Path
+
+    from restorebench.results.dataset import _quoted, connect
+
+    folder = Path(folder)
+    keyed = groups[GROUP].reset_index(drop=True).assign(gid=lambda g: range(len(g)))
+    columns = ", ".join(
+        f"max(value) FILTER (WHERE metric = '{_quoted(m)}') AS \"{m.replace(chr(34), chr(39))}\"" for m in labels
+    )
+    con = connect()
+    try:
+        view = results.view(con)
+        con.register("groups", keyed)
+        con.execute(
+            f"COPY (SELECT gid, image, CASE WHEN bool_or(status = 'ok') THEN 'ok' ELSE 'failed' END AS status, "
+            "coalesce(string_agg(DISTINCT nullif(error, ''), '; '), '') AS error, any_value(runtime_s) AS runtime_s"
+            f"{', ' + columns if columns else ''} FROM {view} JOIN groups USING ({KEYS}) WHERE status <> 'skipped' "
+            f"GROUP BY gid, image ORDER BY gid, image) TO '{_quoted(str(folder))}' "
+            "(FORMAT csv, HEADER, PARTITION_BY (gid), OVERWRITE_OR_IGNORE)"
+        )
+    finally:
+        con.close()
+    found = {}
+    for gid, key in enumerate(keyed[GROUP].itertuples(index=False, name=None)):
+        files = sorted((folder / f"gid={gid}").glob("*.csv"))
+        if files:
+            found[tuple(key)] = files[0]
+    return found

@@ -94,14 +94,15 @@ def local_copy(text: str | Path) -> Path:
     if not storage.is_uri(str(text)):
         return Path(text)
     target = Path(tempfile.mkdtemp(prefix="restorebench-"))
-    if str(text).endswith(".parquet"):  # one file: only it is downloaded
+    if str(text).endswith(".parquet"):  # one file, or a results dataset (a folder): only it is downloaded
         from restorebench.core.errors import ImageLoadError, UserError
 
+        path = target / str(text).rstrip("/").rsplit("/", 1)[1]
         try:
-            data = storage.read_bytes(str(text))
+            path.write_bytes(storage.read_bytes(str(text)))
         except ImageLoadError as exc:
-            raise UserError(str(exc), hint=storage.failure_hint(str(text))) from None
-        path = target / str(text).rsplit("/", 1)[1]
-        path.write_bytes(data)
+            folder = Mirror(str(text), local=path).pull()
+            if not any(folder.rglob("*.parquet")):
+                raise UserError(str(exc), hint=storage.failure_hint(str(text))) from None
         return path
     return Mirror(str(text), local=target).pull()

@@ -51,7 +51,7 @@ class RunSummary:
 
     run_dir: Path
     run_id: str
-    results: Any  # pandas.DataFrame
+    results_set: Any  # restorebench.results.dataset.ResultsSet: the run's results, read out of core
     units: int
     computed: int = 0
     from_cache: int = 0
@@ -65,14 +65,21 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)  # units with nothing to score, and why
     run_uri: str | None = None  # where the run directory lives when --out is a URI (run_dir is its staging copy)
     board: Any = None  # the results' leaderboard (restorebench.results.board.Leaderboard), built once
+    _frame: Any = field(default=None, repr=False)
+
+    @property
+    def results(self) -> Any:
+        """The run's results as a pandas frame (read on first use: for small runs and tests;
+        a large run's are queried out of core through :attr:`results_set` and :attr:`board`)."""
+        if self._frame is None and self.results_set is not None:
+            self._frame = self.results_set.frame()
+        return self._frame
 
     @property
     def scored(self) -> int:
         """Units whose method ran and gave scores (none: the run scored nothing)."""
-        results = self.results
-        if results is None or not len(results):
-            return 0
-        return int(results.loc[results["status"] == "ok", "unit_id"].nunique())
+        counts = self.board.counts if self.board is not None else {}
+        return int(counts.get("units", 0)) - int(counts.get("failed", 0))
 
     @property
     def location(self) -> str:
@@ -141,7 +148,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
             "pass --out with a folder on storage you can read (and --tracking-uri for MLflow)",
             run_dir.path,
         )
-    summary = RunSummary(run_dir=run_dir.path, run_id=run_dir.run_id, results=None, units=len(units))
+    summary = RunSummary(run_dir=run_dir.path, run_id=run_dir.run_id, results_set=None, units=len(units))
     summary.run_uri = mirror.uri if mirror else None
     done = run_dir.completed_units() & plan.unit_ids if options.resume else set()
     summary.resumed = len(done)
@@ -188,8 +195,8 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
         cache.close()
         summary.failed, summary.errors, summary.skipped = record.failed, record.errors, record.skipped
     try:
-        summary.results = run_dir.compact(keep_units=plan.unit_ids)
-        summary.board = build_leaderboard(summary.results)
+        summary.results_set = run_dir.compact(keep_units=plan.unit_ids)
+        summary.board = build_leaderboard(summary.results_set)
         summary.wall_s = time.perf_counter() - started
         if options.tracking:
             _track(options, resolved, run_dir, summary)
@@ -228,7 +235,7 @@ def _track(options: RunOptions, resolved: ResolvedSuite, run_dir, summary: RunSu
     try:
         summary.mlflow_run_id = tracking.log_run(
             run_dir,
-            summary.results,
+            summary.results_set,
             resolved.to_dict(),
             board=summary.board,
             uri=summary.tracking_uri,

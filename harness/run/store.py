@@ -1,9 +1,11 @@
-"""Run directories: create, resume, append result shards, compact them into the results table.
+"""Run directories: create, resume, append result shards, compact them into the results dataset.
 
 A run directory holds ``spec.yaml`` (the resolved suite), ``run.json`` (ids), the
 result shards written as batches land (each to a temporary name, then renamed, so a
-crash loses at most the units in flight), ``results.parquet`` (the compacted table) and
-``samples/``. The table itself (columns, schema, Parquet I/O) is :mod:`~restorebench.run.tables`.
+crash loses at most the units in flight), ``results.parquet/`` (the compacted dataset: one
+folder per task, read out of core; a single file in run directories of earlier versions,
+still read) and ``samples/``. The table itself (columns, schema, Parquet I/O) is
+:mod:`~restorebench.run.tables`; reading results, :mod:`restorebench.results.dataset`.
 """
 
 from __future__ import annotations
@@ -19,22 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from restorebench.core.errors import UserError
-from restorebench.run.tables import (
-    COLUMNS,
-    check_results_table,
-    conform,
-    read_parquet,
-    read_schema,
-    read_table,
-    schema,
-    system_allocator,
-    trim_heap,
-    write_parquet_atomic,
-)
+from restorebench.core.refs import slug
+from restorebench.results.dataset import ResultsSet
+from restorebench.run.tables import COLUMNS, check_results_table, read_schema, read_table, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 
-ROW_GROUP_ROWS = 4096  # rows per row group of results.parquet (bounded by what compaction holds)
+ROW_GROUP_ROWS = 65536  # rows per row group of the compacted files
+RESULTS = "results.parquet"  # the compacted dataset: a folder, one subfolder per task
+LEGACY = ".results.parquet.legacy"  # an earlier version's single results file, while it is merged
 
 
 def _shard_name() -> str:
@@ -151,16 +146,23 @@ class RunDir:
         if rows:
             write_parquet_atomic(rows, self.shards / _shard_name())
 
+    @property
+    def dataset(self) -> Path:
+        """``results.parquet``: the compacted results, a folder of Parquet files, one folder per
+        task (a single file in run directories of earlier versions)."""
+        return self.path / RESULTS
+
     def _parts(self, *, read_only: bool = False) -> list[Path]:
-        """The stored tables, oldest first: ``results.parquet``, then the shards in the
-        order they were written. A shard cut short by a crash is set aside (renamed
-        ``.corrupt``: a resume computes its units again); ``read_only`` (a report, a compare)
-        leaves it in place and says its rows are left out."""
-        parts = []
-        main = self.path / "results.parquet"
-        if main.exists():
-            check_results_table(read_schema(main), main)
-            parts.append(main)
+        """The stored tables, oldest first: the compacted dataset's files (or an earlier
+        version's single file), then the shards in the order they were written. A shard cut
+        short by a crash is set aside (renamed ``.corrupt``: a resume computes its units
+        again); ``read_only`` (a report, a compare) leaves it in place and says its rows are
+        left out."""
+        parts = [p for p in (self.path / LEGACY, self.dataset) if p.is_file()]
+        if self.dataset.is_dir():
+            parts += sorted(self.dataset.glob("*/*.parquet"))
+        for part in parts:
+            check_results_table(read_schema(part), part)
         for shard in sorted(self.shards.glob("part-*.parquet")):
             try:
                 check_results_table(read_schema(shard), shard)
@@ -174,16 +176,17 @@ class RunDir:
             parts.append(shard)
         return parts
 
-    def load(self, *, read_only: bool = False):
-        """All rows so far (compacted table plus shards), latest row per unit and metric;
-        ``read_only``: damaged shards are left out, not set aside (see :meth:`_parts`)."""
-        import pandas as pd
+    def results_set(self, *, read_only: bool = False) -> ResultsSet:
+        """Every row so far (compacted dataset plus shards) as a :class:`ResultsSet`: each unit
+        and metric once, its latest row (read out of core; ``.frame()`` for a small run)."""
+        parts = self._parts(read_only=read_only)
+        compacted = [p for p in parts if p.parent.parent == self.dataset]
+        single = len(compacted) == len(parts) and len({p.parent for p in compacted}) == len(compacted)
+        return ResultsSet(parts, deduplicated=single)
 
-        frames = [check_results_table(read_parquet(p), p) for p in self._parts(read_only=read_only)]
-        if not frames:
-            return pd.DataFrame(columns=COLUMNS)
-        frame = pd.concat(frames, ignore_index=True)
-        return frame.drop_duplicates(["unit_id", "metric"], keep="last").reset_index(drop=True)
+    def load(self, *, read_only: bool = False):
+        """All rows so far as a pandas frame (small runs, tests): see :meth:`results_set`."""
+        return self.results_set(read_only=read_only).frame()
 
     def completed_units(self) -> set[str]:
         """Ids of units that finished successfully (failed ones are retried on resume)."""
@@ -195,53 +198,66 @@ class RunDir:
             done = (done - set(units)) | ok  # a later part decides a unit again
         return done
 
-    def compact(self, keep_units: Iterable[str] | None = None):
-        """Merge the shards into ``results.parquet`` and remove them; returns the table.
+    def compact(self, keep_units: Iterable[str] | None = None) -> ResultsSet:
+        """Merge the shards into the dataset ``results.parquet/<task>/`` and remove them;
+        returns the compacted :class:`ResultsSet`.
 
-        Streams: the first pass reads only the (unit, metric) keys to find each key's latest
-        row, the second appends each part's surviving rows to the new file as a row group,
-        so the driver holds at most ``ROW_GROUP_ROWS`` rows besides the result it returns.
+        Out of core: per task, one DuckDB ``COPY`` streams every stored row of that task (the
+        dataset's file, the shards) into one new file, each unit and metric once (its latest
+        row), keeping only ``keep_units`` when given; then the task's older files and the
+        shards are removed. A crash in between leaves both, which readers deduplicate.
         """
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        from restorebench.results.dataset import connect
 
+        legacy = self.path / LEGACY
+        if self.dataset.is_file():  # an earlier version's single file: kept aside until merged
+            self.dataset.replace(legacy)
         parts = self._parts()
-        keep = set(keep_units) if keep_units is not None else None
-        latest: dict[tuple[str, str], tuple[int, int]] = {}
-        for i, part in enumerate(parts):
-            keys = read_table(part, ["unit_id", "metric"])
-            for j, key in enumerate(zip(keys.column("unit_id").to_pylist(), keys.column("metric").to_pylist())):
-                latest[key] = (i, j)
-        rows_of: dict[int, list[int]] = {}
-        for key, (i, j) in latest.items():
-            if keep is None or key[0] in keep:
-                rows_of.setdefault(i, []).append(j)
-        del latest
-        target = self.path / "results.parquet"
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-        with system_allocator(), pq.ParquetWriter(tmp, schema()) as writer:
-            pending, rows = [], 0
-            for i, part in enumerate(parts):
-                if i in rows_of:
-                    table = conform(read_table(part, None))
-                    pending.append(table.take(pa.array(sorted(rows_of[i]), pa.int64())))
-                    rows += pending[-1].num_rows
-                if pending and (rows >= ROW_GROUP_ROWS or i == len(parts) - 1):
-                    # a few large row groups: reading a file of many small ones costs the
-                    # reader ~5 KB per column chunk, which grew driver memory with the run
-                    writer.write_table(pa.concat_tables(pending).combine_chunks())
-                    pending, rows = [], 0
-        os.replace(tmp, target)
-        for part in parts:
-            if part != target:
-                part.unlink()
-        trim_heap()
-        return self.results()
+        if not parts:
+            return ResultsSet([], deduplicated=True)
+        self.dataset.mkdir(exist_ok=True)
+        con = connect()
+        try:
+            view = ResultsSet(parts).view(con, "stored")
+            keep = ""
+            if keep_units is not None:
+                import pyarrow as pa
 
-    def results(self):
-        """The compacted table as pandas (after :meth:`compact`)."""
-        main = self.path / "results.parquet"
-        return check_results_table(read_parquet(main), main)
+                con.register("keep", pa.table({"unit_id": pa.array(sorted(set(keep_units)), pa.string())}))
+                keep = " AND unit_id IN (SELECT unit_id FROM keep)"
+            tasks = [
+                row[0] for row in con.execute(f"SELECT DISTINCT task FROM {view} WHERE task IS NOT NULL").fetchall()
+            ]
+            written = []
+            for task in sorted(tasks):
+                folder = self.dataset / slug(task)
+                folder.mkdir(exist_ok=True)
+                target = folder / _shard_name()
+                tmp = folder / f".{target.name}.tmp"
+                con.execute(
+                    f"COPY (SELECT {', '.join(COLUMNS)} FROM {view} WHERE task = ?{keep}) "
+                    f"TO '{_sql_path(tmp)}' (FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP_ROWS})",
+                    [task],
+                )
+                os.replace(tmp, target)
+                written.append(target)
+        finally:
+            con.close()
+        for part in parts:
+            if part not in written:
+                part.unlink(missing_ok=True)
+        for folder in self.dataset.iterdir():
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        return ResultsSet(written, deduplicated=True)
+
+    def results(self) -> ResultsSet:
+        """The compacted dataset (after :meth:`compact`)."""
+        return ResultsSet(sorted(self.dataset.glob("*/*.parquet")), deduplicated=True)
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 def spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -262,14 +278,20 @@ def spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return out
 
 
-def read_results(path: str | Path):
-    """The results table of a run directory or a Parquet file; anything else (a corrupt
-    file, a table of other columns) is a :class:`UserError` naming the file."""
+def read_results(path: str | Path) -> ResultsSet:
+    """The results of a run directory or a Parquet file (or a folder of them); anything else
+    (a corrupt file, a table of other columns) is a :class:`UserError` naming the file."""
     path = Path(path)
+    if (path / "run.json").is_file() or (path / "shards").is_dir() or (path / RESULTS).exists():
+        return RunDir(path).results_set(read_only=True)
     if path.is_dir():
-        if not (path / "results.parquet").exists() and not (path / "shards").exists():
-            raise UserError(f"{path} is not a run directory (no results.parquet)")
-        return RunDir(path).load(read_only=True)
+        files = sorted(path.rglob("*.parquet"))
+        if not files:
+            raise UserError(f"{path} is not a run directory (no {RESULTS})")
+        for file in files:
+            check_results_table(read_schema(file), file)
+        return ResultsSet(files)
     if path.suffix == ".parquet" and path.is_file():
-        return check_results_table(read_parquet(path), path)
+        check_results_table(read_schema(path), path)
+        return ResultsSet([path], deduplicated=True)
     raise UserError(f"{path}: not a run directory or a results .parquet file")

@@ -16,37 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from restorebench.core.errors import UserError
+from restorebench.results.schema import COLUMNS, conform, schema
+from restorebench.results.schema import FLOATS as _FLOATS
 from restorebench.run.units import UnitResult, WorkUnit
 
-COLUMNS = [
-    "run_id",
-    "unit_id",
-    "task",
-    "dataset",
-    "image",
-    "image_hash",
-    "degradation",
-    "method",
-    "method_kind",
-    "method_version",
-    "method_checkpoint",
-    "non_blind",
-    "method_params",
-    "metric",
-    "metric_version",
-    "value",
-    "stats",  # a set-level metric's per-image statistics (null for other metrics)
-    "runtime_s",
-    "megapixels",
-    "device",
-    "node",
-    "status",
-    "error",
-    "cached",
-    "dataset_check",  # a dataset card's verdict on the copy ("" for other sources)
-    "published",  # the value published for this (dataset, degradation, method, metric), if any
-    "published_source",
-]
+__all__ = ["COLUMNS", "conform", "rows_for", "schema", "write_parquet_atomic"]
 
 
 def rows_for(
@@ -85,9 +59,15 @@ def rows_for(
     }
     rows = []
     oracles = [(f"oracle_{m}", m) for m in unit.metrics if f"oracle_{m}" in result.metrics]
-    for m, version_of in [(m, m) for m in unit.metrics] + oracles:
+    for index, (m, version_of) in enumerate([(m, m) for m in unit.metrics] + oracles):
         value = result.metrics.get(m, float("nan"))
-        row = {**base, "metric": m, "metric_version": metric_versions[version_of], "value": value}
+        row = {
+            **base,
+            "metric": m,
+            "metric_index": index,
+            "metric_version": metric_versions[version_of],
+            "value": value,
+        }
         if m in result.stats:
             row["stats"] = result.stats[m]
         if m in published:
@@ -96,37 +76,6 @@ def rows_for(
             row.update(status="failed", error=f"{unit.image.key}: metric {m}: {result.metric_errors[m]}")
         rows.append(row)
     return rows
-
-
-_FLOATS = {"method_params", "value", "runtime_s", "megapixels", "published"}
-_BOOLS = {"non_blind", "cached"}
-
-
-def schema() -> Any:
-    """The results table's Arrow schema: every shard and ``results.parquet`` share it, so
-    compaction streams them into one file without reading them all."""
-    import pyarrow as pa
-
-    kind = {
-        **dict.fromkeys(_FLOATS, pa.float64()),
-        **dict.fromkeys(_BOOLS, pa.bool_()),
-        "stats": pa.list_(pa.float64()),
-    }
-    return pa.schema([(c, kind.get(c, pa.string())) for c in COLUMNS])
-
-
-def conform(table: Any) -> Any:
-    """A table of this or an older version in :func:`schema` (missing columns null)."""
-    import pyarrow as pa
-
-    target = schema()
-    columns = []
-    for f in target:
-        if f.name in table.column_names:
-            columns.append(table.column(f.name).cast(f.type))
-        else:
-            columns.append(pa.nulls(table.num_rows, f.type))
-    return pa.Table.from_arrays(columns, schema=target)
 
 
 def write_parquet_atomic(rows: Sequence[dict[str, Any]], path: Path) -> None:

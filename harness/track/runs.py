@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from restorebench.results.board import Leaderboard, build_leaderboard, published_of
-from restorebench.results.groups import GROUP, scored, unit_status
+from restorebench.results.groups import GROUP, per_image_tables
 from restorebench.track.client import check_reachable, experiment_id, git_commit, mlflow_client, store_lock
 
 EXPERIMENT = "restorebench"
@@ -55,13 +55,17 @@ def log_run(
         pid, fresh = _parent(client, exp_id, info["run_id"], spec)
         try:
             if fresh:
-                _log_parent_summary(client, pid, results, spec, run_dir, extra)
+                _log_parent_summary(client, pid, board, spec, run_dir, extra)
             done = _finished_children(client, exp_id, pid)
             commit = git_commit()
             with tempfile.TemporaryDirectory() as tmp:
-                for key, group in scored(results).groupby(GROUP, sort=True):
-                    if tuple(key) not in done:
-                        _log_child(client, exp_id, pid, key, group, board, commit, Path(run_dir.path), Path(tmp))
+                todo = board.table[[tuple(k) not in done for k in board.table[GROUP].itertuples(index=False)]]
+                tables = per_image_tables(board.results, todo, list(board.metrics), Path(tmp) / "per_image")
+                for _, row in todo.iterrows():
+                    key = tuple(row[GROUP])
+                    _log_child(
+                        client, exp_id, pid, key, row, board, tables.get(key), commit, Path(run_dir.path), Path(tmp)
+                    )
                 _log_parent_artifacts(client, pid, results, board, run_dir, Path(tmp))
         except BaseException:
             _terminate(client, pid, "FAILED")
@@ -96,12 +100,12 @@ def _finished_children(client: Any, exp_id: str, pid: str) -> set[tuple[str, ...
 
 
 def _log_parent_summary(
-    client: Any, pid: str, results: Any, spec: dict[str, Any], run_dir: Any, extra: dict | None
+    client: Any, pid: str, board: Leaderboard, spec: dict[str, Any], run_dir: Any, extra: dict | None
 ) -> None:
     from mlflow.entities import Metric, Param
 
     now = int(time.time() * 1000)
-    unit_ok = unit_status(scored(results))
+    units, failed = board.counts.get("units", 0), board.counts.get("failed", 0)
     params = {
         "suite": spec["name"],
         "seed": spec["seed"],
@@ -110,7 +114,7 @@ def _log_parent_summary(
     }
     client.log_batch(
         pid,
-        metrics=[Metric("units", len(unit_ok), now, 0), Metric("failed_units", int((~unit_ok).sum()), now, 0)],
+        metrics=[Metric("units", units, now, 0), Metric("failed_units", failed, now, 0)],
         params=[Param(k, str(v)) for k, v in params.items()],
     )
 
@@ -119,7 +123,11 @@ def _log_parent_artifacts(client: Any, pid: str, results: Any, board: Leaderboar
     from restorebench.report.files import write_report
 
     client.log_artifact(pid, str(Path(run_dir.path) / "spec.yaml"))
-    client.log_artifact(pid, str(Path(run_dir.path) / "results.parquet"))
+    table = Path(run_dir.path) / "results.parquet"  # a folder (the partitioned dataset) or, in older runs, a file
+    if table.is_dir():
+        client.log_artifacts(pid, str(table), "results.parquet")
+    else:
+        client.log_artifact(pid, str(table))
     for path in write_report(results, tmp / "leaderboard", ["md", "csv"], board=board):
         client.log_artifact(pid, str(path), "leaderboard")
 
@@ -166,34 +174,40 @@ def group_metrics(board: Leaderboard, key: tuple) -> dict[str, float]:
 
 
 def _log_child(
-    client: Any, exp_id: str, pid: str, key: tuple, group: Any, board: Leaderboard, commit: str, root: Path, tmp: Path
+    client: Any,
+    exp_id: str,
+    pid: str,
+    key: tuple,
+    row: Any,
+    board: Leaderboard,
+    per_image: Path | None,
+    commit: str,
+    root: Path,
+    tmp: Path,
 ) -> None:
     """One child run: tags, aggregate metrics, params, per-image table, sample grid."""
     from mlflow.entities import Metric, Param
 
     task, dataset, degradation, method = key
     now = int(time.time() * 1000)
-    first = group.iloc[0]
+    info = board.group_tags(key)
     tags = {
         "mlflow.parentRunId": pid,
         **dict(zip(GROUP, key)),
-        "method_kind": first["method_kind"],
-        "method_version": str(first["method_version"]),
-        **checkpoint_tags(str(first.get("method_checkpoint") or "")),
+        "method_kind": str(info.get("kind") or ""),
+        "method_version": str(info.get("method_version") or ""),
+        **checkpoint_tags(str(info.get("method_checkpoint") or "")),
         "git_commit": commit,
-        "device": str(first["device"]),
+        "device": str(info.get("device") or ""),
     }
     cid = client.create_run(exp_id, run_name=f"{task}/{dataset}/{degradation}/{method}", tags=tags).info.run_id
     try:
-        row = board.table[(board.table[GROUP] == list(key)).all(axis=1)]
-        metrics = [Metric("failed_images", int((~unit_status(group)).sum()), now, 0)]
+        metrics = [Metric("failed_images", int(row["failed"]), now, 0)]
         metrics += [Metric(k, v, now, 0) for k, v in group_metrics(board, key).items()]
-        if len(row):
-            info = row.iloc[0]
-            metrics += [
-                Metric("runtime_s_mean", float(info["runtime_ms"]) / 1e3, now, 0),
-                Metric("runtime_s_per_mp", float(info["runtime_ms_per_mp"]) / 1e3, now, 0),
-            ]
+        metrics += [
+            Metric("runtime_s_mean", float(row["runtime_ms"]) / 1e3, now, 0),
+            Metric("runtime_s_per_mp", float(row["runtime_ms_per_mp"]) / 1e3, now, 0),
+        ]
         published = published_of(board, key)
         if published:
             metrics += [Metric(k, float(published[k]), now, 0) for k in ("published", "delta_published")]
@@ -202,46 +216,35 @@ def _log_child(
             "dataset": dataset,
             "degradation": degradation,
             "method": method,
-            "method_version": first["method_version"],
-            "images": group["image"].nunique(),
+            "method_version": info.get("method_version"),
+            "images": int(row["images"]),
             "rank_metric": board.rank_by.get(task, ""),
             **{k: published[k] for k in ("published_metric", "published_source") if published},
         }
-        check = next((c for c in group["dataset_check"] if isinstance(c, str) and c), "")
-        if check:
-            client.set_tag(cid, "dataset_check", check)
+        if row.get("dataset_check"):
+            client.set_tag(cid, "dataset_check", row["dataset_check"])
         client.log_batch(
             cid, metrics=[m for m in metrics if _finite(m.value)], params=[Param(k, str(v)) for k, v in params.items()]
         )
-        _log_child_artifacts(client, cid, group, root, tmp, key)
+        _log_child_artifacts(client, cid, per_image, root, tmp, key)
     except BaseException:
         _terminate(client, cid, "FAILED")
         raise
     client.set_terminated(cid)
 
 
-def per_image_table(group: Any) -> Any:
-    """One row per image: its unit's status, errors and runtime, then one column per metric."""
-    import pandas as pd
-
-    values = group.pivot_table(index="image", columns="metric", values="value", aggfunc="first", dropna=False)
-    units = group.groupby("image").agg(
-        status=("status", lambda s: "ok" if (s == "ok").any() else "failed"),
-        error=("error", lambda s: "; ".join(dict.fromkeys(e for e in s if isinstance(e, str) and e))),
-        runtime_s=("runtime_s", "first"),
-    )
-    table = units.join(values, how="left").reset_index()
-    return table if len(table) else pd.DataFrame(columns=["image", "status", "error", "runtime_s"])
-
-
-def _log_child_artifacts(client: Any, run_id: str, group: Any, root: Path, tmp: Path, key: tuple) -> None:
+def _log_child_artifacts(client: Any, run_id: str, per_image: Path | None, root: Path, tmp: Path, key: tuple) -> None:
     from restorebench.report.samples import method_grid, sample_dir, write_png
 
     task, dataset, degradation, method = key
     folder = tmp / run_id
     folder.mkdir()
-    per_image_table(group).to_csv(folder / "per_image.csv", index=False)
-    client.log_artifact(run_id, str(folder / "per_image.csv"))
+    target = folder / "per_image.csv"
+    if per_image is not None:
+        per_image.replace(target)
+    else:
+        target.write_text("image,status,error,runtime_s\n")
+    client.log_artifact(run_id, str(target))
     picture = method_grid(sample_dir(root / "samples", task, dataset, degradation), method)
     if picture is not None:
         write_png(folder / "sample_grid.png", np.asarray(picture))

@@ -194,6 +194,7 @@ register(
         "AuC of the ab-error CDF over thresholds 0-150, in [0, 1], over the set's pixels (Zhang et al. 2016)",
         reduce=pooled_auc,
         aggregation=POOLED,
+        additive=True,
     )
 )
 register(
@@ -206,6 +207,7 @@ register(
         reduce=balanced_auc,
         aggregation="pooled over the set's pixels, each weighted by 1 / p(class), p the set's smoothed class distribution",
         configure=_with_prior,
+        additive=True,
     )
 )
 for _name, _fn, _direction, _target, _text in (

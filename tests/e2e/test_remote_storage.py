@@ -31,8 +31,12 @@ def env(s3, tmp_path):
 
 
 def _remote_results(s3: S3Server, key: str) -> pd.DataFrame:
-    with s3.filesystem().open_input_file(f"{s3.bucket}/{key}") as f:
-        return pd.read_parquet(io.BytesIO(f.read()))
+    """The results dataset under ``key`` (a folder of Parquet files, one subfolder per task)."""
+    frames = []
+    for part in sorted(k for k in s3.keys(key) if k.endswith(".parquet")):
+        with s3.filesystem().open_input_file(f"{s3.bucket}/{part}") as f:
+            frames.append(pd.read_parquet(io.BytesIO(f.read())))
+    return pd.concat(frames, ignore_index=True)
 
 
 def _values(frame: pd.DataFrame) -> pd.Series:
@@ -60,7 +64,8 @@ def test_a_run_reads_a_bucket_folder_on_ray_workers_and_writes_its_run_directory
     assert remote.returncode == 0, remote.stderr
     assert f"run directory: s3://{s3.bucket}/runs/r1" in remote.stdout
     keys = s3.keys("runs/r1")
-    assert {"runs/r1/results.parquet", "runs/r1/run.json", "runs/r1/spec.yaml"} <= set(keys)
+    assert {"runs/r1/run.json", "runs/r1/spec.yaml"} <= set(keys)
+    assert [k for k in keys if k.startswith("runs/r1/results.parquet/denoise/part-")]  # the dataset, by task
     assert not [k for k in keys if "/shards/" in k]  # compaction's merged shards are gone from the bucket too
 
     local = cli(

@@ -132,11 +132,13 @@ def test_compaction_keeps_each_units_latest_row_and_streams_a_fixed_schema(tmp_p
         run.append([{**base, "unit_id": f"u{i % 3}", "status": "failed" if i < 15 else "ok", "value": float(i)}])
     run.append([{**base, "unit_id": "u2", "status": "failed", "value": float("nan"), "error": "boom"}])
     assert run.completed_units() == {"u0", "u1"}
-    frame = run.compact(keep_units={"u0", "u1", "u2"})
-    assert pq.read_schema(tmp_path / "run" / "results.parquet").equals(schema())
+    frame = run.compact(keep_units={"u0", "u1", "u2"}).frame()
+    (written,) = (tmp_path / "run" / "results.parquet").glob("*/*.parquet")  # one file per task
+    assert [(f.name, f.type) for f in pq.read_schema(written)] == [(f.name, f.type) for f in schema()]
     assert not list((tmp_path / "run" / "shards").glob("*.parquet"))
     latest = frame.set_index("unit_id")
     assert latest.loc["u0", "value"] == 27.0 and latest.loc["u1", "value"] == 28.0
     assert latest.loc["u2", "status"] == "failed" and latest.loc["u2", "error"] == "boom"
     assert len(frame) == 3
-    assert run.compact(keep_units={"u0"})["unit_id"].tolist() == ["u0"]  # compacting again keeps the table
+    assert run.compact(keep_units={"u0"}).frame()["unit_id"].tolist() == ["u0"]  # compacting again keeps the table
+    assert len(list((tmp_path / "run" / "results.parquet").glob("*/*.parquet"))) == 1  # the older file replaced
