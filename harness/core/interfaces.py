@@ -7,7 +7,7 @@ Images are float32 HWC arrays in [0, 1] with 1 or 3 channels.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -161,6 +161,18 @@ class Source(Component):
     def list_images(self) -> list[ImageRef]:
         """The dataset's images, in a stable order."""
         raise NotImplementedError
+
+    # A source whose images can be generated one by one (a synthetic set of a million) says so
+    # and overrides iter_images and count_images: a run then never holds its whole list.
+    lazy: ClassVar[bool] = False
+
+    def iter_images(self) -> Iterator[ImageRef]:
+        """The images of :meth:`list_images`, one by one."""
+        return iter(self.list_images())
+
+    def count_images(self) -> int:
+        """How many images :meth:`iter_images` yields."""
+        return len(self.list_images())
 
     def published(self, task: str, degradation: Degradation, method: Method) -> dict[str, tuple[float, str]]:
         """Results published on this dataset for one (degradation, method): metric to

@@ -6,6 +6,7 @@ Bit-identical on every machine: image i depends on (seed, i) and the drawing par
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -106,9 +107,17 @@ class SyntheticSource(Source):
     name = "synthetic"
     Params = DeadLeavesParams
 
+    lazy = True
+
     def list_images(self) -> list[ImageRef]:
+        return list(self.iter_images())
+
+    def iter_images(self) -> Iterator[ImageRef]:
         recipe = self.params.model_dump(mode="json", exclude={"n"})
-        return [ImageRef(self.ref, f"{i:05d}", _recipe_hash(recipe, i), str(i)) for i in range(self.params.n)]
+        return (ImageRef(self.ref, f"{i:05d}", _recipe_hash(recipe, i), str(i)) for i in range(self.params.n))
+
+    def count_images(self) -> int:
+        return self.params.n
 
     def load(self, image: ImageRef) -> np.ndarray:
         p = self.params

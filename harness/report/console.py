@@ -170,10 +170,11 @@ def print_run_summary(summary: Any) -> None:
     compact = board.table.drop(columns=["runtime_ms", "images", "failed", "kind"], errors="ignore")
     print(to_markdown(replace(board, table=compact), title=f"Leaderboard ({summary.location})"))
     skipped = getattr(summary, "skipped", [])
+    skipped_count = getattr(summary, "skipped_count", len(skipped))
     print(
         f"units: {summary.units} ({summary.computed} computed, {summary.from_cache} from cache, "
         f"{summary.resumed} resumed, {summary.failed} failed"
-        + (f", {len(skipped)} skipped" if skipped else "")
+        + (f", {skipped_count} skipped" if skipped_count else "")
         + f") in {summary.wall_s:.1f} s"
     )
     for label, messages in (("failed", summary.errors), ("skipped", skipped)):

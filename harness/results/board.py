@@ -53,8 +53,8 @@ class Leaderboard:
 
     ``table``: one row per group (keys, ``rank``, method columns, one column per metric,
     ``rank_metric``, ``gap``, published numbers, runtime, images, failed); ``values``: per
-    group and metric, the group value with the per-image mean, median and count (what MLflow
-    child runs log) and the goodness that ranks it; ``metrics``: each metric column's
+    group and metric, the group value with the per-image mean and count (what MLflow child
+    runs log, with :meth:`medians`) and the goodness that ranks it; ``metrics``: each metric column's
     :class:`Metric`, in column order; ``rank_by``: each task's ranking metric (``""`` when it
     has none that ranks); ``tags``: per group, what a tracker tags it with (method version,
     checkpoints, device); ``counts``: the run ids, units and failed units; ``results``: the
@@ -68,6 +68,7 @@ class Leaderboard:
     tags: Any = None
     counts: dict[str, Any] = field(default_factory=dict)
     results: ResultsSet | None = None
+    _medians: Any = field(default=None, repr=False)
 
     @property
     def empty(self) -> bool:
@@ -86,6 +87,17 @@ class Leaderboard:
         """``values`` of one group (task, dataset, degradation, method)."""
         v = self.values
         return v[(v[GROUP] == list(key)).all(axis=1)] if len(v) else v
+
+    def medians(self) -> DataFrame:
+        """Each group's per-image median per metric (a sorted pass over the results, made on
+        first use: only MLflow's child runs ask for it)."""
+        if self._medians is None:
+            from restorebench.results.groups import metric_medians
+
+            self._medians = (
+                metric_medians(self.results, self.values) if len(self.values) else self.values.assign(median=[])
+            )
+        return self._medians
 
     def group_tags(self, key: tuple) -> dict[str, Any]:
         """``tags`` of one group as a dict ({} when unknown)."""
@@ -157,7 +169,7 @@ def build_leaderboard(results: Any, *, rank_by: str | None = None) -> Leaderboar
 def _no_values() -> DataFrame:
     import pandas as pd
 
-    return pd.DataFrame(columns=[*GROUP, "metric", "value", "mean", "median", "n", "goodness"])
+    return pd.DataFrame(columns=[*GROUP, "metric", "value", "mean", "n", "goodness"])
 
 
 def _rank_label(order: list[str], present: set[str], metrics: dict[str, Metric], rank_by: str | None) -> str:

@@ -28,20 +28,24 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MEMORY_LIMIT_ENV = "RESTOREBENCH_DUCKDB_MEMORY"
-DEFAULT_MEMORY_LIMIT = "256MB"  # DuckDB's own default is 80 % of the machine
+DEFAULT_MEMORY_LIMIT = "48MB"  # DuckDB's own default is 80 % of the machine; past it, it spills to disk
 REQUIRED = ("unit_id", "task", "dataset", "image", "degradation", "method", "metric", "value", "status")
 
 
-def connect(database: str | os.PathLike[str] = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection that stays within ``$RESTOREBENCH_DUCKDB_MEMORY`` (256 MB by default)
-    and spills what does not fit to a temporary folder, on at most 2 threads of this machine's."""
+def connect(
+    database: str | os.PathLike[str] = ":memory:", *, memory_limit: str | None = None, threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that stays within ``memory_limit`` (default
+    ``$RESTOREBENCH_DUCKDB_MEMORY``, else 48 MB) and spills what does not fit to a temporary
+    folder, on at most 2 threads (memory grows with threads)."""
     import duckdb
 
     con = duckdb.connect(str(database))
     spill = Path(tempfile.gettempdir()) / f"restorebench-duckdb-{os.getpid()}"
-    con.execute(f"SET memory_limit = '{os.environ.get(MEMORY_LIMIT_ENV, DEFAULT_MEMORY_LIMIT)}'")
+    limit = memory_limit or os.environ.get(MEMORY_LIMIT_ENV, DEFAULT_MEMORY_LIMIT)
+    con.execute(f"SET memory_limit = '{limit}'")
     con.execute(f"SET temp_directory = '{_quoted(str(spill))}'")
-    con.execute(f"SET threads = {max(1, min(os.cpu_count() or 1, 4))}")
+    con.execute(f"SET threads = {threads or max(1, min(os.cpu_count() or 1, 2))}")
     con.execute("SET preserve_insertion_order = false")
     return con
 
@@ -69,11 +73,15 @@ class ResultsSet:
         frame: Any = None,
         deduplicated: bool = False,
         prefer_ok: bool = False,
+        same_schema: bool = False,
     ) -> None:
         self.files = [str(f) for f in files]
         self._frame = frame
         self.deduplicated = deduplicated or (frame is not None)
         self.prefer_ok = prefer_ok
+        self.same_schema = (
+            same_schema  # every file has the same columns: no schema unification (it reads every footer first)
+        )
 
     @classmethod
     def of_frame(cls, frame: pd.DataFrame) -> ResultsSet:
@@ -89,7 +97,10 @@ class ResultsSet:
             con.register(f"{name}_frame", _arrow(self._frame if self._frame is not None else _empty(), numbered=True))
             source = f"SELECT * FROM {name}_frame"
         else:
-            source = f"SELECT * FROM read_parquet({sql_list(self.files)}, union_by_name = true, filename = true, file_row_number = true)"
+            union = "" if self.same_schema else "union_by_name = true, "
+            source = (
+                f"SELECT * FROM read_parquet({sql_list(self.files)}, {union}filename = true, file_row_number = true)"
+            )
         if self.deduplicated or self._frame is not None or not self.files:
             con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {_with_columns(source, con)}")
             return name

@@ -83,14 +83,33 @@ def metric_order(con: duckdb.DuckDBPyConnection, view: str = "scored") -> list[s
     return order
 
 
+def _units(view: str) -> str:
+    """One row per unit: its ``metric_index = 0`` row (every unit written by this version has
+    one; its runtime is a number exactly when the unit's method ran), which needs no query that
+    grows with the number of units; for rows of earlier versions, without ``metric_index``,
+    the units are grouped by id."""
+    return f"""
+        SELECT unit_id, task, dataset, degradation, method, image, runtime_s, megapixels, method_kind AS kind,
+               non_blind, method_params AS params, dataset_check, method_version, method_checkpoint, device, run_id,
+               (runtime_s IS NOT NULL AND NOT isnan(runtime_s)) AS ok
+        FROM {view} WHERE metric_index = 0
+        UNION ALL
+        SELECT unit_id, any_value(task), any_value(dataset), any_value(degradation), any_value(method),
+               any_value(image), any_value(runtime_s), any_value(megapixels), any_value(method_kind),
+               any_value(non_blind), any_value(method_params), max(nullif(dataset_check, '')),
+               any_value(method_version), any_value(method_checkpoint), any_value(device), any_value(run_id),
+               bool_or(status = 'ok')
+        FROM {view} WHERE metric_index IS NULL GROUP BY unit_id"""
+
+
 def summary(con: duckdb.DuckDBPyConnection, view: str = "scored") -> dict[str, Any]:
     """The run ids, the number of units and of units that failed (their method did not run)."""
-    units, failed = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE NOT ok) FROM "
-        f"(SELECT unit_id, bool_or(status = 'ok') AS ok FROM {view} GROUP BY unit_id)"
-    ).fetchone()
+    units, failed = con.execute(f"SELECT count(*), count(*) FILTER (WHERE NOT ok) FROM ({_units(view)})").fetchone()
     runs = [
-        r[0] for r in con.execute(f"SELECT DISTINCT run_id FROM {view} WHERE run_id IS NOT NULL ORDER BY 1").fetchall()
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT run_id FROM ({_units(view)}) WHERE run_id IS NOT NULL ORDER BY 1"
+        ).fetchall()
     ]
     return {"runs": runs, "units": int(units or 0), "failed": int(failed or 0)}
 
@@ -101,32 +120,23 @@ def group_info(con: duckdb.DuckDBPyConnection, view: str = "scored") -> DataFram
     shows (method version, checkpoints, device)."""
     return con.execute(
         f"""
-        WITH units AS (
-            SELECT unit_id, any_value(task) AS task, any_value(dataset) AS dataset,
-                   any_value(degradation) AS degradation, any_value(method) AS method,
-                   any_value(image) AS image, bool_or(status = 'ok') AS ok,
-                   any_value(runtime_s) AS runtime_s, any_value(megapixels) AS megapixels,
-                   any_value(method_kind) AS kind, any_value(non_blind) AS non_blind,
-                   any_value(method_params) AS params, max(nullif(dataset_check, '')) AS dataset_check,
-                   any_value(method_version) AS method_version, any_value(method_checkpoint) AS method_checkpoint,
-                   any_value(device) AS device
-            FROM {view} GROUP BY unit_id)
         SELECT {KEYS}, any_value(kind) AS kind, any_value(non_blind) AS non_blind, any_value(params) AS params,
-               count(DISTINCT image) AS images, count(*) FILTER (WHERE NOT ok) AS failed,
-               coalesce(max(dataset_check), '') AS dataset_check,
+               count(*) AS images, count(*) FILTER (WHERE NOT ok) AS failed,
+               coalesce(max(nullif(dataset_check, '')), '') AS dataset_check,
                1e3 * sum(runtime_s) FILTER (WHERE ok) / sum(megapixels) FILTER (WHERE ok) AS runtime_ms_per_mp,
                1e3 * avg(runtime_s) FILTER (WHERE ok) AS runtime_ms,
                any_value(method_version) AS method_version,
                coalesce(any_value(method_checkpoint), '') AS method_checkpoint,
                coalesce(any_value(device), '') AS device
-        FROM units GROUP BY {KEYS} ORDER BY {KEYS}
+        FROM ({_units(view)}) GROUP BY {KEYS} ORDER BY {KEYS}
         """
     ).df()
 
 
 def metric_values(con: duckdb.DuckDBPyConnection, labels: list[str], view: str = "scored") -> DataFrame:
     """Per group and metric: ``value`` (the group's number: the mean of per-image values, or
-    a set-level metric's reduction), ``mean`` and ``median`` of the per-image values, ``n``,
+    a set-level metric's reduction), ``mean`` of the per-image values (their median:
+    :func:`metric_medians`, a sorted pass of its own), ``n``,
     the images with a value, and ``goodness``, what ranks the group (larger is better, in the
     metric's units; NaN for a descriptive statistic): the mean of the images' goodness (for a
     target metric, minus the mean distance to the target, so that +50 and -50 are not
@@ -138,13 +148,13 @@ def metric_values(con: duckdb.DuckDBPyConnection, labels: list[str], view: str =
         columns=["metric", "direction", "target"],
     ).astype({"target": float})
     con.register("metric_meta", meta)
+    ok = f"FROM {view} WHERE status = 'ok' AND value IS NOT NULL AND NOT isnan(value)"
     table = con.execute(
         f"""
-        SELECT {KEYS}, metric, avg(value) AS mean, quantile_cont(value, 0.5) AS median, count(value) AS n,
+        SELECT {KEYS}, metric, avg(value) AS mean, count(value) AS n,
                avg(CASE direction WHEN 'higher' THEN value WHEN 'lower' THEN -value
                                   WHEN 'target' THEN -abs(value - target) END) AS goodness
-        FROM {view} JOIN metric_meta USING (metric)
-        WHERE status = 'ok' AND value IS NOT NULL AND NOT isnan(value)
+        FROM ({ok}) JOIN metric_meta USING (metric)
         GROUP BY {KEYS}, metric ORDER BY {KEYS}, metric
         """
     ).df()
@@ -153,7 +163,49 @@ def metric_values(con: duckdb.DuckDBPyConnection, labels: list[str], view: str =
         for key, value in _set_values(con, metric_of(label), view).items():
             hit = (table[[*GROUP, "metric"]] == [*key, label]).all(axis=1)
             table.loc[hit, ["value", "goodness"]] = [value, metric_of(label).goodness(value)]
-    return table[[*GROUP, "metric", "value", "mean", "median", "n", "goodness"]]
+    return table[[*GROUP, "metric", "value", "mean", "n", "goodness"]]
+
+
+def metric_medians(results: Any, values: DataFrame) -> DataFrame:
+    """The median of each group's per-image values (``values``: :func:`metric_values`' table),
+    from one pass sorted out of core; what MLflow child runs log beside the mean."""
+    from restorebench.results.dataset import connect
+
+    table = values.sort_values([*GROUP, "metric"]).reset_index(drop=True)
+    con = connect()
+    try:
+        view = scored_view(con, results.view(con))
+        rows = f"FROM {view} WHERE status = 'ok' AND value IS NOT NULL AND NOT isnan(value)"
+        return table[[*GROUP, "metric"]].assign(median=_medians(con, rows, table))
+    finally:
+        con.close()
+
+
+def _medians(con: duckdb.DuckDBPyConnection, rows: str, table: DataFrame) -> np.ndarray:
+    """The median of each group's values (``table``: the groups, in key order, with ``n``),
+    from one pass sorted by the engine (out of core) and streamed in batches: only the values
+    at each group's middle positions are kept."""
+    counts = table["n"].to_numpy(dtype=np.int64)
+    if not len(counts):
+        return np.zeros(0)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    lows, highs = starts + (counts - 1) // 2, starts + counts // 2
+    wanted = np.unique(np.concatenate([lows, highs]))
+    found = np.empty(len(wanted))
+    offset = 0
+    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    con.execute("SET threads = 1")  # an external sort in a small memory limit needs one thread's worth
+    try:
+        reader = con.sql(f"SELECT value {rows} ORDER BY {KEYS}, metric, value").to_arrow_reader(1 << 16)
+        for batch in reader:
+            values = batch.column(0).to_numpy(zero_copy_only=False)
+            hit = (wanted >= offset) & (wanted < offset + len(values))
+            found[hit] = values[wanted[hit] - offset]
+            offset += len(values)
+    finally:
+        con.execute(f"SET threads = {threads}")
+    at = dict(zip(wanted.tolist(), found.tolist()))
+    return np.array([(at[lo] + at[hi]) / 2 for lo, hi in zip(lows.tolist(), highs.tolist())])
 
 
 def _set_values(con: duckdb.DuckDBPyConnection, metric: Metric, view: str) -> dict[tuple, float]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from restorebench.core.errors import UserError
@@ -28,7 +28,7 @@ class Executor(Protocol):
     def parallelism(self) -> int: ...
 
     def execute(
-        self, batches: Sequence[Sequence[WorkUnit]], methods: Mapping[str, MethodInfo]
+        self, batches: Iterable[Sequence[WorkUnit]], methods: Mapping[str, MethodInfo]
     ) -> Iterator[list[UnitResult]]: ...
 
     def close(self) -> None: ...
@@ -53,7 +53,7 @@ class LocalExecutor:
         return 1
 
     def execute(
-        self, batches: Sequence[Sequence[WorkUnit]], methods: Mapping[str, MethodInfo]
+        self, batches: Iterable[Sequence[WorkUnit]], methods: Mapping[str, MethodInfo]
     ) -> Iterator[list[UnitResult]]:
         from restorebench.run.worker import run_batch
 

@@ -5,6 +5,7 @@ The command line calls :func:`run_suite`; tests and notebooks may call it direct
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any
 from restorebench.core.errors import Interrupted, UserError
 from restorebench.core.refs import slug
 from restorebench.core.suite import ResolvedSuite, narrow, resolve
-from restorebench.run.plan import load_suite, make_plan
+from restorebench.run.plan import duplicates_message, load_suite, make_plan
 from restorebench.run.record import Progress
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ class RunSummary:
     mlflow_run_id: str | None = None
     tracking_error: str | None = None
     errors: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # units with nothing to score, and why
+    skipped: list[str] = field(default_factory=list)  # units with nothing to score, and why (the first 1,000)
+    skipped_count: int = 0
     run_uri: str | None = None  # where the run directory lives when --out is a URI (run_dir is its staging copy)
     board: Any = None  # the results' leaderboard (restorebench.results.board.Leaderboard), built once
     _frame: Any = field(default=None, repr=False)
@@ -107,11 +109,8 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     from restorebench.core.plugins import load_plugins
     from restorebench.data.storage import is_uri
     from restorebench.results.board import build_leaderboard
-    from restorebench.run.batches import make_batches
-    from restorebench.run.cache import NoCache, ResultCache
-    from restorebench.run.executors import close_in_background, make_executor
+    from restorebench.run.index import RunIndex
     from restorebench.run.mirror import Mirror
-    from restorebench.run.record import Recorder
     from restorebench.run.store import RunDir
 
     check_options(options)
@@ -130,7 +129,6 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
         suite = suite.model_copy(update={"seed": options.seed})
     resolved = resolve(suite, origin=origin)
     plan = make_plan(resolved, limit=options.limit, save_outputs=options.save_outputs)
-    units = plan.units
 
     if options.executor == "ray":
         from restorebench.run.ray_runtime import check_address
@@ -148,23 +146,55 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
             "pass --out with a folder on storage you can read (and --tracking-uri for MLflow)",
             run_dir.path,
         )
-    summary = RunSummary(run_dir=run_dir.path, run_id=run_dir.run_id, results_set=None, units=len(units))
+    summary = RunSummary(run_dir=run_dir.path, run_id=run_dir.run_id, results_set=None, units=plan.total)
     summary.run_uri = mirror.uri if mirror else None
-    done = run_dir.completed_units() & plan.unit_ids if options.resume else set()
-    summary.resumed = len(done)
-    todo = [u for u in units if u.unit_id not in done]
-    record = Recorder(plan, run_dir, run_id=summary.run_id, progress=progress, finished=len(done))
+    with RunIndex() as index:
+        closed = _execute(options, plan, run_dir, index, summary, mirror, progress)
+        try:
+            if index.duplicates:
+                log.warning("%s", duplicates_message(resolved, index.duplicates, index.same_images))
+            keep = index.plan_ids(Path(index.folder) / "plan.parquet") if options.resume else None
+            summary.results_set = run_dir.compact(keep_units=keep, fresh=not options.resume)
+            summary.board = build_leaderboard(summary.results_set)
+            summary.wall_s = time.perf_counter() - started
+            if options.tracking:
+                _track(options, resolved, run_dir, summary)
+            if mirror is not None:
+                try:
+                    mirror.push()
+                except UserError as exc:
+                    raise UserError(
+                        f"the run finished but its run directory could not be written to {mirror.uri}: {exc.args[0]}",
+                        hint=f"its results are in {mirror.local}; copy that folder to {mirror.uri}",
+                    ) from None
+        finally:
+            closed()
+    return summary
+
+
+def _execute(
+    options: RunOptions, plan: Any, run_dir: Any, index: Any, summary: RunSummary, mirror: Any, progress: Any
+) -> Any:
+    """Compute what the run directory and the cache do not hold, storing results as they land;
+    returns a function that waits for the executor's shutdown (it runs in the background)."""
+    from restorebench.run.batches import stream_batches
+    from restorebench.run.cache import NoCache, ResultCache
+    from restorebench.run.executors import close_in_background, make_executor
+    from restorebench.run.record import Recorder
+    from restorebench.run.stream import UnitStream
+
+    record = Recorder(plan, run_dir, run_id=summary.run_id, progress=progress)
     cache = ResultCache(options.cache_path) if options.use_cache else NoCache()
+    # a cached result has no image: with --save-outputs every unit is computed (and cached)
+    stream = UnitStream(plan, index, record, cache, resume=options.resume, use_cache=not options.save_outputs)
     closed = _nothing_to_wait_for
     try:
         record.start()
-        # a cached result has no image: with --save-outputs every unit is computed (and cached)
-        hits = {} if options.save_outputs else cache.get_many([u.unit_id for u in todo])
-        if hits:
-            record(list(hits.values()))
-        summary.from_cache = len(hits)
-        todo = [u for u in todo if u.unit_id not in hits]
-        if todo:
+        if options.resume:
+            run_dir.mark_done(index)
+        units = iter(stream)
+        first = next(units, None)  # a run whose every unit is stored or cached starts no executor
+        if first is not None:
             executor = make_executor(
                 options.executor,
                 address=options.address,
@@ -172,9 +202,11 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
                 resume_hint=f"; the units done so far are stored: complete the run with --resume --out {summary.location}",
             )
             try:
-                for results in executor.execute(make_batches(todo, plan.methods, executor.parallelism()), plan.methods):
-                    record(results)
-                    cache.put_many(results)
+                batches = stream_batches(
+                    itertools.chain([first], units), plan.methods, executor.parallelism(), total=plan.total
+                )
+                for results in executor.execute(batches, plan.methods):
+                    stream.landed(results)
                     summary.computed += sum(r.status == "ok" for r in results)
                     if mirror is not None:
                         mirror.maybe_push()
@@ -184,7 +216,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
         closed()
         _push_what_landed(mirror)
         raise Interrupted(
-            f"interrupted: {record.finished} of {len(units)} units are stored in {summary.location}",
+            f"interrupted: {record.finished} of {plan.total} units are stored in {summary.location}",
             hint=f"complete the run with the same options plus --resume --out {summary.location}",
         ) from None
     except BaseException:
@@ -194,23 +226,10 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     finally:
         cache.close()
         summary.failed, summary.errors, summary.skipped = record.failed, record.errors, record.skipped
-    try:
-        summary.results_set = run_dir.compact(keep_units=plan.unit_ids)
-        summary.board = build_leaderboard(summary.results_set)
-        summary.wall_s = time.perf_counter() - started
-        if options.tracking:
-            _track(options, resolved, run_dir, summary)
-        if mirror is not None:
-            try:
-                mirror.push()
-            except UserError as exc:
-                raise UserError(
-                    f"the run finished but its run directory could not be written to {mirror.uri}: {exc.args[0]}",
-                    hint=f"its results are in {mirror.local}; copy that folder to {mirror.uri}",
-                ) from None
-    finally:
-        closed()
-    return summary
+        summary.skipped_count = record.skipped_count
+        summary.resumed, summary.from_cache = stream.resumed, stream.from_cache
+        summary.units = index.count
+    return closed
 
 
 def _nothing_to_wait_for() -> None:

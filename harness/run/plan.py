@@ -8,18 +8,20 @@ the driver never does after :func:`make_plan`.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from restorebench.core.errors import UserError, choices
-from restorebench.core.interfaces import Method, Resources
+from restorebench.core.interfaces import ImageRef, Method, Resources
 from restorebench.core.refs import stable_json
 from restorebench.core.suite import ResolvedSuite, Suite, parse_suite, read_suite
-from restorebench.run.units import WorkUnit, unit_id
+from restorebench.run.units import UnitIds, WorkUnit
 
 log = logging.getLogger(__name__)
 
@@ -71,25 +73,60 @@ class MethodInfo:
 
 
 @dataclass
+class BlockPlan:
+    """One task block of the plan: what its units combine, with the parts of their ids made once."""
+
+    task: str
+    quantize: bool
+    metrics: tuple[str, ...]
+    sources: list[Any]
+    degradations: list[str]  # canonical references
+    methods: list[str]  # build references
+    ids: dict[tuple[str, str], UnitIds]  # (degradation, method) -> the unit id of an image
+
+
+@dataclass
 class Plan:
-    """A resolved suite expanded into units, with each method's description."""
+    """A resolved suite and what each of its methods is; its work units are generated on
+    demand (:meth:`units`), never all held: image by image, degradation by degradation,
+    method by method, the order in which a run hands them out."""
 
     suite: ResolvedSuite
-    units: list[WorkUnit]
+    blocks: list[BlockPlan] = field(default_factory=list)
     methods: dict[str, MethodInfo] = field(default_factory=dict)  # by build_ref
     metric_versions: dict[str, str] = field(default_factory=dict)
     dataset_checks: dict[str, str] = field(default_factory=dict)  # by dataset ref: a card's verdict
     published: dict[tuple[str, str, str], dict[str, tuple[float, str]]] = field(default_factory=dict)
+    total: int = 0  # units planned (a unit named twice counts twice)
+    limit: int | None = None
+    save_outputs: bool = False
+    _listed: dict[int, list[ImageRef]] = field(default_factory=dict, repr=False)  # eager sources' images
 
-    def unit(self, uid: str) -> WorkUnit:
-        return self._by_id[uid]
+    def images(self, source: Any) -> Iterator[ImageRef]:
+        """The images of ``source`` the plan covers (the first ``limit``)."""
+        listed = self._listed.get(id(source))
+        images = iter(listed) if listed is not None else source.iter_images()
+        return itertools.islice(images, self.limit)
 
-    def __post_init__(self) -> None:
-        self._by_id = {u.unit_id: u for u in self.units}
-
-    @property
-    def unit_ids(self) -> set[str]:
-        return set(self._by_id)
+    def units(self) -> Iterator[WorkUnit]:
+        """Every work unit, generated as it is needed."""
+        for block in self.blocks:
+            for source in block.sources:
+                for index, image in enumerate(self.images(source)):
+                    for d in block.degradations:
+                        for m in block.methods:
+                            yield WorkUnit(
+                                block.ids[(d, m)](image),
+                                block.task,
+                                image,
+                                d,
+                                m,
+                                block.metrics,
+                                self.suite.seed,
+                                block.quantize,
+                                keep_sample=index == 0,
+                                save_output=self.save_outputs,
+                            )
 
 
 def load_suite(name: str | None) -> tuple[Suite, str]:
@@ -114,69 +151,68 @@ def load_suite(name: str | None) -> tuple[Suite, str]:
 
 
 def make_plan(resolved: ResolvedSuite, *, limit: int | None = None, save_outputs: bool = False) -> Plan:
-    """Every work unit of a resolved suite, and what each of its methods is; ``limit``: only
-    the first N images of each source (in its stable order), for quick runs and smoke tests;
-    ``save_outputs``: the workers send every restored image back."""
+    """The plan of a resolved suite: what each of its methods is, and how to generate its work
+    units; ``limit``: only the first N images of each source (in its stable order), for quick
+    runs and smoke tests; ``save_outputs``: the workers send every restored image back.
+
+    Sources are listed once (a lazy source, such as a synthetic set, only counted); what can
+    be known about their images before work starts is checked here (see :func:`_check_images`)."""
     from restorebench.score.entries import metric_versions
 
-    units: list[WorkUnit] = []
+    plan = Plan(resolved, limit=limit, save_outputs=save_outputs)
     methods: dict[str, MethodInfo] = {}
-    versions_all: dict[str, str] = {}
-    checks: dict[str, str] = {}
-    published: dict[tuple[str, str, str], dict[str, tuple[float, str]]] = {}
     for block in resolved.tasks:
         versions = metric_versions(block.metrics)
-        versions_all.update(versions)
+        plan.metric_versions.update(versions)
         for m in block.methods:
             methods.setdefault(m.build_ref, MethodInfo.of(m))
         identities = {m.build_ref: m.identity() for m in block.methods}
         for source in block.sources:
-            images = source.list_images()[:limit]
-            _check_images(block, source, images)
-            checks[source.ref] = source.check
+            if not source.lazy:
+                plan._listed[id(source)] = source.list_images()
+            count = source.count_images() if source.lazy else len(plan._listed[id(source)])
+            count = min(count, limit) if limit else count
+            _check_images(block, source, plan.images(source), count)
+            plan.dataset_checks[source.ref] = source.check
+            plan.total += count * len(block.degradations) * len(block.methods)
             for d in block.degradations:
                 for m in block.methods:
                     found = source.published(block.task.name, d, m)
                     if found:
-                        published[(source.ref, d.ref, m.build_ref)] = found
-            for index, image in enumerate(images):
-                for d in block.degradations:
-                    for m in block.methods:
-                        uid = unit_id(
-                            task=block.task.name,
-                            image=image,
-                            degradation=d.identity(),
-                            method=identities[m.build_ref],
-                            metrics=versions,
-                            seed=resolved.seed,
-                            quantize=block.task.quantize_output,
-                        )
-                        units.append(
-                            WorkUnit(
-                                uid,
-                                block.task.name,
-                                image,
-                                d.ref,
-                                m.build_ref,
-                                tuple(block.metrics),
-                                resolved.seed,
-                                block.task.quantize_output,
-                                keep_sample=index == 0,
-                                save_output=save_outputs,
-                            )
-                        )
-    unique = {u.unit_id: u for u in units}
-    if len(unique) < len(units):
-        log.warning("%s", duplicates_message(resolved, units))
-    return Plan(resolved, list(unique.values()), distinct_labels(methods), versions_all, checks, published)
+                        plan.published[(source.ref, d.ref, m.build_ref)] = found
+        ids = {
+            (d.ref, m.build_ref): UnitIds(
+                task=block.task.name,
+                degradation=d.identity(),
+                method=identities[m.build_ref],
+                metrics=versions,
+                seed=resolved.seed,
+                quantize=block.task.quantize_output,
+            )
+            for d in block.degradations
+            for m in block.methods
+        }
+        plan.blocks.append(
+            BlockPlan(
+                block.task.name,
+                block.task.quantize_output,
+                tuple(block.metrics),
+                list(block.sources),
+                [d.ref for d in block.degradations],
+                [m.build_ref for m in block.methods],
+                ids,
+            )
+        )
+    plan.methods = distinct_labels(methods)
+    return plan
 
 
-def _check_images(block: Any, source: Any, images: list) -> None:
+def _check_images(block: Any, source: Any, images: Iterator[ImageRef], count: int) -> None:
     """What is knowable about a block's images before work starts: that there are some, and
     that pre-degraded pairs fit ``given`` under the task's protocol (levels, sizes)."""
     from restorebench.data.paired import MAX_LISTED, given_problems
 
-    if not images:
+    if not count:
         raise UserError(
             f"tasks ({block.task.name}): dataset {source.ref} has no image to score",
             hint="check the dataset reference (its folder, file, split or filters)",
@@ -184,7 +220,7 @@ def _check_images(block: Any, source: Any, images: list) -> None:
     for degradation in block.degradations:
         if not degradation.needs_pairs:
             continue
-        problems = given_problems(source, images, degradation, block.task)
+        problems = given_problems(source, list(images), degradation, block.task)
         if problems:
             more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
             raise UserError(
@@ -194,9 +230,9 @@ def _check_images(block: Any, source: Any, images: list) -> None:
             )
 
 
-def duplicates_message(resolved: ResolvedSuite, units: list[WorkUnit]) -> str:
-    """Say which entries made units twice: a list naming one thing twice, overlapping
-    blocks, or one image under two names (the same content in a dataset twice)."""
+def duplicates_message(resolved: ResolvedSuite, count: int, same_images: list[str]) -> str:
+    """Say which entries made ``count`` units twice: a list naming one thing twice, overlapping
+    blocks, or one image under two names (``same_images``: a few such pairs, as found)."""
     reasons = []
     for i, block in enumerate(resolved.tasks):
         for what, refs in (
@@ -206,17 +242,10 @@ def duplicates_message(resolved: ResolvedSuite, units: list[WorkUnit]) -> str:
         ):
             twice = sorted({r for r in refs if refs.count(r) > 1})
             reasons += [f"tasks[{i}] ({block.task.name}).{what} lists {r} twice" for r in twice]
-    seen: dict[str, WorkUnit] = {}
-    images = set()
-    for unit in units:
-        first = seen.setdefault(unit.unit_id, unit)
-        if first is not unit and (first.image.key, first.dataset) != (unit.image.key, unit.dataset):
-            images.add(f"{unit.dataset} {unit.image.key} = {first.dataset} {first.image.key}")
-    reasons += [f"the same image twice: {pair}" for pair in sorted(images)[:3]]
+    reasons += [f"the same image twice: {pair}" for pair in sorted(same_images)[:3]]
     if not reasons:
         reasons = ["task blocks that overlap"]
-    extra = len(units) - len(seen)
-    return f"{extra} duplicate unit(s) run once: " + "; ".join(reasons[:6])
+    return f"{count} duplicate unit(s) run once: " + "; ".join(reasons[:6])
 
 
 def distinct_labels(methods: dict[str, MethodInfo]) -> dict[str, MethodInfo]:

@@ -9,7 +9,8 @@ here (and in the tasks and actors it starts).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from restorebench.core.interfaces import Resources
 from restorebench.run.batches import failed_batch
@@ -43,34 +44,54 @@ class RayExecutor:
         return max(1, int(self._ray.cluster_resources().get("CPU", 1)))
 
     def execute(
-        self, batches: Sequence[Sequence[WorkUnit]], methods: Mapping[str, MethodInfo]
+        self, batches: Iterable[Sequence[WorkUnit]], methods: Mapping[str, MethodInfo]
     ) -> Iterator[list[UnitResult]]:
+        """Run a stream of batches: classical ones as tasks, a neural method's on its actors.
+
+        The stream is read as work is needed, at most :data:`LOOKAHEAD` batches per worker
+        ahead, so a run of a million units holds a bounded number of them; a method's actors
+        are killed once its last batch is done and the stream is spent (their CPUs and GPUs
+        go back to the rest of the run)."""
         ray = self._ray
-        tasks: list[Sequence[WorkUnit]] = []
+        source = iter(batches)
+        spent = False
+        tasks: deque[Sequence[WorkUnit]] = deque()
         pools: dict[str, _ActorPool] = {}
-        for batch in reversed(batches):
-            ref = _neural_method(batch, methods)
-            if ref is None:
-                tasks.append(batch)
-            else:
-                pools.setdefault(ref, _ActorPool(self, ref, methods[ref].resources)).queue.append(batch)
-        for pool in pools.values():
-            problem = pool.unschedulable()
-            if problem:
-                yield from (failed_batch(b, problem) for b in pool.queue)
-                pool.queue.clear()
+        failed: list[list[UnitResult]] = []
         pending: dict = {}
         limit = 2 * self.parallelism()
-        while tasks or pending or any(p.queue for p in pools.values()):
+        ahead = LOOKAHEAD * self.parallelism()
+        while True:
+            while not spent and len(tasks) + sum(len(p.queue) for p in pools.values()) < ahead:
+                batch = next(source, None)
+                if batch is None:
+                    spent = True
+                    break
+                ref = _neural_method(batch, methods)
+                if ref is None:
+                    tasks.append(batch)
+                    continue
+                pool = pools.get(ref) or pools.setdefault(ref, _ActorPool(self, ref, methods[ref].resources))
+                problem = pool.unschedulable()
+                if problem:
+                    failed.append(failed_batch(batch, problem))
+                else:
+                    pool.queue.append(batch)
+            yield from failed
+            failed.clear()
             while tasks and sum(a is None for _, a in pending.values()) < limit:
-                batch = tasks.pop()
+                batch = tasks.popleft()
                 cpus = max(methods[u.method].resources.num_cpus for u in batch)
                 ref = self._task.options(num_cpus=cpus, max_retries=self.max_retries).remote(batch, cpus)
                 pending[ref] = (batch, None)
             for pool in pools.values():
                 for actor, batch in pool.assign():
                     pending[actor.run.remote(batch)] = (batch, (pool, actor))
+                if spent:
+                    pool.release_if_done()
             if not pending:
+                if spent and not tasks and not any(p.queue for p in pools.values()):
+                    return
                 continue
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
@@ -82,12 +103,12 @@ class RayExecutor:
                         owner[0].replace(owner[1])
                     retry = _after_failure(batch, exc, self.max_retries)
                     if isinstance(retry, list):
-                        (owner[0].queue if owner else tasks).extend(reversed(retry))
+                        (owner[0].queue if owner else tasks).extendleft(reversed(retry))
                         continue
                     results = retry.results
                 else:
                     if owner is not None:
-                        owner[0].release(owner[1])
+                        owner[0].release(owner[1], spent=spent)
                 yield results
 
     def close(self) -> None:
@@ -110,6 +131,7 @@ def _after_failure(batch: Sequence[WorkUnit], exc: Exception, retries: int) -> l
 
 
 PIPELINE = 2  # batches in flight per actor: the next one waits in the actor while the driver stores the last
+LOOKAHEAD = 8  # batches read ahead of the stream per worker
 
 
 class _ActorPool:
@@ -123,7 +145,7 @@ class _ActorPool:
         self.executor = executor
         self.ref = ref
         self.resources = resources
-        self.queue: list[Sequence[WorkUnit]] = []
+        self.queue: deque[Sequence[WorkUnit]] = deque()
         self.idle: list = []  # one entry per free slot, so an actor appears up to PIPELINE times
         self.live: list = []
         self.busy = 0
@@ -157,15 +179,21 @@ class _ActorPool:
         pairs = []
         while self.queue and (self.idle or len(self.live) < self.size):
             actor = self.idle.pop() if self.idle else self._new_actor()
-            pairs.append((actor, self.queue.pop()))
+            pairs.append((actor, self.queue.popleft()))
             self.busy += 1
         return pairs
 
-    def release(self, actor) -> None:
+    def release(self, actor, *, spent: bool = True) -> None:
+        """An actor's batch came back; ``spent``: no more batches will come from the stream."""
         self.busy -= 1
         if any(a is actor for a in self.live):
             self.idle.append(actor)
-        if not self.queue and not self.busy:  # free the CPUs/GPUs for the rest of the run
+        if spent:
+            self.release_if_done()
+
+    def release_if_done(self) -> None:
+        """Free the actors' CPUs/GPUs for the rest of the run once this method's work is done."""
+        if not self.queue and not self.busy and self.live:
             for a in self.live:
                 self.executor._ray.kill(a)
             self.live.clear()

@@ -7,12 +7,12 @@ run has lost at most the batches in flight.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from restorebench.run.plan import Plan
 from restorebench.run.store import RunDir
 from restorebench.run.tables import rows_for
-from restorebench.run.units import UnitResult
+from restorebench.run.units import UnitResult, WorkUnit
 
 Progress = Callable[[int, int, int], None]  # (units done, units total, units failed)
 
@@ -32,22 +32,33 @@ class Recorder:
         self.run_id = run_id
         self.progress = progress
         self.finished = finished
+        self.total = plan.total
         self.failed = 0
+        self.skipped_count = 0
         self.skipped: list[str] = []
         self.errors: list[str] = []
 
-    def start(self) -> None:
-        """Report the progress before the first batch (e.g. what a resume found done)."""
-        if self.progress:
-            self.progress(self.finished, len(self.plan.units), self.failed)
+    MAX_MESSAGES = 1000  # errors and skips kept for the summary (the results keep every one)
 
-    def __call__(self, results: list[UnitResult]) -> None:
+    def start(self) -> None:
+        """Report the progress before the first batch."""
+        if self.progress:
+            self.progress(self.finished, self.total, self.failed)
+
+    def resumed(self, count: int) -> None:
+        """``count`` more units were found done in the run directory."""
+        self.finished += count
+        if self.progress and count:
+            self.progress(self.finished, self.total, self.failed)
+
+    def __call__(self, results: list[UnitResult], units: Mapping[str, WorkUnit]) -> None:
+        """Store one batch of ``results`` (``units``: their work units, by id)."""
         from restorebench.report.samples import save_sample
         from restorebench.run.outputs import save_output
 
         rows = []
         for r in results:
-            unit = self.plan.unit(r.unit_id)
+            unit = units[r.unit_id]
             info = self.plan.methods[unit.method]
             rows.extend(
                 rows_for(
@@ -65,12 +76,18 @@ class Recorder:
             if r.output is not None:
                 save_output(self.run_dir.outputs, unit, info.label, r.output)
             if r.status == "skipped":
-                self.skipped.append(r.error)
+                self.skipped_count += 1
+                self._keep(self.skipped, [r.error])
             elif r.status != "ok":
                 self.failed += 1
-                self.errors.append(r.error)
-            self.errors += [f"{unit.image.key}: metric {m}: {e}" for m, e in r.metric_errors.items()]
+                self._keep(self.errors, [r.error])
+            self._keep(self.errors, [f"{unit.image.key}: metric {m}: {e}" for m, e in r.metric_errors.items()])
         self.run_dir.append(rows)
         self.finished += len(results)
         if self.progress:
-            self.progress(self.finished, len(self.plan.units), self.failed)
+            self.progress(self.finished, self.total, self.failed)
+
+    def _keep(self, messages: list[str], new: list[str]) -> None:
+        """Messages for the summary, at most :data:`MAX_MESSAGES` (a run of a million failing
+        units keeps a bounded list; the results table keeps every error)."""
+        messages += new[: max(0, self.MAX_MESSAGES - len(messages))]

@@ -23,12 +23,14 @@ from typing import Any
 from restorebench.core.errors import UserError
 from restorebench.core.refs import slug
 from restorebench.results.dataset import ResultsSet
-from restorebench.run.tables import COLUMNS, check_results_table, read_schema, read_table, write_parquet_atomic
+from restorebench.run.tables import COLUMNS, REQUIRED, check_results_table, read_schema, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 
-ROW_GROUP_ROWS = 65536  # rows per row group of the compacted files
+ROW_GROUP_ROWS = 32768  # rows per row group of the compacted files
 RESULTS = "results.parquet"  # the compacted dataset: a folder, one subfolder per task
+COMPACTION_MEMORY = "48MB"
+MERGE_EVERY = 64  # shards written before they are merged into one  # DuckDB's limit while compacting: it streams, and spills what sorting needs
 LEGACY = ".results.parquet.legacy"  # an earlier version's single results file, while it is merged
 
 
@@ -45,6 +47,8 @@ class RunDir:
         self.shards = self.path / "shards"
         self.samples = self.path / "samples"
         self.outputs = self.path / "outputs"  # restored images, with --save-outputs
+        self._schemas: set[tuple[str, ...]] = set()  # the column lists of the parts last read
+        self._written: list[Path] = []  # shards this process wrote since their last merge
 
     @classmethod
     def open(cls, path: str | Path, spec: dict[str, Any], *, resume: bool) -> RunDir:
@@ -142,9 +146,36 @@ class RunDir:
         return self.info()["run_id"]
 
     def append(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Persist one batch of rows as a new shard (atomic)."""
-        if rows:
-            write_parquet_atomic(rows, self.shards / _shard_name())
+        """Persist one batch of rows as a new shard (atomic). Every :data:`MERGE_EVERY` shards
+        this process wrote are merged into one (written, then the small ones removed: a crash in
+        between leaves rows twice, which a resume reads once), so a run of a million units
+        leaves a few hundred files, not fifteen thousand, for the final compaction to read."""
+        if not rows:
+            return
+        path = self.shards / _shard_name()
+        write_parquet_atomic(rows, path)
+        self._written.append(path)
+        if len(self._written) >= MERGE_EVERY:
+            self._merge_written()
+
+    def _merge_written(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from restorebench.results.schema import conform
+        from restorebench.run.tables import system_allocator, trim_heap
+
+        with system_allocator():
+            table = pa.concat_tables([conform(pq.read_table(p)) for p in self._written])
+            target = self.shards / _shard_name()
+            tmp = target.with_name(f".{target.name}.tmp")
+            pq.write_table(table, tmp)
+            os.replace(tmp, target)
+            del table
+        for part in self._written:
+            part.unlink(missing_ok=True)
+        self._written = []
+        trim_heap()
 
     @property
     def dataset(self) -> Path:
@@ -161,11 +192,10 @@ class RunDir:
         parts = [p for p in (self.path / LEGACY, self.dataset) if p.is_file()]
         if self.dataset.is_dir():
             parts += sorted(self.dataset.glob("*/*.parquet"))
-        for part in parts:
-            check_results_table(read_schema(part), part)
+        self._schemas = {_columns(part) for part in parts}
         for shard in sorted(self.shards.glob("part-*.parquet")):
             try:
-                check_results_table(read_schema(shard), shard)
+                self._schemas.add(_columns(shard))
             except UserError as exc:
                 if read_only:
                     log.warning("leaving out %s (unreadable; --resume recomputes its units): %s", shard.name, exc)
@@ -182,32 +212,55 @@ class RunDir:
         parts = self._parts(read_only=read_only)
         compacted = [p for p in parts if p.parent.parent == self.dataset]
         single = len(compacted) == len(parts) and len({p.parent for p in compacted}) == len(compacted)
-        return ResultsSet(parts, deduplicated=single)
+        return ResultsSet(parts, deduplicated=single, same_schema=len(self._schemas) <= 1)
 
     def load(self, *, read_only: bool = False):
         """All rows so far as a pandas frame (small runs, tests): see :meth:`results_set`."""
         return self.results_set(read_only=read_only).frame()
 
     def completed_units(self) -> set[str]:
-        """Ids of units that finished successfully (failed ones are retried on resume)."""
+        """Ids of units that finished (a small run's; a large one's go to an index: :meth:`mark_done`)."""
         done: set[str] = set()
-        for part in self._parts():
-            table = read_table(part, ["unit_id", "status"])
-            units, status = table.column("unit_id").to_pylist(), table.column("status").to_pylist()
-            ok = {u for u, st in zip(units, status) if st in ("ok", "skipped")}  # a unit that ran (a metric may fail)
-            done = (done - set(units)) | ok  # a later part decides a unit again
+        for batch in self._done_batches():
+            done.update(batch)
         return done
 
-    def compact(self, keep_units: Iterable[str] | None = None) -> ResultsSet:
+    def mark_done(self, index: Any) -> int:
+        """Record in ``index`` (a :class:`~restorebench.run.index.RunIndex`) the units this run
+        directory holds done, read out of core; returns how many. Failed ones are retried on
+        resume; a unit whose latest rows say it ran (a metric may have failed) is done."""
+        count = 0
+        for batch in self._done_batches():
+            index.mark_done(batch)
+            count += len(batch)
+        return count
+
+    def _done_batches(self, size: int = 65536):
+        from restorebench.results.dataset import connect
+
+        con = connect()
+        try:
+            view = self.results_set().view(con)
+            cursor = con.execute(
+                f"SELECT unit_id FROM {view} GROUP BY unit_id HAVING bool_or(status IN ('ok', 'skipped'))"
+            )
+            while rows := cursor.fetchmany(size):
+                yield [r[0] for r in rows]
+        finally:
+            con.close()
+
+    def compact(self, keep_units: Iterable[str] | Path | None = None, *, fresh: bool = False) -> ResultsSet:
         """Merge the shards into the dataset ``results.parquet/<task>/`` and remove them;
-        returns the compacted :class:`ResultsSet`.
+        returns the compacted :class:`ResultsSet`. ``keep_units``: only these units' rows stay
+        (ids, or a Parquet file of them), e.g. the plan's when a resumed run's code changed;
+        ``fresh``: the shards are one invocation's, each unit once (no resume), so rows are
+        copied as they stream, without the window that picks each unit's latest.
 
         Out of core: per task, one DuckDB ``COPY`` streams every stored row of that task (the
         dataset's file, the shards) into one new file, each unit and metric once (its latest
         row), keeping only ``keep_units`` when given; then the task's older files and the
         shards are removed. A crash in between leaves both, which readers deduplicate.
         """
-        from restorebench.results.dataset import connect
 
         legacy = self.path / LEGACY
         if self.dataset.is_file():  # an earlier version's single file: kept aside until merged
@@ -216,11 +269,62 @@ class RunDir:
         if not parts:
             return ResultsSet([], deduplicated=True)
         self.dataset.mkdir(exist_ok=True)
-        con = connect()
+        if fresh and keep_units is None and len(self._schemas) <= 1:
+            written = self._copy_by_task(parts)
+        else:
+            written = self._merge_by_task(parts, keep_units, fresh)
+        for part in parts:
+            if part not in written:
+                part.unlink(missing_ok=True)
+        for folder in self.dataset.iterdir():
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        return ResultsSet(written, deduplicated=True, same_schema=True)
+
+    def _copy_by_task(self, parts: list[Path]) -> list[Path]:
+        """One invocation's shards (each unit once, one schema) into one file per task, a row
+        group at a time: nothing to deduplicate, so nothing is held but the part being read."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        from restorebench.results.schema import conform, schema
+        from restorebench.run.tables import system_allocator, trim_heap
+
+        writers: dict[str, Any] = {}
+        targets: dict[str, Path] = {}
         try:
-            view = ResultsSet(parts).view(con, "stored")
+            with system_allocator():
+                for part in parts:
+                    table = conform(pq.read_table(part))
+                    for task in pc.unique(table.column("task")).to_pylist():
+                        if task not in writers:
+                            folder = self.dataset / slug(task)
+                            folder.mkdir(exist_ok=True)
+                            targets[task] = folder / _shard_name()
+                            tmp = folder / f".{targets[task].name}.tmp"
+                            writers[task] = (pq.ParquetWriter(tmp, schema()), tmp)
+                        writers[task][0].write_table(table.filter(pc.equal(table.column("task"), task)))
+                    del table
+        finally:
+            for writer, _ in writers.values():
+                writer.close()
+        for task, (_, tmp) in writers.items():
+            os.replace(tmp, targets[task])
+        trim_heap()
+        return list(targets.values())
+
+    def _merge_by_task(self, parts: list[Path], keep_units: Iterable[str] | Path | None, fresh: bool) -> list[Path]:
+        """Every stored row into one file per task with DuckDB (out of core), each unit and
+        metric once (its latest row) unless ``fresh``, only ``keep_units`` when given."""
+        from restorebench.results.dataset import connect
+
+        con = connect(memory_limit=COMPACTION_MEMORY, threads=1)
+        try:
+            view = ResultsSet(parts, deduplicated=fresh, same_schema=len(self._schemas) <= 1).view(con, "stored")
             keep = ""
-            if keep_units is not None:
+            if isinstance(keep_units, Path):  # a Parquet file of the ids to keep (a large plan's)
+                keep = f" AND unit_id IN (SELECT unit_id FROM read_parquet('{_sql_path(keep_units)}'))"
+            elif keep_units is not None:
                 import pyarrow as pa
 
                 con.register("keep", pa.table({"unit_id": pa.array(sorted(set(keep_units)), pa.string())}))
@@ -243,17 +347,26 @@ class RunDir:
                 written.append(target)
         finally:
             con.close()
-        for part in parts:
-            if part not in written:
-                part.unlink(missing_ok=True)
-        for folder in self.dataset.iterdir():
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
-        return ResultsSet(written, deduplicated=True)
+        return written
 
     def results(self) -> ResultsSet:
         """The compacted dataset (after :meth:`compact`)."""
-        return ResultsSet(sorted(self.dataset.glob("*/*.parquet")), deduplicated=True)
+        return ResultsSet(sorted(self.dataset.glob("*/*.parquet")), deduplicated=True, same_schema=True)
+
+
+def _columns(part: Path) -> tuple[str, ...]:
+    """A stored table's columns (its footer), checked to be a results table's."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = tuple(pq.read_schema(part).names)
+    except (OSError, ValueError):
+        check_results_table(read_schema(part), part)  # says which file and why
+        raise
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        check_results_table(read_schema(part), part)
+    return names
 
 
 def _sql_path(path: Path) -> str:

@@ -64,6 +64,30 @@ def unit_id(
     return hashlib.sha256(stable_json(payload).encode()).hexdigest()[:32]
 
 
+class UnitIds:
+    """:func:`unit_id` for many units of one (task, degradation, method, metrics, seed): the
+    JSON of everything but the image is built once, so a unit costs one short string and one
+    SHA-256 (the same ids, byte for byte: ``stable_json`` of the same payload)."""
+
+    def __init__(
+        self,
+        *,
+        task: str,
+        degradation: dict[str, Any],
+        method: dict[str, Any],
+        metrics: dict[str, str],
+        seed: int,
+        quantize: bool,
+    ) -> None:
+        self.head = '{"degradation":' + stable_json(degradation) + ',"image":'
+        rest = {"method": method, "metrics": metrics, "quantize": quantize, "seed": seed, "task": task}
+        self.tail = "".join(f",{stable_json(key)}:{stable_json(value)}" for key, value in rest.items()) + "}"
+
+    def __call__(self, image: ImageRef) -> str:
+        text = self.head + stable_json([image.content_hash, image.key]) + self.tail
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def degradation_rng(seed: int, image: ImageRef, degradation: dict[str, Any]) -> np.random.Generator:
     """The generator for one image's degradation: seeded by SHA-256(seed, image, degradation).
 

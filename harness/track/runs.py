@@ -165,9 +165,10 @@ def group_metrics(board: Leaderboard, key: tuple) -> dict[str, float]:
     """A child run's numbers: ``<metric>_mean`` and ``<metric>_median`` of the per-image values,
     and for a set-level metric ``<metric>``, the group's value (the leaderboard's)."""
     out = {}
+    medians = board.medians().set_index([*GROUP, "metric"])["median"]
     for _, row in board.group_values(key).iterrows():
         name = metric_key(row["metric"])
-        out[f"{name}_mean"], out[f"{name}_median"] = float(row["mean"]), float(row["median"])
+        out[f"{name}_mean"], out[f"{name}_median"] = float(row["mean"]), float(medians[(*key, row["metric"])])
         if board.metrics[row["metric"]].set_level:
             out[name] = float(row["value"])
     return out

@@ -33,7 +33,8 @@ def _plan(folder, methods=("denoise/identity", "denoise/median")):
 
 def test_the_plan_describes_each_method_once(image_folder):
     plan = _plan(image_folder, ("denoise/median?size=5", "denoise/dncnn?num_cpus=2"))
-    assert len(plan.units) == 3 * 2
+    units = list(plan.units())
+    assert len(units) == plan.total == 3 * 2
     median, dncnn = plan.methods["denoise/median?size=5"], plan.methods["denoise/dncnn?num_cpus=2"]
     assert (median.kind, median.label, median.checkpoints) == ("classical", "denoise/median?size=5", ())
     assert math.isnan(median.parameters) and median.resources.num_cpus == 1
@@ -41,7 +42,7 @@ def test_the_plan_describes_each_method_once(image_folder):
     assert (dncnn.kind, dncnn.label, dncnn.resources.num_cpus) == ("neural", "denoise/dncnn", 2)
     assert dncnn.parameters == 210_960 and len(dncnn.checkpoints) == 2
     assert plan.metric_versions == {"psnr": "1", "ssim": "1", "psnr_y": "1", "ssim_y": "1"}
-    assert {u.method for u in plan.units} == set(plan.methods)
+    assert {u.method for u in units} == set(plan.methods)
 
 
 def test_record_writes_a_shard_its_samples_and_counts_failures(image_folder, tmp_path):
@@ -50,7 +51,7 @@ def test_record_writes_a_shard_its_samples_and_counts_failures(image_folder, tmp
     seen = []
     record = Recorder(plan, run, run_id=run.run_id, progress=lambda done, total, failed: seen.append((done, total)))
     record.start()
-    first, second = plan.units[0], plan.units[1]
+    first, second = list(plan.units())[:2]
     crop = np.full((4, 4, 3), 7, np.uint8)
     ok = UnitResult(
         first.unit_id,
@@ -62,7 +63,7 @@ def test_record_writes_a_shard_its_samples_and_counts_failures(image_folder, tmp
         sample={"clean": crop, "degraded": crop, "restored": crop},
     )
     bad = UnitResult(second.unit_id, "failed", error="b_camera.png: ValueError: boom")
-    record([ok, bad])
+    record([ok, bad], {first.unit_id: first, second.unit_id: second})
     assert seen == [(0, 6), (2, 6)]
     assert (record.finished, record.failed, record.errors) == (2, 1, ["b_camera.png: ValueError: boom"])
     shards = list(run.shards.glob("part-*.parquet"))
@@ -74,3 +75,48 @@ def test_record_writes_a_shard_its_samples_and_counts_failures(image_folder, tmp
     assert rows.loc[rows["unit_id"] == second.unit_id, "value"].isna().all()
     samples = list(run.samples.rglob("*.png"))
     assert {p.name for p in samples} == {"clean.png", "degraded.png", f"method-{first.method.replace('/', '_')}.png"}
+
+
+def test_units_are_generated_lazily_with_the_ids_of_the_reference_hash(image_folder):
+    """The plan generates units one by one (a synthetic source is never listed whole), and each
+    id is :func:`unit_id` of its inputs, byte for byte (the results cache keys on them)."""
+    import itertools
+
+    from restorebench.run.units import unit_id
+
+    suite = parse_suite(
+        {
+            "name": "t",
+            "tasks": [
+                {
+                    "task": "denoise",
+                    "datasets": ["synthetic:deadleaves?n=1000000&size=16"],
+                    "degradations": ["gaussian?sigma=25", "saltpepper?density=0.1"],
+                    "methods": ["denoise/identity", "denoise/median"],
+                    "metrics": ["psnr"],
+                }
+            ],
+        }
+    )
+    resolved = resolve(suite)
+    plan = make_plan(resolved)
+    assert plan.total == 4_000_000
+    first = list(itertools.islice(plan.units(), 5))
+    assert [(u.image.key, u.degradation, u.method) for u in first[:4]] == [
+        ("00000", d, m)
+        for d in ("gaussian?sigma=25", "saltpepper?density=0.1")
+        for m in ("denoise/identity", "denoise/median")
+    ]
+    assert first[0].keep_sample and not first[4].keep_sample
+    block = resolved.tasks[0]
+    d, m = block.degradations[1], block.methods[0]
+    expected = unit_id(
+        task="denoise",
+        image=first[2].image,
+        degradation=d.identity(),
+        method=m.identity(),
+        metrics={"psnr": "1"},
+        seed=0,
+        quantize=True,
+    )
+    assert first[2].unit_id == expected

@@ -1,0 +1,126 @@
+"""The run's index of units, on disk: which units the plan named (so a unit named twice runs
+once) and, on ``--resume``, which the run directory holds done.
+
+A run of millions of units never holds their ids in Python objects: they live in a SQLite
+file in a temporary folder (its page cache a few MB), queried a chunk of units at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from restorebench.run.units import WorkUnit
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 500  # ids per IN (...) query, under SQLite's limit of bound parameters
+
+
+class RunIndex:
+    """Unit ids of one run invocation (plan and done), in a temporary SQLite file.
+
+    >>> with RunIndex() as index:                          # doctest: +SKIP
+    ...     fresh = index.add(chunk)                       # the units not seen before
+    ...     done = index.done_among([u.unit_id for u in fresh])
+    """
+
+    def __init__(self) -> None:
+        self._folder: tempfile.TemporaryDirectory | None = None
+        self._db: sqlite3.Connection | None = None
+        self.count = 0  # distinct units added
+        self.duplicates = 0
+        self.same_images: list[str] = []  # a few "dataset key = dataset key" pairs of one image twice
+
+    def open(self) -> RunIndex:
+        """Create the index's file (in a fresh temporary folder, removed by :meth:`close`)."""
+        self._folder = tempfile.TemporaryDirectory(prefix="restorebench-index-")
+        db = sqlite3.connect(Path(self._folder.name) / "units.sqlite")
+        db.executescript(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -8192;"
+            "CREATE TABLE plan (unit_id TEXT PRIMARY KEY, place TEXT) WITHOUT ROWID;"
+            "CREATE TABLE done (unit_id TEXT PRIMARY KEY) WITHOUT ROWID;"
+        )
+        self._db = db
+        return self
+
+    def __enter__(self) -> RunIndex:
+        return self.open()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+
+    @property
+    def folder(self) -> str:
+        """The index's temporary folder (for files that live as long as it)."""
+        if self._folder is None:
+            raise RuntimeError("the run index is not open")
+        return self._folder.name
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the run index is not open (use RunIndex().open() or a with block)")
+        return self._db
+
+    def add(self, units: Sequence[WorkUnit]) -> list[WorkUnit]:
+        """Record ``units`` in the plan; returns those not recorded before (a suite that names a
+        unit twice runs it once: the duplicates are counted, and one image under two names noted)."""
+        seen = self._found("plan", [u.unit_id for u in units], with_place=True)
+        fresh, places = [], {}
+        for unit in units:
+            place = f"{unit.dataset} {unit.image.key}"
+            first = seen.get(unit.unit_id) or places.get(unit.unit_id)
+            if first is None:
+                places[unit.unit_id] = place
+                fresh.append(unit)
+                continue
+            self.duplicates += 1
+            if first != place and len(self.same_images) < 3:
+                self.same_images.append(f"{place} = {first}")
+        with self.db:
+            self.db.executemany("INSERT INTO plan VALUES (?, ?)", places.items())
+        self.count += len(fresh)
+        return fresh
+
+    def mark_done(self, unit_ids: Iterable[str]) -> None:
+        with self.db:
+            self.db.executemany("INSERT OR IGNORE INTO done VALUES (?)", ((u,) for u in unit_ids))
+
+    def done_among(self, unit_ids: Sequence[str]) -> set[str]:
+        """Which of ``unit_ids`` the run directory holds done."""
+        return set(self._found("done", unit_ids))
+
+    def plan_ids(self, path: Path) -> Path:
+        """Write the plan's unit ids to a Parquet file (one column ``unit_id``) for a query that
+        keeps only them; returns ``path``."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        field = pa.schema([("unit_id", pa.string())])
+        cursor = self.db.execute("SELECT unit_id FROM plan")
+        with pq.ParquetWriter(path, field) as writer:
+            while rows := cursor.fetchmany(65536):
+                writer.write_table(pa.table({"unit_id": [r[0] for r in rows]}, schema=field))
+        return path
+
+    def _found(self, table: str, unit_ids: Sequence[str], *, with_place: bool = False) -> dict[str, str]:
+        found: dict[str, str] = {}
+        column = "place" if with_place else "unit_id"
+        for i in range(0, len(unit_ids), _CHUNK):
+            chunk = list(unit_ids[i : i + _CHUNK])
+            marks = ",".join("?" * len(chunk))
+            found.update(self.db.execute(f"SELECT unit_id, {column} FROM {table} WHERE unit_id IN ({marks})", chunk))
+        return found
