@@ -85,6 +85,10 @@ def run(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the results cache")] = False,
     fail_on_error: Annotated[bool, typer.Option("--fail-on-error", help="Exit 1 when any unit failed")] = False,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N images of every dataset")] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", help="I/N: every N-th image of every dataset from the I-th (one of N jobs; 0-based)"),
+    ] = None,
     save_outputs: Annotated[
         bool,
         typer.Option(
@@ -117,6 +121,7 @@ def run(
         resume=resume,
         use_cache=not no_cache,
         limit=limit,
+        shard=shard,
         save_outputs=save_outputs,
     )
     with progress_bar() as progress:
@@ -134,21 +139,32 @@ def run(
 
 @app.command()
 def report(
-    run_dir: Annotated[str, typer.Argument(help="A run directory or results .parquet (a path or URI)")],
+    run_dirs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Run directories or results .parquet (paths or URIs); several, or a folder holding them, "
+            "make one leaderboard"
+        ),
+    ],
     format: Annotated[str, typer.Option("--format", help="Comma-separated: md, csv, html")] = "md,csv,html",
     out: Annotated[Path | None, typer.Option("--out", help="Output folder [default: RUN_DIR/report]")] = None,
 ) -> None:
-    """Write the leaderboard of a run: LEADERBOARD.md, leaderboard.csv, index.html + figures/."""
+    """Write the leaderboard of a run (or of several runs of one suite): LEADERBOARD.md,
+    leaderboard.csv, index.html + figures/."""
     _plugins()
     from restorebench.run.mirror import local_copy
-    from restorebench.run.store import read_results
+    from restorebench.run.store import read_runs, run_dirs_in
 
-    if out is None and "://" in run_dir:
-        raise UserError(f"where should the report of {run_dir} go?", hint="give --out FOLDER (a local folder)")
-    run_dir = local_copy(run_dir)
-    results = read_results(run_dir)
-    target = out or (run_dir / "report" if run_dir.is_dir() else run_dir.parent / "report")
-    _write_report(results, target, format, run_dir if run_dir.is_dir() else None)
+    if out is None and (len(run_dirs) > 1 or any("://" in r for r in run_dirs)):
+        raise UserError(
+            f"where should the report of {', '.join(run_dirs)} go?", hint="give --out FOLDER (a local folder)"
+        )
+    local = [local_copy(r) for r in run_dirs]
+    results = read_runs(local)
+    runs = [run for path in local for run in run_dirs_in(path)]
+    single = runs[0] if len(runs) == 1 and runs[0].is_dir() else None
+    target = out or (single / "report" if single is not None else local[0].parent / "report")
+    _write_report(results, target, format, single)
 
 
 @app.command("log")

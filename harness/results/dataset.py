@@ -104,6 +104,7 @@ class ResultsSet:
         if self.deduplicated or self._frame is not None or not self.files:
             con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {_with_columns(source, con)}")
             return name
+        con.execute("SET threads = 1")  # the window sorts every row: in a small memory limit, on one thread
         order = " ".join(f"WHEN '{_quoted(f)}' THEN {i}" for i, f in enumerate(self.files))
         first = "(status = 'ok') DESC, " if self.prefer_ok else ""
         con.execute(

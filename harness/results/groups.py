@@ -104,7 +104,7 @@ def _units(view: str) -> str:
 
 def summary(con: duckdb.DuckDBPyConnection, view: str = "scored") -> dict[str, Any]:
     """The run ids, the number of units and of units that failed (their method did not run)."""
-    units, failed = con.execute(f"SELECT count(*), count(*) FILTER (WHERE NOT ok) FROM ({_units(view)})").fetchone()
+    units, failed = con.execute(f"SELECT count(*), count(*) FILTER (WHERE NOT ok) FROM ({_units(view)})").fetchall()[0]
     runs = [
         r[0]
         for r in con.execute(
@@ -193,7 +193,7 @@ def _medians(con: duckdb.DuckDBPyConnection, rows: str, table: DataFrame) -> np.
     wanted = np.unique(np.concatenate([lows, highs]))
     found = np.empty(len(wanted))
     offset = 0
-    threads = con.execute("SELECT current_setting('threads')").fetchone()[0]
+    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
     con.execute("SET threads = 1")  # an external sort in a small memory limit needs one thread's worth
     try:
         reader = con.sql(f"SELECT value {rows} ORDER BY {KEYS}, metric, value").to_arrow_reader(1 << 16)

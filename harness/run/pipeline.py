@@ -43,6 +43,7 @@ class RunOptions:
     use_cache: bool = True
     cache_path: Path | None = None
     limit: int | None = None  # the first N images of every source
+    shard: str | None = None  # "I/N": every N-th image of every source from the I-th (0-based), one job of N
     save_outputs: bool = False  # every restored image as a PNG under RUN_DIR/outputs (units computed, not cached)
 
 
@@ -98,6 +99,8 @@ def check_options(options: RunOptions) -> None:
         raise UserError(f"unknown executor {options.executor!r}; valid choices: {', '.join(EXECUTORS)}")
     if options.limit is not None and options.limit < 1:
         raise UserError(f"--limit must be at least 1, got {options.limit}")
+    if options.shard is not None:
+        parse_shard(options.shard)
     if options.num_cpus is not None and options.num_cpus < 1:
         raise UserError(f"--num-cpus must be at least 1, got {options.num_cpus}")
     if options.executor == "local" and options.address:
@@ -128,7 +131,8 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     if options.seed is not None:
         suite = suite.model_copy(update={"seed": options.seed})
     resolved = resolve(suite, origin=origin)
-    plan = make_plan(resolved, limit=options.limit, save_outputs=options.save_outputs)
+    shard = parse_shard(options.shard) if options.shard else None
+    plan = make_plan(resolved, limit=options.limit, save_outputs=options.save_outputs, shard=shard)
 
     if options.executor == "ray":
         from restorebench.run.ray_runtime import check_address
@@ -139,6 +143,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     if mirror is not None:
         out = mirror.pull()
     spec = resolved.to_dict() | ({"limit": options.limit} if options.limit else {})
+    spec |= {"shard": options.shard} if options.shard else {}
     run_dir = RunDir.open(out, spec, resume=options.resume)
     if options.out is None and in_ray_job():
         log.warning(
@@ -230,6 +235,21 @@ def _execute(
         summary.resumed, summary.from_cache = stream.resumed, stream.from_cache
         summary.units = index.count
     return closed
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"3/8"`` -> ``(3, 8)``: the fourth of eight jobs that split every dataset's images."""
+    index, sep, count = str(text).partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not sep or n < 1 or not 0 <= i < n:
+        raise UserError(
+            f"--shard {text!r} is not I/N with 0 <= I < N",
+            hint="e.g. --shard 0/8 ... --shard 7/8 for eight jobs that split the images",
+        )
+    return i, n
 
 
 def _nothing_to_wait_for() -> None:

@@ -100,13 +100,17 @@ class Plan:
     total: int = 0  # units planned (a unit named twice counts twice)
     limit: int | None = None
     save_outputs: bool = False
+    shard: tuple[int, int] | None = None  # (I, N): every N-th image from the I-th (one job of N)
     _listed: dict[int, list[ImageRef]] = field(default_factory=dict, repr=False)  # eager sources' images
 
     def images(self, source: Any) -> Iterator[ImageRef]:
         """The images of ``source`` the plan covers (the first ``limit``)."""
         listed = self._listed.get(id(source))
-        images = iter(listed) if listed is not None else source.iter_images()
-        return itertools.islice(images, self.limit)
+        images = itertools.islice(iter(listed) if listed is not None else source.iter_images(), self.limit)
+        if self.shard is None:
+            return images
+        index, count = self.shard
+        return itertools.islice(images, index, None, count)
 
     def units(self) -> Iterator[WorkUnit]:
         """Every work unit, generated as it is needed."""
@@ -150,7 +154,13 @@ def load_suite(name: str | None) -> tuple[Suite, str]:
     return parse_suite({"name": "default", "seed": 0, "tasks": [b.model_dump() for b in blocks]}), "default suite"
 
 
-def make_plan(resolved: ResolvedSuite, *, limit: int | None = None, save_outputs: bool = False) -> Plan:
+def make_plan(
+    resolved: ResolvedSuite,
+    *,
+    limit: int | None = None,
+    save_outputs: bool = False,
+    shard: tuple[int, int] | None = None,
+) -> Plan:
     """The plan of a resolved suite: what each of its methods is, and how to generate its work
     units; ``limit``: only the first N images of each source (in its stable order), for quick
     runs and smoke tests; ``save_outputs``: the workers send every restored image back.
@@ -159,7 +169,7 @@ def make_plan(resolved: ResolvedSuite, *, limit: int | None = None, save_outputs
     be known about their images before work starts is checked here (see :func:`_check_images`)."""
     from restorebench.score.entries import metric_versions
 
-    plan = Plan(resolved, limit=limit, save_outputs=save_outputs)
+    plan = Plan(resolved, limit=limit, save_outputs=save_outputs, shard=shard)
     methods: dict[str, MethodInfo] = {}
     for block in resolved.tasks:
         versions = metric_versions(block.metrics)
@@ -172,6 +182,8 @@ def make_plan(resolved: ResolvedSuite, *, limit: int | None = None, save_outputs
                 plan._listed[id(source)] = source.list_images()
             count = source.count_images() if source.lazy else len(plan._listed[id(source)])
             count = min(count, limit) if limit else count
+            if shard is not None:
+                count = len(range(shard[0], count, shard[1]))
             _check_images(block, source, plan.images(source), count)
             plan.dataset_checks[source.ref] = source.check
             plan.total += count * len(block.degradations) * len(block.methods)

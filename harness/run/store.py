@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 32768  # rows per row group of the compacted files
 RESULTS = "results.parquet"  # the compacted dataset: a folder, one subfolder per task
-COMPACTION_MEMORY = "48MB"
-MERGE_EVERY = 64  # shards written before they are merged into one  # DuckDB's limit while compacting: it streams, and spills what sorting needs
+COMPACTION_MEMORY = "48MB"  # DuckDB's limit while compacting: it streams, and spills what sorting needs
+MERGE_EVERY = 64  # shards written before they are merged into one
 LEGACY = ".results.parquet.legacy"  # an earlier version's single results file, while it is merged
 
 
@@ -377,7 +377,7 @@ def spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What differs between two resolved suites, one line per key (``[]``: the same suite)."""
     out = [
         f"{key}: {old.get(key)!r} then, {new.get(key)!r} now"
-        for key in ("name", "seed", "limit")
+        for key in ("name", "seed", "limit", "shard")
         if old.get(key) != new.get(key)
     ]
     before, after = old.get("tasks") or [], new.get("tasks") or []
@@ -408,3 +408,67 @@ def read_results(path: str | Path) -> ResultsSet:
         check_results_table(read_schema(path), path)
         return ResultsSet([path], deduplicated=True)
     raise UserError(f"{path}: not a run directory or a results .parquet file")
+
+
+def run_dirs_in(path: Path) -> list[Path]:
+    """The run directories a path names: itself, or the run directories (anything holding a
+    ``run.json``) below a folder that is not one, in name order."""
+    if (path / "run.json").is_file() or not path.is_dir():
+        return [path]
+    found = sorted({p.parent for p in path.rglob("run.json")})
+    return found or [path]
+
+
+def read_runs(paths: Sequence[str | Path]) -> ResultsSet:
+    """The results of several runs of one suite (split by image slices or by task: N Ray Jobs)
+    as one set: each unit once (its ok row if any run has one), refused when the runs'
+    protocols differ (seeds, metric versions, method versions), with the list of what does.
+
+    One path is :func:`read_results` of it; a folder that holds run directories is all of them.
+    """
+    runs = [run for path in paths for run in run_dirs_in(Path(path))]
+    if len(runs) == 1:
+        return read_results(runs[0])
+    sets = [read_results(run) for run in runs]
+    differences = protocol_differences(runs, sets)
+    if differences:
+        raise UserError(
+            f"these {len(runs)} runs were not scored under one protocol, so one leaderboard of them would mix "
+            "numbers that do not compare:\n  " + "\n  ".join(differences[:12]),
+            hint="report or compare runs of one suite, with the same seed, code and checkpoints",
+        )
+    files = [f for results in sets for f in results.files]
+    return ResultsSet(files, prefer_ok=True, same_schema=all(r.same_schema for r in sets))
+
+
+def protocol_differences(runs: Sequence[Path], sets: Sequence[ResultsSet]) -> list[str]:
+    """What differs between runs that one leaderboard would mix: the seed of their suites, the
+    version of a metric, the version or checkpoints of a method (one line each)."""
+    from restorebench.results.dataset import connect
+
+    seen: dict[str, dict[Any, list[str]]] = {}
+
+    def note(what: str, value: Any, run: Path) -> None:
+        seen.setdefault(what, {}).setdefault(value, []).append(run.name or str(run))
+
+    for run, results in zip(runs, sets):
+        spec = run / "spec.yaml"
+        if spec.is_file():
+            note("seed", RunDir(run).stored_spec().get("seed"), run)
+        con = connect()
+        try:
+            view = results.view(con)
+            for metric, version in con.execute(f"SELECT DISTINCT metric, metric_version FROM {view}").fetchall():
+                note(f"metric `{metric}` version", version, run)
+            for method, version, checkpoint in con.execute(
+                f"SELECT DISTINCT method, method_version, coalesce(method_checkpoint, '') FROM {view}"
+            ).fetchall():
+                note(f"method {method} version", version, run)
+                note(f"method {method} checkpoints", checkpoint or "(none)", run)
+        finally:
+            con.close()
+    lines = []
+    for what, values in seen.items():
+        if len(values) > 1:
+            lines.append(f"{what}: " + "; ".join(f"{v} in {', '.join(r)}" for v, r in values.items()))
+    return lines

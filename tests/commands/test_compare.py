@@ -152,7 +152,7 @@ def test_a_worse_plugin_version_fails_the_gate(image_folder, tmp_path, monkeypat
 
 def test_mismatches_are_reported_and_the_rest_compared(two_runs, tmp_path):
     base_dir, cand_dir = two_runs
-    base, cand = load_side(str(base_dir), None), load_side(str(cand_dir), None)
+    base, cand = load_side(str(base_dir), None).frame(), load_side(str(cand_dir), None).frame()
     # CAND lacks one image; box is only in BASE; median's psnr under another version for
     # saltpepper; one median unit failed in CAND.
     cand = cand[(cand["image"] != "b_camera.png") & (cand["method"] != "denoise/box")].copy()
@@ -183,15 +183,15 @@ def test_mismatches_are_reported_and_the_rest_compared(two_runs, tmp_path):
 
 def test_nothing_pairable_exits_2_with_a_reason(two_runs, tmp_path):
     base_dir, cand_dir = two_runs
-    cand = load_side(str(cand_dir), None)
+    cand = load_side(str(cand_dir), None).frame()
     cand["metric_version"] = "9"
     cand.to_parquet(tmp_path / "other.parquet", index=False)
     proc = _cli(base_dir, tmp_path / "other.parquet")
     assert proc.returncode == 2 and "nothing to compare" in proc.stderr and "version 1 in BASE vs 9" in proc.stderr
     with pytest.raises(UserError, match="nothing to compare"):
-        compare(load_side(str(base_dir), None), cand[cand["method"] == "none"])
+        compare(load_side(str(base_dir), None).frame(), cand[cand["method"] == "none"])
     with pytest.raises(UserError, match="unknown metric 'psnrr'"):
-        compare(load_side(str(base_dir), None), cand, metrics=["psnrr"])
+        compare(load_side(str(base_dir), None).frame(), cand, metrics=["psnrr"])
     proc = _cli(base_dir, tmp_path / "missing")
     assert proc.returncode == 2 and "not a run directory" in proc.stderr
 
@@ -270,7 +270,7 @@ def test_a_candidate_that_fails_on_every_image_is_a_regression(image_folder, tmp
 def test_one_newly_failed_image_turns_a_same_row_into_a_regression(image_folder, tmp_path, monkeypatch, crasher):
     methods = ("crasher_plugin:Crasher",)
     _run(image_folder, tmp_path / "base", methods=methods)
-    base = load_side(str(tmp_path / "base"), None)
+    base = load_side(str(tmp_path / "base"), None).frame()
     cand = base.copy()
     broken = (cand["image"] == "b_camera.png") & (cand["degradation"] == "gaussian?sigma=25")
     cand.loc[broken, ["status", "error", "value"]] = ["failed", "b_camera.png: RuntimeError: boom", float("nan")]
