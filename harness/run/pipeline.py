@@ -115,6 +115,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     from restorebench.run.index import RunIndex
     from restorebench.run.mirror import Mirror
     from restorebench.run.store import RunDir
+    from restorebench.run.tables import trim_heap
 
     check_options(options)
     load_plugins()
@@ -153,27 +154,35 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
         )
     summary = RunSummary(run_dir=run_dir.path, run_id=run_dir.run_id, results_set=None, units=plan.total)
     summary.run_uri = mirror.uri if mirror else None
-    with RunIndex() as index:
+    index = RunIndex().open()
+    try:
         closed = _execute(options, plan, run_dir, index, summary, mirror, progress)
+    except BaseException:
+        index.close()
+        raise
+    try:
         try:
             if index.duplicates:
                 log.warning("%s", duplicates_message(resolved, index.duplicates, index.same_images))
             keep = index.plan_ids(Path(index.folder) / "plan.parquet") if options.resume else None
             summary.results_set = run_dir.compact(keep_units=keep, fresh=not options.resume)
-            summary.board = build_leaderboard(summary.results_set)
-            summary.wall_s = time.perf_counter() - started
-            if options.tracking:
-                _track(options, resolved, run_dir, summary)
-            if mirror is not None:
-                try:
-                    mirror.push()
-                except UserError as exc:
-                    raise UserError(
-                        f"the run finished but its run directory could not be written to {mirror.uri}: {exc.args[0]}",
-                        hint=f"its results are in {mirror.local}; copy that folder to {mirror.uri}",
-                    ) from None
         finally:
-            closed()
+            index.close()
+        trim_heap()  # what the index and the compaction freed goes back before the leaderboard's engine starts
+        summary.board = build_leaderboard(summary.results_set)
+        summary.wall_s = time.perf_counter() - started
+        if options.tracking:
+            _track(options, resolved, run_dir, summary)
+        if mirror is not None:
+            try:
+                mirror.push()
+            except UserError as exc:
+                raise UserError(
+                    f"the run finished but its run directory could not be written to {mirror.uri}: {exc.args[0]}",
+                    hint=f"its results are in {mirror.local}; copy that folder to {mirror.uri}",
+                ) from None
+    finally:
+        closed()
     return summary
 
 

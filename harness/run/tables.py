@@ -9,6 +9,7 @@ set-level metric (pooled AuC, ...) ``stats``, the image's statistics its reducti
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -121,8 +122,13 @@ def system_allocator():
 
 
 def trim_heap() -> None:
-    """Give freed heap pages back to the system (glibc's ``malloc_trim``; elsewhere nothing)."""
+    """Give freed heap pages back to the system: Arrow's own pool (mimalloc or jemalloc, which
+    Arrow's C++ code allocates from even under :func:`system_allocator`: 13 MiB kept after
+    compacting 200,000 rows, against 5 after 10,000) and glibc's heap (``malloc_trim``)."""
     import ctypes
+
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
 
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
