@@ -64,7 +64,8 @@ class ResultsSet:
     frame (:meth:`frame`). Each (unit, metric) counts once: its latest row (files in the order
     given, rows in file order), or with ``prefer_ok`` (several runs) its ``ok`` row if it has
     one. ``deduplicated``: the files are known to hold each once (one compacted run), so the
-    window that picks it is skipped."""
+    window that picks it is skipped (a window sorts whole rows: large sets are deduplicated
+    into a temporary copy instead, :func:`restorebench.run.store.read_runs`)."""
 
     def __init__(
         self,
@@ -74,8 +75,10 @@ class ResultsSet:
         deduplicated: bool = False,
         prefer_ok: bool = False,
         same_schema: bool = False,
+        holds: Any = None,
     ) -> None:
         self.files = [str(f) for f in files]
+        self.holds = holds  # what the files live in as long as the set does (a temporary folder)
         self._frame = frame
         self.deduplicated = deduplicated or (frame is not None)
         self.prefer_ok = prefer_ok

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +65,6 @@ class RunIndex:
             self._folder = None
 
     @property
-    def folder(self) -> str:
-        """The index's temporary folder (for files that live as long as it)."""
-        if self._folder is None:
-            raise RuntimeError("the run index is not open")
-        return self._folder.name
-
-    @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
             raise RuntimeError("the run index is not open (use RunIndex().open() or a with block)")
@@ -105,24 +98,18 @@ class RunIndex:
         """Which of ``unit_ids`` the run directory holds done."""
         return set(self._found("done", unit_ids))
 
-    def plan_ids(self, path: Path) -> Path:
-        """Write the plan's unit ids to a Parquet file (one column ``unit_id``) for a query that
-        keeps only them; returns ``path``."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        field = pa.schema([("unit_id", pa.string())])
-        cursor = self.db.execute("SELECT unit_id FROM plan")
-        with pq.ParquetWriter(path, field) as writer:
-            while rows := cursor.fetchmany(65536):
-                writer.write_table(pa.table({"unit_id": [r[0] for r in rows]}, schema=field))
-        return path
+    def planned_among(self, unit_ids: Sequence[str]) -> set[str]:
+        """Which of ``unit_ids`` this run's plan names (what a resumed run's compaction keeps)."""
+        return set(self._found("plan", unit_ids))
 
     def _found(self, table: str, unit_ids: Sequence[str], *, with_place: bool = False) -> dict[str, str]:
-        found: dict[str, str] = {}
         column = "place" if with_place else "unit_id"
-        for i in range(0, len(unit_ids), _CHUNK):
-            chunk = list(unit_ids[i : i + _CHUNK])
-            marks = ",".join("?" * len(chunk))
-            found.update(self.db.execute(f"SELECT unit_id, {column} FROM {table} WHERE unit_id IN ({marks})", chunk))
-        return found
+        return dict(select_in(self.db, f"SELECT unit_id, {column} FROM {table} WHERE unit_id IN ({{marks}})", unit_ids))
+
+
+def select_in(db: sqlite3.Connection, query: str, ids: Sequence[str]) -> Iterator[tuple]:
+    """The rows of ``query`` (whose ``{marks}`` is an ``IN`` list) for ``ids``, a chunk at a time
+    (SQLite bounds the parameters of one statement)."""
+    for i in range(0, len(ids), _CHUNK):
+        chunk = list(ids[i : i + _CHUNK])
+        yield from db.execute(query.format(marks=",".join("?" * len(chunk))), chunk)

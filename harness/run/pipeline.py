@@ -164,7 +164,7 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
         try:
             if index.duplicates:
                 log.warning("%s", duplicates_message(resolved, index.duplicates, index.same_images))
-            keep = index.plan_ids(Path(index.folder) / "plan.parquet") if options.resume else None
+            keep = index.planned_among if options.resume else None
             summary.results_set = run_dir.compact(keep_units=keep, fresh=not options.resume)
         finally:
             index.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -21,15 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from restorebench.core.errors import UserError
-from restorebench.core.refs import slug
 from restorebench.results.dataset import ResultsSet
-from restorebench.run.tables import COLUMNS, REQUIRED, check_results_table, read_schema, write_parquet_atomic
+from restorebench.run.compaction import Keep
+from restorebench.run.tables import REQUIRED, check_results_table, read_schema, write_parquet_atomic
 
 log = logging.getLogger(__name__)
 
-ROW_GROUP_ROWS = 32768  # rows per row group of the compacted files
 RESULTS = "results.parquet"  # the compacted dataset: a folder, one subfolder per task
-COMPACTION_MEMORY = "48MB"  # DuckDB's limit while compacting: it streams, and spills what sorting needs
 MERGE_EVERY = 64  # shards written before they are merged into one
 LEGACY = ".results.parquet.legacy"  # an earlier version's single results file, while it is merged
 
@@ -249,18 +248,16 @@ class RunDir:
         finally:
             con.close()
 
-    def compact(self, keep_units: Iterable[str] | Path | None = None, *, fresh: bool = False) -> ResultsSet:
-        """Merge the shards into the dataset ``results.parquet/<task>/`` and remove them;
-        returns the compacted :class:`ResultsSet`. ``keep_units``: only these units' rows stay
-        (ids, or a Parquet file of them), e.g. the plan's when a resumed run's code changed;
-        ``fresh``: the shards are one invocation's, each unit once (no resume), so rows are
-        copied as they stream, without the window that picks each unit's latest.
-
-        Out of core: per task, one DuckDB ``COPY`` streams every stored row of that task (the
-        dataset's file, the shards) into one new file, each unit and metric once (its latest
-        row), keeping only ``keep_units`` when given; then the task's older files and the
-        shards are removed. A crash in between leaves both, which readers deduplicate.
-        """
+    def compact(self, keep_units: Iterable[str] | Keep | None = None, *, fresh: bool = False) -> ResultsSet:
+        """Merge the stored rows (the dataset's files, the shards) into one new file per task of
+        ``results.parquet/`` and remove the old ones; returns the compacted :class:`ResultsSet`.
+        Each unit and metric once (its latest row); ``keep_units``: only these units' rows stay
+        (ids, or a function that picks them from a list, e.g. the plan's index when a resumed
+        run's code changed); ``fresh``: the shards are one invocation's, each unit once (no
+        resume), so rows are copied without looking for a later one. Out of core
+        (:mod:`~restorebench.run.compaction`); a crash in between leaves old and new files,
+        which readers deduplicate."""
+        from restorebench.run.compaction import compact_parts
 
         legacy = self.path / LEGACY
         if self.dataset.is_file():  # an earlier version's single file: kept aside until merged
@@ -268,11 +265,17 @@ class RunDir:
         parts = self._parts()
         if not parts:
             return ResultsSet([], deduplicated=True)
+        keep: Keep | None = None
+        if callable(keep_units):
+            keep = keep_units
+        elif keep_units is not None:
+            chosen = set(keep_units)
+
+            def keep(ids: Sequence[str]) -> set[str]:
+                return chosen.intersection(ids)
+
         self.dataset.mkdir(exist_ok=True)
-        if fresh and keep_units is None and len(self._schemas) <= 1:
-            written = self._copy_by_task(parts)
-        else:
-            written = self._merge_by_task(parts, keep_units, fresh)
+        written = compact_parts(parts, self.dataset, keep=keep, deduplicate=not fresh, name=_shard_name)
         for part in parts:
             if part not in written:
                 part.unlink(missing_ok=True)
@@ -280,74 +283,6 @@ class RunDir:
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         return ResultsSet(written, deduplicated=True, same_schema=True)
-
-    def _copy_by_task(self, parts: list[Path]) -> list[Path]:
-        """One invocation's shards (each unit once, one schema) into one file per task, a row
-        group at a time: nothing to deduplicate, so nothing is held but the part being read."""
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
-
-        from restorebench.results.schema import conform, schema
-        from restorebench.run.tables import system_allocator, trim_heap
-
-        writers: dict[str, Any] = {}
-        targets: dict[str, Path] = {}
-        try:
-            with system_allocator():
-                for part in parts:
-                    table = conform(pq.read_table(part))
-                    for task in pc.unique(table.column("task")).to_pylist():
-                        if task not in writers:
-                            folder = self.dataset / slug(task)
-                            folder.mkdir(exist_ok=True)
-                            targets[task] = folder / _shard_name()
-                            tmp = folder / f".{targets[task].name}.tmp"
-                            writers[task] = (pq.ParquetWriter(tmp, schema()), tmp)
-                        writers[task][0].write_table(table.filter(pc.equal(table.column("task"), task)))
-                    del table
-        finally:
-            for writer, _ in writers.values():
-                writer.close()
-        for task, (_, tmp) in writers.items():
-            os.replace(tmp, targets[task])
-        trim_heap()
-        return list(targets.values())
-
-    def _merge_by_task(self, parts: list[Path], keep_units: Iterable[str] | Path | None, fresh: bool) -> list[Path]:
-        """Every stored row into one file per task with DuckDB (out of core), each unit and
-        metric once (its latest row) unless ``fresh``, only ``keep_units`` when given."""
-        from restorebench.results.dataset import connect
-
-        con = connect(memory_limit=COMPACTION_MEMORY, threads=1)
-        try:
-            view = ResultsSet(parts, deduplicated=fresh, same_schema=len(self._schemas) <= 1).view(con, "stored")
-            keep = ""
-            if isinstance(keep_units, Path):  # a Parquet file of the ids to keep (a large plan's)
-                keep = f" AND unit_id IN (SELECT unit_id FROM read_parquet('{_sql_path(keep_units)}'))"
-            elif keep_units is not None:
-                import pyarrow as pa
-
-                con.register("keep", pa.table({"unit_id": pa.array(sorted(set(keep_units)), pa.string())}))
-                keep = " AND unit_id IN (SELECT unit_id FROM keep)"
-            tasks = [
-                row[0] for row in con.execute(f"SELECT DISTINCT task FROM {view} WHERE task IS NOT NULL").fetchall()
-            ]
-            written = []
-            for task in sorted(tasks):
-                folder = self.dataset / slug(task)
-                folder.mkdir(exist_ok=True)
-                target = folder / _shard_name()
-                tmp = folder / f".{target.name}.tmp"
-                con.execute(
-                    f"COPY (SELECT {', '.join(COLUMNS)} FROM {view} WHERE task = ?{keep}) "
-                    f"TO '{_sql_path(tmp)}' (FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP_ROWS})",
-                    [task],
-                )
-                os.replace(tmp, target)
-                written.append(target)
-        finally:
-            con.close()
-        return written
 
     def results(self) -> ResultsSet:
         """The compacted dataset (after :meth:`compact`)."""
@@ -367,10 +302,6 @@ def _columns(part: Path) -> tuple[str, ...]:
     if missing:
         check_results_table(read_schema(part), part)
     return names
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 def spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -396,14 +327,14 @@ def read_results(path: str | Path) -> ResultsSet:
     (a corrupt file, a table of other columns) is a :class:`UserError` naming the file."""
     path = Path(path)
     if (path / "run.json").is_file() or (path / "shards").is_dir() or (path / RESULTS).exists():
-        return RunDir(path).results_set(read_only=True)
+        return deduplicated(RunDir(path).results_set(read_only=True))
     if path.is_dir():
         files = sorted(path.rglob("*.parquet"))
         if not files:
             raise UserError(f"{path} is not a run directory (no {RESULTS})")
         for file in files:
             check_results_table(read_schema(file), file)
-        return ResultsSet(files)
+        return deduplicated(ResultsSet(files))
     if path.suffix == ".parquet" and path.is_file():
         check_results_table(read_schema(path), path)
         return ResultsSet([path], deduplicated=True)
@@ -438,7 +369,37 @@ def read_runs(paths: Sequence[str | Path]) -> ResultsSet:
             hint="report or compare runs of one suite, with the same seed, code and checkpoints",
         )
     files = [f for results in sets for f in results.files]
-    return ResultsSet(files, prefer_ok=True, same_schema=all(r.same_schema for r in sets))
+    same_schema = all(r.same_schema for r in sets)
+    if not _overlap(files):  # runs split by images or by task: each unit in one run
+        return ResultsSet(files, deduplicated=True, same_schema=same_schema)
+    return deduplicated(ResultsSet(files, prefer_ok=True, same_schema=same_schema))
+
+
+def deduplicated(results: ResultsSet) -> ResultsSet:
+    """``results`` with each (unit, metric) once, as a temporary compacted copy when its files
+    may hold one twice (an interrupted run's shards, overlapping runs): in bounded memory,
+    where DuckDB's window over whole rows ran out of its 48 MB at a million rows."""
+    if results.deduplicated or not results.files:
+        return results
+    from restorebench.run.compaction import compact_parts
+
+    folder = tempfile.TemporaryDirectory(prefix="restorebench-results-")
+    files = [Path(f) for f in results.files]
+    written = compact_parts(files, Path(folder.name), name=_shard_name, prefer_ok=results.prefer_ok)
+    return ResultsSet(written, deduplicated=True, same_schema=True, holds=folder)
+
+
+def _overlap(files: Sequence[str]) -> bool:
+    """Whether a (unit, metric) has rows in more than one of these compacted files (an
+    aggregate, which DuckDB spills; a window would sort whole rows)."""
+    from restorebench.results.dataset import connect, sql_list
+
+    con = connect(threads=1)
+    try:
+        query = f"SELECT 1 FROM read_parquet({sql_list(files)}) GROUP BY unit_id, metric HAVING count(*) > 1 LIMIT 1"
+        return bool(con.execute(query).fetchall())
+    finally:
+        con.close()
 
 
 def protocol_differences(runs: Sequence[Path], sets: Sequence[ResultsSet]) -> list[str]:
