@@ -23,7 +23,7 @@ from typing import Any
 
 from restorebench.core.errors import UserError
 from restorebench.results.dataset import ResultsSet
-from restorebench.run.compaction import Keep
+from restorebench.run.compaction import ROW_GROUP_ROWS, Keep
 from restorebench.run.tables import REQUIRED, check_results_table, read_schema, write_parquet_atomic
 
 log = logging.getLogger(__name__)
@@ -165,10 +165,10 @@ class RunDir:
         from restorebench.run.tables import system_allocator, trim_heap
 
         with system_allocator():
-            table = pa.concat_tables([conform(pq.read_table(p)) for p in self._written])
+            table = pa.concat_tables([conform(pq.read_table(p, use_threads=False)) for p in self._written])
             target = self.shards / _shard_name()
             tmp = target.with_name(f".{target.name}.tmp")
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS)  # compaction reads a row group whole
             os.replace(tmp, target)
             del table
         for part in self._written:
