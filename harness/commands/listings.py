@@ -135,7 +135,8 @@ def _degradations() -> list[dict[str, Any]]:
 
 def _metrics() -> list[dict[str, Any]]:
     """Each metric with what its number means: ``direction`` (higher, lower, target, none) and
-    ``target``, ``unit``, ``aggregation`` (mean or set) and its description, ``parameters``."""
+    ``target``, ``unit``, ``aggregation`` (mean or set) and its description, ``parameters``,
+    ``reference`` (false: a no-reference score)."""
     from restorebench.core.registry import METRICS
 
     return [
@@ -147,7 +148,8 @@ def _metrics() -> list[dict[str, Any]]:
             "unit": m.unit,
             "aggregation": "set" if m.set_level else "mean",
             "aggregation_detail": m.aggregation_text(),
-            "parameters": "prior=FILE" if m.configure is not None else "",
+            "parameters": m.parameters,
+            "reference": m.reference,
             "description": m.description,
         }
         for n, m in METRICS.items()

@@ -61,9 +61,13 @@ class Metric:
     reduce: SetReduce | None = None
     aggregation: str = ""  # how a set-level metric combines a group, in words
     configure: Configure | None = None
+    parameters: str = ""  # what ``configure`` takes, for listings: ``prior=FILE``
     # A set-level metric whose statistics add up: its value for a set is its reduction of the
     # images' summed statistics (one row, weight 1), which a query sums out of core.
     additive: bool = False
+    # Whether it compares the output with a clean reference (false: a no-reference score such
+    # as NIQE, which looks at the output alone and ignores ``clean``).
+    reference: bool = True
 
     def __post_init__(self) -> None:
         direction = self.direction

@@ -1,4 +1,4 @@
-"""The engine's metric entries (psnr, ssim, psnr_y, psnr_y_matlab, ssim_y) and scoring one output with named metrics.
+"""The engine's metric entries (psnr, ssim, psnr_y, psnr_y_matlab, ssim_y, niqe) and scoring one output with named metrics.
 
 A metric's name and version fix its colour space, crop border, data range and rounding;
 results under different versions are never compared (see :mod:`restorebench.commands.compare`).
@@ -6,15 +6,17 @@ results under different versions are never compared (see :mod:`restorebench.comm
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from restorebench.core.build import build_metric
+from restorebench.core.errors import UserError
 from restorebench.core.interfaces import Degraded, Metric, ScoreFn
 from restorebench.core.registry import register
-from restorebench.score import metrics
+from restorebench.score import metrics, niqe
 
 
 def _register(name: str, version: str, unit: str, description: str) -> Callable[[ScoreFn], ScoreFn]:
@@ -50,6 +52,43 @@ def _psnr_y_matlab(restored: np.ndarray, clean: np.ndarray, d: Degraded) -> floa
 @_register("ssim_y", "1", "", "SSIM on BT.601 Y, crop border from the task")
 def _ssim_y(restored: np.ndarray, clean: np.ndarray, d: Degraded) -> float:
     return metrics.ssim(restored, clean, crop_border=d.crop_border, y_channel=True)
+
+
+def _niqe_metric(model: niqe.PristineModel, version: str) -> Metric:
+    def fn(restored: np.ndarray, clean: np.ndarray, d: Degraded) -> float:
+        return niqe.niqe(restored, model)
+
+    return Metric(
+        "niqe",
+        fn,
+        version,
+        "lower",
+        "NIQE (Mittal et al. 2013) as the authors' MATLAB release computes it, on the output alone (no reference)",
+        configure=_niqe_with_model,
+        parameters="model=FILE",
+        reference=False,
+    )
+
+
+def _niqe_with_model(metric: Metric, params: Mapping[str, Any]) -> Metric:
+    """``niqe?model=FILE``: another pristine model, e.g. the authors' ``modelparameters.mat``."""
+    unknown = sorted(set(params) - {"model"})
+    if unknown:
+        raise UserError(f"metric niqe: unknown parameter(s) {', '.join(unknown)}; valid parameters: model")
+    try:
+        model = niqe.read_model(str(params["model"]))
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(
+            f"niqe?model={params['model']}: cannot read a pristine model ({exc})",
+            hint="give the authors' modelparameters.mat (mu_prisparam, cov_prisparam), an .npz of the same, "
+            "or a .json written by python -m restorebench.score.niqe",
+        ) from None
+    return _niqe_metric(model, f"{NIQE_VERSION}+model.sha256:{model.digest}")
+
+
+NIQE_VERSION = "1"
+_MODEL = niqe.default_model()
+register(_niqe_metric(_MODEL, f"{NIQE_VERSION}+model.sha256:{_MODEL.digest}"))
 
 
 @dataclass

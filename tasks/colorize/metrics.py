@@ -207,6 +207,7 @@ register(
         reduce=balanced_auc,
         aggregation="pooled over the set's pixels, each weighted by 1 / p(class), p the set's smoothed class distribution",
         configure=_with_prior,
+        parameters="prior=FILE",
         additive=True,
     )
 )

@@ -62,11 +62,14 @@ def test_list_metrics_says_what_each_number_means():
         "aggregation": "mean",
         "aggregation_detail": "mean over images",
         "parameters": "",
+        "reference": True,
         "description": "",
     }
     assert (records["colorfulness_gap"]["direction"], records["colorfulness_gap"]["target"]) == ("target", 0.0)
     assert (records["auc_rebal"]["aggregation"], records["auc_rebal"]["version"]) == ("set", "v2")
     assert records["saturation"]["direction"] == "none"
+    assert (records["niqe"]["direction"], records["niqe"]["reference"]) == ("lower", False)
+    assert "niqe[?model=FILE]" in lines
 
 
 def test_list_without_an_argument_lists_what_can_be_listed():
