@@ -153,7 +153,7 @@ def report(
     leaderboard.csv, index.html + figures/."""
     _plugins()
     from restorebench.run.mirror import local_copy
-    from restorebench.run.store import read_runs, run_dirs_in
+    from restorebench.run.read import read_runs, run_dirs_in
 
     if out is None and (len(run_dirs) > 1 or any("://" in r for r in run_dirs)):
         raise UserError(

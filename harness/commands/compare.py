@@ -88,7 +88,7 @@ def compare(
 
     Example
     -------
-    >>> from restorebench.run.store import read_results
+    >>> from restorebench.run.read import read_results
     >>> result = compare(read_results("runs/main"), read_results("runs/pr"), metrics=["psnr", "ssim"])
     >>> result.regressions  # rows whose verdict is "worse"
     0
@@ -278,7 +278,7 @@ def load_side(ref: str, tracking_uri: str | None) -> Any:
     """
     from restorebench.data.storage import is_uri
     from restorebench.run.mirror import local_copy
-    from restorebench.run.store import read_runs
+    from restorebench.run.read import read_runs
 
     if is_uri(ref):
         return read_runs([local_copy(ref)])

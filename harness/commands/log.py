@@ -17,7 +17,8 @@ def log_run_dir(run_dir: str | Path, tracking_uri: str | None = None) -> tuple[s
     from restorebench import track
     from restorebench.data.storage import is_uri
     from restorebench.run.mirror import Mirror
-    from restorebench.run.store import RunDir, read_results
+    from restorebench.run.read import read_results
+    from restorebench.run.store import RunDir
 
     mirror = Mirror(str(run_dir)) if is_uri(str(run_dir)) else None
     path = mirror.pull() if mirror else Path(run_dir)

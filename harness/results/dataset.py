@@ -65,7 +65,7 @@ class ResultsSet:
     given, rows in file order), or with ``prefer_ok`` (several runs) its ``ok`` row if it has
     one. ``deduplicated``: the files are known to hold each once (one compacted run), so the
     window that picks it is skipped (a window sorts whole rows: large sets are deduplicated
-    into a temporary copy instead, :func:`restorebench.run.store.read_runs`)."""
+    into a temporary copy instead, :func:`restorebench.run.read.read_runs`)."""
 
     def __init__(
         self,

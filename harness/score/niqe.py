@@ -21,6 +21,7 @@ for ours and :func:`read_model` for the authors' ``modelparameters.mat``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -29,14 +30,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage, special
 
 BLOCK = 96
 SHARPNESS = 0.75  # the model's blocks: local std above this fraction of the image's sharpest block
 _GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])  # MATLAB rgb2gray
 _SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
-_GAMMAS = np.arange(0.2, 10.0 + 5e-4, 0.001)  # MATLAB 0.2:0.001:10 (9801 values)
-_R_GAMMAS = special.gamma(2 / _GAMMAS) ** 2 / (special.gamma(1 / _GAMMAS) * special.gamma(3 / _GAMMAS))
+
+
+@functools.cache
+def _grid() -> tuple[np.ndarray, np.ndarray]:
+    """The AGGD shapes tried (MATLAB ``0.2:0.001:10``, 9801 values) and their moment ratios."""
+    from scipy import special
+
+    gammas = np.arange(0.2, 10.0 + 5e-4, 0.001)
+    return gammas, special.gamma(2 / gammas) ** 2 / (special.gamma(1 / gammas) * special.gamma(3 / gammas))
 
 
 def _window() -> np.ndarray:
@@ -84,6 +91,8 @@ def mscn(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(MSCN coefficients, local standard deviation) of a 0-255 gray image: the 7x7 Gaussian
     (sigma 7/6) weighted mean and deviation, replicate borders, C = 1."""
 
+    from scipy import ndimage
+
     def blur(a: np.ndarray) -> np.ndarray:
         return ndimage.correlate1d(
             ndimage.correlate1d(a, _WINDOW, axis=0, mode="nearest"), _WINDOW, axis=1, mode="nearest"
@@ -98,6 +107,9 @@ def aggd(v: np.ndarray) -> tuple[float, float, float]:
     """(alpha, left scale, right scale) of an asymmetric generalised Gaussian fitted to ``v``
     by moment matching over the grid alpha = 0.2, 0.201, ..., 10 (the release's
     ``estimateaggdparam``; a side with no value gives NaN, a constant input alpha 0.2)."""
+    from scipy import special
+
+    gammas, ratios = _grid()
     v = np.asarray(v, dtype=np.float64).ravel()
     left, right = v[v < 0], v[v > 0]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -106,14 +118,16 @@ def aggd(v: np.ndarray) -> tuple[float, float, float]:
         ratio = left_std / right_std
         r_hat = np.mean(np.abs(v)) ** 2 / np.mean(v**2)
         r_norm = r_hat * (ratio**3 + 1) * (ratio + 1) / (ratio**2 + 1) ** 2
-    error = (_R_GAMMAS - r_norm) ** 2
-    alpha = float(_GAMMAS[0] if np.isnan(error).all() else _GAMMAS[np.nanargmin(error)])
+    error = (ratios - r_norm) ** 2
+    alpha = float(gammas[0] if np.isnan(error).all() else gammas[np.nanargmin(error)])
     scale = math.sqrt(special.gamma(1 / alpha) / special.gamma(3 / alpha))
     return alpha, left_std * scale, right_std * scale
 
 
 def block_features(block: np.ndarray) -> np.ndarray:
     """The 18 features of one block of MSCN coefficients (the release's ``computefeature``)."""
+    from scipy import special
+
     alpha, left, right = aggd(block)
     out = [alpha, (left + right) / 2]
     for shift in _SHIFTS:
