@@ -20,7 +20,7 @@ predicted by the network; blind (it does not read the ratio). Committed
 
 Both recipes make their training pairs with the task's own degradations, patch by patch
 (:func:`sid_training_pair`, :func:`deepupe_training_pair`). The committed checkpoints
-were trained with ``--data folder:/work/shared/data/train/BSDS400`` (see the README).
+were trained with ``--data folder:../shared/data/train/BSDS400`` (see the README).
 """
 
 from __future__ import annotations

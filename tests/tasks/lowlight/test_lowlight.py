@@ -1,7 +1,7 @@
 """Tests for the low-light task: DNG writing and rawpy round trips, Bayer packing, the
 amplified render, the synthetic SID pairs and their noise, the ``sid:`` list-file source
 (built here as a small SID-style tree of DNGs, good and bad lines), the degradations and
-the classical baselines. Nothing here needs /work/shared or a download."""
+the classical baselines. Nothing here needs ../shared (the training data) or a download."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Networks, released-weight layouts (built here: a ``torch.save`` state dict and t
 TF checkpoint's names, whose forward pass is recomputed here from TF's definitions of
 ``conv2d_transpose`` and ``depth_to_space``), the DeepUPE output and loss terms, the
 methods on tiny degraded inputs, and a few steps of both recipes. Nothing here needs
-/work/shared or the committed checkpoints.
+../shared (the training data) or the committed checkpoints.
 """
 
 from __future__ import annotations
