@@ -90,9 +90,12 @@ class RunIndex:
         self.count += len(fresh)
         return fresh
 
-    def mark_done(self, unit_ids: Iterable[str]) -> None:
+    def mark_done(self, unit_ids: Iterable[str]) -> int:
+        """Record these units as done; returns how many were not recorded before."""
+        before = self.db.total_changes
         with self.db:
             self.db.executemany("INSERT OR IGNORE INTO done VALUES (?)", ((u,) for u in unit_ids))
+        return self.db.total_changes - before
 
     def done_among(self, unit_ids: Sequence[str]) -> set[str]:
         """Which of ``unit_ids`` the run directory holds done."""

@@ -225,27 +225,31 @@ class RunDir:
 
     def mark_done(self, index: Any) -> int:
         """Record in ``index`` (a :class:`~restorebench.run.index.RunIndex`) the units this run
-        directory holds done, read out of core; returns how many. Failed ones are retried on
-        resume; a unit whose latest rows say it ran (a metric may have failed) is done."""
+        directory holds done, a row group at a time; returns how many. Failed ones are retried on
+        resume; a unit with an ``ok`` (or ``skipped``) row ran (a metric may have failed)."""
         count = 0
         for batch in self._done_batches():
-            index.mark_done(batch)
-            count += len(batch)
+            count += index.mark_done(batch)
         return count
 
-    def _done_batches(self, size: int = 65536):
-        from restorebench.results.dataset import connect
+    def _done_batches(self):
+        """The ids of the units with an ``ok`` or ``skipped`` row, a row group's at a time (pyarrow
+        alone: DuckDB loaded here stayed in the driver's memory for the whole resumed run)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
 
-        con = connect()
-        try:
-            view = self.results_set().view(con)
-            cursor = con.execute(
-                f"SELECT unit_id FROM {view} GROUP BY unit_id HAVING bool_or(status IN ('ok', 'skipped'))"
-            )
-            while rows := cursor.fetchmany(size):
-                yield [r[0] for r in rows]
-        finally:
-            con.close()
+        from restorebench.run.tables import system_allocator
+
+        ran = pa.array(["ok", "skipped"])
+        with system_allocator():
+            for part in self._parts():
+                file = pq.ParquetFile(part)
+                for group in range(file.num_row_groups):
+                    table = file.read_row_group(group, columns=["unit_id", "status"], use_threads=False)
+                    done = pc.unique(table.column("unit_id").filter(pc.is_in(table.column("status"), ran)))
+                    if len(done):
+                        yield done.to_pylist()
 
     def compact(self, keep_units: Iterable[str] | Keep | None = None, *, fresh: bool = False) -> ResultsSet:
         """Merge the stored rows (the dataset's files, the shards) into one new file per task of

@@ -131,7 +131,11 @@ def test_compaction_keeps_each_units_latest_row_and_streams_a_fixed_schema(tmp_p
     for i in range(30):  # many shards; unit u1 fails first and succeeds later, u2 the other way round
         run.append([{**base, "unit_id": f"u{i % 3}", "status": "failed" if i < 15 else "ok", "value": float(i)}])
     run.append([{**base, "unit_id": "u2", "status": "failed", "value": float("nan"), "error": "boom"}])
-    assert run.completed_units() == {"u0", "u1"}
+    # a unit with an ok row ran, even if a later row failed (which a resume never produces: it
+    # computes only units without one); compaction still keeps each unit's latest row
+    assert run.completed_units() == {"u0", "u1", "u2"}
+    run.append([{**base, "unit_id": "u3", "status": "failed", "value": float("nan"), "error": "boom"}])
+    assert "u3" not in run.completed_units()
     frame = run.compact(keep_units={"u0", "u1", "u2"}).frame()
     (written,) = (tmp_path / "run" / "results.parquet").glob("*/*.parquet")  # one file per task
     assert [(f.name, f.type) for f in pq.read_schema(written)] == [(f.name, f.type) for f in schema()]
