@@ -434,11 +434,11 @@ def test_committed_blind_checkpoints_are_their_recipes(channels, data, extra):
     assert meta["config"] == recipe.config and meta["config"]["channels"] == (1 if channels == "gray" else 3)
     assert meta["steps"] == recipe.steps == meta["recipe"]["steps"]
     assert meta["recipe"]["make_pair"] == recipe.describe()["make_pair"]
-    sources = [f"folder:/work/shared/data/train/{data}"] + ([extra] if extra else [])
+    sources = [f"folder:../shared/data/train/{data}"] + ([extra] if extra else [])
     assert meta["data"]["sources"] == sources and meta["data"]["images"] == 400 + (64 if extra else 0)
     assert meta["command"] == (
         f"restorebench train 'denoise/dncnn?channels={channels}' "
-        f"--data folder:/work/shared/data/train/{data} " + (f"--data '{extra}' " if extra else "") + "--seed 0"
+        f"--data folder:../shared/data/train/{data} " + (f"--data '{extra}' " if extra else "") + "--seed 0"
     )
     assert meta["mlflow"]["run_id"]  # the training run is linked
     assert meta["seconds"] < 30 * 60  # reproducible within ~30 min on 2 cores

@@ -397,7 +397,7 @@ def test_committed_checkpoints_match_their_recipes(method, name):
     assert meta["config"] == recipe.config and meta["steps"] == recipe.steps == meta["recipe"]["steps"]
     assert meta["recipe"]["make_pair"].endswith(recipe.make_pair.__name__)
     assert meta["recipe"].get("objective") == recipe.describe()["objective"]
-    sources, images = ["folder:/work/shared/data/train/BSDS400"], 400
+    sources, images = ["folder:../shared/data/train/BSDS400"], 400
     if method.endswith("sid_unet"):  # plus synthetic dead leaves (saturated colours, hard edges)
         sources, images = [*sources, "synthetic:deadleaves?n=256&size=256&seed=7"], 400 + 256
     assert meta["data"]["sources"] == sources and meta["data"]["images"] == images
