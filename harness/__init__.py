@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from restorebench.core.errors import ImageLoadError, SkipUnit, UserError
     from restorebench.core.interfaces import (
+        AsIs,
         Degradation,
         Degraded,
         ImageRef,
@@ -45,6 +46,7 @@ _HOMES = {
     "ImageLoadError": "restorebench.core.errors",
     "SkipUnit": "restorebench.core.errors",
     "UserError": "restorebench.core.errors",
+    "AsIs": "restorebench.core.interfaces",
     "Degradation": "restorebench.core.interfaces",
     "Degraded": "restorebench.core.interfaces",
     "ImageRef": "restorebench.core.interfaces",
@@ -77,6 +79,7 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [  # noqa: F822 (resolved by __getattr__)
+    "AsIs",
     "Degradation",
     "Degraded",
     "ImageLoadError",

@@ -61,6 +61,9 @@ def run(
     dataset: Annotated[list[str], Many("--dataset", help="Datasets, e.g. folder:DIR, bundled:photos")] = [],
     degradation: Annotated[list[str], Many("--degradation", help="e.g. 'gaussian?sigma=25'")] = [],
     method: Annotated[list[str], Many("--method", help="e.g. denoise/median or module:Class")] = [],
+    metric: Annotated[
+        list[str], Many("--metric", help="Metrics instead of the suite's, e.g. niqe (see: restorebench list metrics)")
+    ] = [],
     out: Annotated[
         str | None,
         typer.Option(
@@ -111,6 +114,7 @@ def run(
         datasets=dataset,
         degradations=degradation,
         methods=method,
+        metrics=metric,
         out=out,
         executor=executor,
         address=address,

@@ -64,8 +64,14 @@ REQUIRED = "(required)"
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, dict):  # parameters: name=default, JSON-spelled
-        return ", ".join(f"{k} {v}" if v == REQUIRED else f"{k}={json.dumps(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, dict):  # parameters: name=default, JSON-spelled (per task: task: (name=default))
+        return (
+            ", ".join(
+                f"{k}: ({_text(v)})" if isinstance(v, dict) else f"{k} {v}" if v == REQUIRED else f"{k}={json.dumps(v)}"
+                for k, v in value.items()
+            )
+            or "-"
+        )
     return "" if value is None else str(value)
 
 
@@ -125,10 +131,15 @@ def _count(cls: Any, params: dict[str, Any]) -> str:
 
 
 def _degradations() -> list[dict[str, Any]]:
-    from restorebench.core.registry import DEGRADATIONS
+    from restorebench.core.registry import DEGRADATIONS, TASKS
+
+    def parameters(cls: Any) -> dict[str, Any]:
+        if not cls.takes_photos:
+            return _parameters(cls.Params)
+        return {n: _parameters(t.as_is.Params) for n, t in TASKS.items() if t.as_is is not None}  # per task
 
     return [
-        {"name": n, "task": c.task, "parameters": _parameters(c.Params), "level": c.level or ""}
+        {"name": n, "task": c.task, "parameters": parameters(c), "level": c.level or ""}
         for n, c in DEGRADATIONS.items()
     ]
 

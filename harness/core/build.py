@@ -62,7 +62,8 @@ def build_degradation(text: str | dict[str, Any], *, task: str | None = None) ->
             f"valid choices for {task!r}: {choices(n for n, c in DEGRADATIONS.items() if c.task in (task, '*'))}"
         )
     degradation = cls.from_ref(ref)
-    degradation.for_task = task  # what a task-agnostic degradation (``given``) adapts its output to
+    if task is not None:
+        degradation.bind(task)  # a task-agnostic degradation (``given``, ``as_is``) adapts to it
     return degradation
 
 

@@ -117,6 +117,10 @@ class Degraded:
     crop_border: int = 0  # border the metrics leave out (e.g. the scale in super-resolution)
     extras: dict[str, Any] = field(default_factory=dict)  # e.g. masks, raw data
     reference: np.ndarray | None = None  # the target when it is not the clean image (e.g. modcropped HR)
+    # The shape a method must return when no reference image says it: a photo taken as it is
+    # (``as_is``) has none, and its restored version may be larger (super-resolution) or have
+    # other channels (colorization, raw in -> RGB out). None: the reference's shape.
+    output_shape: tuple[int, ...] | None = None
 
 
 # ---------------------------------------------------------------- components
@@ -140,6 +144,13 @@ class Source(Component):
         target = values.pop("target")
         defaults = {k: v for k, v in param_defaults(type(self.params)).items() if k != "target"}
         return canonical(f"{self.name}:{target}", values, defaults)
+
+    @property
+    def has_reference(self) -> bool:
+        """Whether :meth:`load` gives a clean reference to score against (False: real photos
+        with no ground truth, e.g. ``folder:DIR?reference=none``; :meth:`load` then gives the
+        photo itself, which only the ``as_is`` degradation takes)."""
+        return True
 
     def load_lq(self, image: ImageRef) -> np.ndarray:
         """A paired source's degraded input of ``image`` (float32 HWC in [0, 1])."""
@@ -195,6 +206,13 @@ class Degradation(Component):
     task: ClassVar[str] = ""  # "*": any task's (e.g. ``given``)
     level: ClassVar[str | tuple[str, ...] | None] = None  # the parameter(s) that can be its level
     needs_pairs: ClassVar[bool] = False  # reads a paired source's degraded inputs instead of making them
+    takes_photos: ClassVar[bool] = False  # takes photos with no reference as they are (``as_is``)
+    for_task: str | None = None  # the task it was built for (set by :meth:`bind`)
+
+    def bind(self, task: str) -> None:
+        """Called once the task it degrades for is known: a task-agnostic degradation
+        (``given``, ``as_is``) adapts to it, and may refuse it with a UserError."""
+        self.for_task = task
 
     def apply(self, image: np.ndarray, rng: np.random.Generator) -> Degraded:
         """Degrade ``image``; every random draw comes from ``rng``."""
@@ -299,6 +317,34 @@ def _plugin_provenance(cls: type) -> dict[str, str]:
     return found
 
 
+class AsIs:
+    """How a task takes a photo with no reference as it is (the ``as_is`` degradation).
+
+    ``prepare(photo, params, image, source)`` turns the photo (float32 HWC in [0, 1], as the
+    source loads it) into the task's input, e.g. its lightness for colorization, or its raw
+    mosaic for low light, and sets ``Degraded.output_shape`` where the restored image differs
+    from the input (super-resolution: the photo times the scale). ``Params`` is what a user
+    may say about the photos (``as_is?scale=4``, ``as_is?masks=DIR``); ``check(params,
+    source, images)`` lists what is wrong before any work starts (a photo without its mask).
+    ``metrics`` are the task's default metrics when no reference exists.
+    """
+
+    def __init__(
+        self,
+        expects: str,
+        prepare: Callable[[np.ndarray, Any, ImageRef, Source], Degraded],
+        *,
+        params: type[Params] = Params,
+        metrics: tuple[str, ...] = ("niqe",),
+        check: Callable[[Any, Source, list[ImageRef]], list[str]] | None = None,
+    ) -> None:
+        self.expects = expects
+        self.prepare = prepare
+        self.Params = params
+        self.metrics = metrics
+        self.check = check
+
+
 ReportSection = Callable[[Any], str]  # (figure writer) -> HTML markup
 
 
@@ -322,3 +368,4 @@ class Task:
     # What is wrong with a pre-degraded pair of these sizes ((h, w) of GT, LQ) and levels under the
     # task's protocol (None: nothing), checked before any work starts; default: the same size.
     given_check: Callable[[tuple[int, int], tuple[int, int], Mapping[str, Any]], str | None] | None = None
+    as_is: AsIs | None = None  # how it takes a photo with no reference as it is (None: it cannot)

@@ -25,6 +25,7 @@ ENGINE_MODULES = (
     "restorebench.data.synthetic",
     "restorebench.data.hf",
     "restorebench.data.paired",
+    "restorebench.data.as_is",
     "restorebench.data.cards",
     "restorebench.score.entries",
 )

@@ -120,31 +120,39 @@ def parse_suite(data: Any, *, origin: str = "suite") -> Suite:
 def resolve(suite: Suite, *, origin: str = "suite") -> ResolvedSuite:
     """Build every component of ``suite``; errors name the file and the key."""
     from restorebench.core.build import build_degradation, build_method, build_metric, build_source
+    from restorebench.core.no_reference import reference_problems
     from restorebench.core.registry import TASKS
 
     resolved = ResolvedSuite(suite.name, suite.seed)
     for i, entry in enumerate(suite.tasks):
         at = f"{origin}: tasks[{i}]"
         task = _located(f"{at}.task", TASKS.get, entry.task)
+        sources = [_located(f"{at}.datasets[{j}]", build_source, d) for j, d in enumerate(entry.datasets)]
+        degradations = [
+            _located(f"{at}.degradations[{j}]", build_degradation, d, task=task.name)
+            for j, d in enumerate(entry.degradations)
+        ]
+        defaults = task.metrics
+        if task.as_is is not None and sources and not any(s.has_reference for s in sources):
+            defaults = task.as_is.metrics  # photos with no reference: the task's no-reference metrics
         metrics = [
-            _located(f"{at}.metrics[{j}]", build_metric, name).name
-            for j, name in enumerate(entry.metrics or task.metrics)
+            _located(f"{at}.metrics[{j}]", build_metric, name) for j, name in enumerate(entry.metrics or defaults)
         ]
         resolved.tasks.append(
             ResolvedTask(
                 task=task,
-                sources=[_located(f"{at}.datasets[{j}]", build_source, d) for j, d in enumerate(entry.datasets)],
-                degradations=[
-                    _located(f"{at}.degradations[{j}]", build_degradation, d, task=task.name)
-                    for j, d in enumerate(entry.degradations)
-                ],
+                sources=sources,
+                degradations=degradations,
                 methods=[
                     _located(f"{at}.methods[{j}]", build_method, m, task=task.name) for j, m in enumerate(entry.methods)
                 ],
-                metrics=metrics,
+                metrics=[m.name for m in metrics],
             )
         )
         _check_pairs(resolved.tasks[-1], at)
+        problem = reference_problems(task, sources, degradations, metrics)
+        if problem:
+            raise UserError(f"{at} ({task.name}): {problem}")
     return resolved
 
 
@@ -170,7 +178,7 @@ def _located(where: str, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except UserError as exc:
-        raise UserError(f"{where}: {exc}", hint=exc.hint) from None
+        raise UserError(f"{where}: {exc.args[0]}", hint=exc.hint) from None  # str(exc) would say the hint twice
 
 
 def narrow(
@@ -180,15 +188,18 @@ def narrow(
     datasets: Sequence[str] = (),
     degradations: Sequence[str] = (),
     methods: Sequence[str] = (),
+    metrics: Sequence[str] = (),
 ) -> Suite:
-    """Restrict (or fill) a suite from ``--task/--dataset/--degradation/--method``.
+    """Restrict (or fill) a suite from ``--task/--dataset/--degradation/--method/--metric``.
 
     Each option that is given replaces the corresponding list of every task block;
     degradations and methods go only to the blocks of their own task. A block left
     without degradations or methods is dropped, and so is one that the options made equal
-    to an earlier block; an option that fits no block is an error.
+    to an earlier block; an option that fits no block is an error. Datasets of photos with
+    no reference replace the suite's degradations by ``as_is`` (unless ``--degradation``
+    says otherwise) and its metrics by the tasks' no-reference ones (unless ``--metric`` does).
     """
-    from restorebench.core.build import method_class
+    from restorebench.core.build import build_source, method_class
     from restorebench.core.refs import Ref
     from restorebench.core.registry import DEGRADATIONS
 
@@ -209,6 +220,7 @@ def narrow(
                         f"{option} {value!r} is for task {owner!r}, but this run is --task {' --task '.join(tasks)}",
                         hint=f"drop it, or add --task {owner}",
                     )
+    photos = bool(datasets) and not any(build_source(d).has_reference for d in datasets)
     blocks = []
     for entry in suite.tasks:
         if tasks and entry.task not in tasks:
@@ -216,6 +228,10 @@ def narrow(
         update: dict[str, Any] = {}
         if datasets:
             update["datasets"] = list(datasets)
+        if metrics or photos:
+            update["metrics"] = list(metrics) or None  # None: the task's defaults for such data
+        if photos and not degradations:
+            update["degradations"] = ["as_is"]
         if degradations:
             update["degradations"] = [d for d in degradations if deg_tasks[d] in (entry.task, "*")]
         if methods:

@@ -1,5 +1,8 @@
 """``folder:DIR?recursive=false``: the PNG/JPEG/TIFF/BMP files of a directory, local or a
-filesystem URI (``folder:s3://bucket/photos``; see :mod:`~restorebench.data.storage`)."""
+filesystem URI (``folder:s3://bucket/photos``; see :mod:`~restorebench.data.storage`).
+
+``?reference=none``: the files are real photos with no clean reference (noisy phone shots,
+scanned black-and-white prints), taken as they are by the ``as_is`` degradation."""
 
 from __future__ import annotations
 
@@ -25,6 +28,9 @@ class FolderParams(Params):
     # a remote folder's identity: "content" reads every file once on the driver (the same
     # numbers as a local copy of it); "stat" uses size and modification time (no download)
     hash: Literal["content", "stat"] = "content"
+    # "clean": the images are clean references, degraded by the run; "none": real photos with
+    # no reference, scored with no-reference metrics (degradation as_is)
+    reference: Literal["clean", "none"] = "clean"
 
 
 @register
@@ -33,6 +39,10 @@ class FolderSource(Source):
 
     name = "folder"
     Params = FolderParams
+
+    @property
+    def has_reference(self) -> bool:
+        return self.params.reference == "clean"
 
     def list_images(self) -> list[ImageRef]:
         if is_uri(self.params.target):

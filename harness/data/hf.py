@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -27,9 +27,12 @@ class HFParams(Params):
     limit: int | None = Field(None, ge=1)
     gt: str | None = None  # with lq: a paired dataset, GT and LQ image columns
     lq: str | None = None
+    reference: Literal["clean", "none"] = "clean"  # none: column holds real photos with no reference (as_is)
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> HFParams:
+        if self.reference == "none" and self.gt is not None:
+            raise ValueError("photos with no reference are one image column: column=COL&reference=none")
         if (self.gt is None) != (self.lq is None):
             raise ValueError("a paired Hugging Face dataset needs both gt=COL and lq=COL")
         if self.gt is not None and self.column is not None:
@@ -56,6 +59,10 @@ class HFSource(Source):
     @property
     def paired(self) -> bool:  # type: ignore[override]
         return self.params.gt is not None
+
+    @property
+    def has_reference(self) -> bool:
+        return self.params.reference == "clean"
 
     def _dataset(self) -> tuple[Any, str, str | None]:
         """The split with its image column(s) cast to undecoded bytes, the GT column and the LQ's."""

@@ -4,8 +4,10 @@
   is ``LQ/<lq_template>.*`` (``{stem}`` the GT's name without extension, as BasicSR's
   ``filename_tmpl``), any image extension.
 - ``manifest:FILE.csv`` -- columns ``gt`` and ``lq`` (paths relative to the CSV), optional
-  ``key`` and level columns (``scale``, ``sigma``, ``density``, ``ratio``).
-- ``parquet:FILE_OR_DIR?gt=COL&lq=COL&key=COL`` -- image bytes, ``{bytes, path}`` structs or paths.
+  ``key`` and level columns (``scale``, ``sigma``, ``density``, ``ratio``). A manifest with
+  an ``lq`` column and no ``gt`` lists real photos with no reference (degradation ``as_is``).
+- ``parquet:FILE_OR_DIR?gt=COL&lq=COL&key=COL`` -- image bytes, ``{bytes, path}`` structs or paths;
+  ``?reference=none&lq=COL``: photos with no reference.
 - ``hf:NAME?gt=COL&lq=COL`` -- a Hugging Face dataset with two image columns (see ``data/hf.py``).
 
 The degradation ``given`` (``given?scale=4``, ``given?sigma=25``) hands the LQ image to the
@@ -21,8 +23,9 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -154,6 +157,29 @@ class ManifestSource(_PairedFiles):
     name = "manifest"
     Params = ManifestParams
 
+    def _header(self) -> list[str]:
+        import csv
+
+        try:
+            with open(self.params.target, newline="", encoding="utf-8-sig") as f:
+                return next(csv.reader(f), [])
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read manifest {self.params.target}: {exc}") from None
+
+    @cached_property
+    def has_reference(self) -> bool:  # type: ignore[override]
+        """A manifest of ``lq`` paths only lists photos with no reference."""
+        header = self._header()
+        return not ("lq" in header and "gt" not in header)
+
+    @property
+    def paired(self) -> bool:  # type: ignore[override]
+        return self.has_reference
+
+    def load(self, image: ImageRef) -> np.ndarray:
+        where = _locator(image)
+        return read_image(where["gt"] or where["lq"])
+
     def list_images(self) -> list[ImageRef]:
         import pandas as pd
 
@@ -162,6 +188,8 @@ class ManifestSource(_PairedFiles):
             table = pd.read_csv(path, dtype=str, keep_default_na=False)
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read manifest {path}: {exc}") from None
+        if "lq" in table.columns and "gt" not in table.columns:
+            return self._photos(path, table)
         missing = [c for c in ("gt", "lq") if c not in table.columns]
         if missing:
             raise UserError(
@@ -190,12 +218,34 @@ class ManifestSource(_PairedFiles):
             raise UserError(f"manifest {path} lists no pair (it has a header and no row)", hint="add rows gt,lq")
         return refs
 
+    def _photos(self, path: Path, table: Any) -> list[ImageRef]:
+        """The rows of a manifest of photos with no reference (an ``lq`` column, no ``gt``)."""
+        problems, refs, seen = [], [], {}
+        for row, record in enumerate(table.to_dict("records"), start=2):
+            file = path.parent / record["lq"] if record["lq"] else None
+            key = record.get("key") or (Path(record["lq"]).stem if record["lq"] else f"row{row}")
+            if file is None or not file.is_file():
+                problems.append(f"row {row}: LQ {file or '(empty)'} does not exist")
+            elif key in seen:
+                problems.append(f"row {row}: duplicate key {key!r} (row {seen[key]})")
+            else:
+                seen[key] = row
+                refs.append(
+                    ImageRef(self.ref, key, file_hash(file), json.dumps({"gt": "", "lq": str(file), "levels": {}}))
+                )
+        if problems:
+            raise _problems(f"manifest {path} has bad rows", problems, "paths are relative to the CSV's folder")
+        if not refs:
+            raise UserError(f"manifest {path} lists no photo (it has a header and no row)", hint="add rows lq")
+        return refs
+
 
 class ParquetParams(Params):
     target: LocalPath = Field(min_length=1)
     gt: str = "gt"
     lq: str = "lq"
     key: str | None = None
+    reference: Literal["clean", "none"] = "clean"  # none: column lq holds photos with no reference (as_is)
 
 
 _TABLES: dict[tuple[str, int], Any] = {}
@@ -207,7 +257,18 @@ class ParquetSource(Source):
 
     name = "parquet"
     Params = ParquetParams
-    paired = True
+
+    @property
+    def has_reference(self) -> bool:
+        return self.params.reference == "clean"
+
+    @property
+    def paired(self) -> bool:  # type: ignore[override]
+        return self.has_reference
+
+    def _columns(self) -> tuple[str | None, ...]:
+        p = self.params
+        return (p.gt if self.has_reference else None, p.lq, p.key)
 
     def _table(self) -> Any:
         p = self.params
@@ -224,7 +285,7 @@ class ParquetSource(Source):
                 first = (str(exc).splitlines() or [type(exc).__name__])[0]
                 raise UserError(f"cannot read Parquet {p.target}: {first}") from None
         table = _TABLES[stamp]
-        missing = [c for c in (p.gt, p.lq, p.key) if c and c not in table.column_names]
+        missing = [c for c in self._columns() if c and c not in table.column_names]
         if missing:
             raise UserError(
                 f"Parquet {p.target} has no column {missing[0]!r}; its columns: {', '.join(table.column_names)}",
@@ -243,6 +304,11 @@ class ParquetSource(Source):
             raise _problems(
                 f"Parquet {p.target} has duplicate keys", [str(k) for k in duplicates], "keys must be unique"
             )
+        if not self.has_reference:
+            return [
+                ImageRef(self.ref, str(key), _cell_hash(self._cell(p.lq, row)), json.dumps({"gt": "", "lq": str(row)}))
+                for row, key in enumerate(keys)
+            ]
         refs, problems = [], []
         for row, key in enumerate(keys):
             gt_hash, lq_hash = (_cell_hash(self._cell(c, row)) for c in (p.gt, p.lq))
@@ -265,6 +331,8 @@ class ParquetSource(Source):
         return (sizes[0], sizes[1]) if all(sizes) else None
 
     def load(self, image: ImageRef) -> np.ndarray:
+        if not self.has_reference:
+            return self.load_lq(image)
         return _decode_cell(self._cell(self.params.gt, int(_locator(image)["gt"])), f"{self.ref} row {image.key} (gt)")
 
     def load_lq(self, image: ImageRef) -> np.ndarray:

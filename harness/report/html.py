@@ -16,12 +16,15 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from restorebench.report import gallery
 from restorebench.report.figures import figure_bytes, level_figure, runtime_figure, sample_figure
+from restorebench.report.gallery import gallery_html, gallery_photos
 from restorebench.report.leaderboard import (
     digits,
     format_cell,
     header,
     metrics_legend,
+    no_reference,
     ranking_note,
     section_note,
     shown_columns,
@@ -161,8 +164,8 @@ def write_html(board: Leaderboard, out: Path, *, run_dir: Path | None = None) ->
 def _document(title: str, body: str) -> str:
     return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{escape(title)}</title>\n'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<style>{CSS}</style>\n</head>\n'
-        f"<body>\n{body}\n<script>{SCRIPT}</script>\n</body>\n</html>\n"
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<style>{CSS}{gallery.CSS}</style>\n'
+        f"</head>\n<body>\n{body}\n<script>{SCRIPT}{gallery.SCRIPT}</script>\n</body>\n</html>\n"
     )
 
 
@@ -217,7 +220,7 @@ def _task_section(
         parts.append(f"<h3>{escape(dataset)} · {escape(degradation)}</h3>")
         note = section_note(table)
         if note:
-            parts.append(f'<p class="meta">{escape(note.replace("**", ""))}</p>')
+            parts.append(f'<p class="meta">{escape(note.replace("**", "").replace("`", ""))}</p>')
         parts.append(f'<p class="meta">{escape(ranking_note(table, board).replace("`", ""))}</p>')
         parts.append(table_html(table, task, dataset, degradation, board))
         sources = sorted({s for s in table["published_source"] if s})
@@ -244,7 +247,12 @@ def _task_section(
     ]
     for (dataset, degradation), table in groups:
         parts.append(f"<h4>{escape(dataset)} · {escape(degradation)}</h4>")
-        parts.append(_samples_html(task, dataset, degradation, list(table["method"]), scores, metric, writer, samples))
+        if no_reference(degradation):
+            parts.append(_gallery(task, dataset, degradation, list(table["method"]), scores, metric, samples))
+        else:
+            parts.append(
+                _samples_html(task, dataset, degradation, list(table["method"]), scores, metric, writer, samples)
+            )
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -312,6 +320,9 @@ def _sample_scores(board: Leaderboard, samples: Path | None) -> pd.DataFrame:
         )
         if image is not None and metric is not None:
             wanted.append((row["task"], row["dataset"], row["degradation"], image, metric.name))
+        if no_reference(row["degradation"]) and metric is not None:  # the gallery's captions: every photo
+            for key, _ in gallery_photos(samples, row["task"], row["dataset"], row["degradation"]):
+                wanted.append((row["task"], row["dataset"], row["degradation"], key, metric.name))
     frame = pd.DataFrame(wanted, columns=["task", "dataset", "degradation", "image", "metric"])
     return image_values(board.results, frame)
 
@@ -337,3 +348,22 @@ def _samples_html(
     return writer.embed_or_note(
         f"{task}-{dataset}-{degradation}-samples", fig, caption, "no sample", photo=True, metric=metric
     )
+
+
+def _gallery(
+    task: str,
+    dataset: str,
+    degradation: str,
+    methods: list[str],
+    scores: pd.DataFrame,
+    metric: Metric | None,
+    samples: Path | None,
+) -> str:
+    """Every photo of a group with no reference, input beside each method's whole output."""
+    from restorebench.report.samples import views_of
+
+    photos = gallery_photos(samples, task, dataset, degradation)
+    total = len(views_of(samples, task, dataset, degradation)) if samples is not None else 0
+    mine = scores[(scores["task"] == task) & (scores["dataset"] == dataset) & (scores["degradation"] == degradation)]
+    values = {(str(i), str(m)): float(v) for i, m, v in zip(mine["image"], mine["method"], mine["value"])}
+    return gallery_html(photos, total, methods, values, metric)

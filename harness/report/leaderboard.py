@@ -131,8 +131,23 @@ def to_markdown(board: Leaderboard, *, title: str = "Leaderboard") -> str:
     return "\n".join(parts) + "\n"
 
 
+NO_REFERENCE = (
+    "**No reference:** these photos have no ground truth; each score looks at a method's output alone "
+    "(it says how natural the output looks, not how faithful it is), and `non_blind` methods estimated "
+    "the level from the photo unless the degradation gave it."
+)
+
+
+def no_reference(degradation: str) -> bool:
+    """Whether a group's photos have no reference: ``as_is`` takes only such photos."""
+    return degradation == "as_is" or degradation.startswith("as_is?")
+
+
 def section_note(table: Any) -> str:
-    """What a dataset card found of the copy a table was scored on ('' for other datasets)."""
+    """What is known of the data a table was scored on: that it has no reference, or what a
+    dataset card found of the copy ('' for other datasets)."""
+    if any(no_reference(str(d)) for d in table.get("degradation", [])):
+        return NO_REFERENCE
     checks = [c for c in table.get("dataset_check", []) if isinstance(c, str) and c]
     if not checks:
         return ""

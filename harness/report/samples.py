@@ -1,4 +1,5 @@
-"""Sample crops (clean / degraded / restored) on disk, and before/after grids built from them."""
+"""Sample crops (clean / degraded / restored) on disk, and before/after grids built from them;
+for photos with no reference, every photo's whole input and every method's output (views)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,11 @@ def sample_dir(root: Path, task: str, dataset: str, degradation: str) -> Path:
 
 
 def save_sample(root: Path, unit: WorkUnit, method: str, sample: dict[str, np.ndarray]) -> None:
-    """Write one unit's crops: ``clean.png``, ``degraded.png`` and ``<method>.png``."""
+    """Write one unit's crops: ``clean.png``, ``degraded.png`` and ``<method>.png`` (a photo
+    with no reference: its whole views, see :func:`save_views`)."""
+    if "input" in sample:
+        save_views(root, unit, method, sample)
+        return
     folder = sample_dir(root, unit.task, unit.dataset, unit.degradation)
     folder.mkdir(parents=True, exist_ok=True)
     for name, img in (
@@ -32,6 +37,35 @@ def save_sample(root: Path, unit: WorkUnit, method: str, sample: dict[str, np.nd
         if name.startswith("method-") or not path.exists():
             write_png(path, img)
     (folder / "image.txt").write_text(unit.image.key)
+
+
+def view_dir(root: Path, task: str, dataset: str, degradation: str, image: str) -> Path:
+    """Where the views of one photo with no reference are kept: a folder per image, named
+    for its key and a short hash of it (two keys never share a folder)."""
+    import hashlib
+
+    digest = hashlib.sha256(image.encode()).hexdigest()[:8]
+    return sample_dir(root, task, dataset, degradation) / "views" / f"{slug(image)[:80]}-{digest}"
+
+
+def save_views(root: Path, unit: WorkUnit, method: str, sample: dict[str, np.ndarray]) -> None:
+    """Write one photo's whole input (``input.png``, once) and one method's output
+    (``method-<method>.png``), with the photo's key in ``image.txt``."""
+    folder = view_dir(root, unit.task, unit.dataset, unit.degradation, unit.image.key)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "input.png").exists():
+        write_png(folder / "input.png", sample["input"])
+        (folder / "image.txt").write_text(unit.image.key)
+    write_png(folder / f"method-{slug(method)}.png", sample["restored"])
+
+
+def views_of(root: Path, task: str, dataset: str, degradation: str) -> list[tuple[str, Path]]:
+    """``(image key, folder)`` of every photo with views in a group, sorted by key."""
+    folder = sample_dir(root, task, dataset, degradation) / "views"
+    if not folder.is_dir():
+        return []
+    found = [(p.joinpath("image.txt").read_text(), p) for p in folder.iterdir() if (p / "image.txt").is_file()]
+    return sorted(found)
 
 
 def write_png(path: Path, img: np.ndarray) -> None:

@@ -32,6 +32,7 @@ class RunOptions:
     datasets: Sequence[str] = ()
     degradations: Sequence[str] = ()
     methods: Sequence[str] = ()
+    metrics: Sequence[str] = ()  # replaces every block's metrics
     out: str | Path | None = None  # a folder, or a filesystem URI (s3://bucket/runs/x: see run/mirror.py)
     executor: str = "ray"
     address: str | None = None
@@ -121,13 +122,14 @@ def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSumma
     load_plugins()
     started = time.perf_counter()
     suite, origin = load_suite(options.suite)
-    if options.tasks or options.datasets or options.degradations or options.methods:
+    if options.tasks or options.datasets or options.degradations or options.methods or options.metrics:
         suite = narrow(
             suite,
             tasks=options.tasks,
             datasets=options.datasets,
             degradations=options.degradations,
             methods=options.methods,
+            metrics=options.metrics,
         )
     if options.seed is not None:
         suite = suite.model_copy(update={"seed": options.seed})

@@ -128,7 +128,7 @@ class Plan:
                                 block.metrics,
                                 self.suite.seed,
                                 block.quantize,
-                                keep_sample=index == 0,
+                                keep_sample=index == 0 or not source.has_reference,  # no reference: every photo shown
                                 save_output=self.save_outputs,
                             )
 
@@ -220,26 +220,42 @@ def make_plan(
 
 
 def _check_images(block: Any, source: Any, images: Iterator[ImageRef], count: int) -> None:
-    """What is knowable about a block's images before work starts: that there are some, and
-    that pre-degraded pairs fit ``given`` under the task's protocol (levels, sizes)."""
-    from restorebench.data.paired import MAX_LISTED, given_problems
+    """What is knowable about a block's images before work starts: that there are some, that
+    pre-degraded pairs fit ``given`` under the task's protocol (levels, sizes), and that photos
+    with no reference have what the task needs (e.g. a mask for each, for inpainting)."""
+    from restorebench.data.paired import given_problems
 
     if not count:
         raise UserError(
             f"tasks ({block.task.name}): dataset {source.ref} has no image to score",
             hint="check the dataset reference (its folder, file, split or filters)",
         )
+    listed: list[ImageRef] | None = None  # listed once, only when a check needs the images
     for degradation in block.degradations:
-        if not degradation.needs_pairs:
-            continue
-        problems = given_problems(source, list(images), degradation, block.task)
-        if problems:
-            more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-            raise UserError(
-                f"{len(problems)} pair(s) of {source.ref} cannot be scored with {degradation.ref} "
-                f"({block.task.name}):\n  " + "\n  ".join(problems[:MAX_LISTED]) + more,
-                hint="check the pairs' levels (e.g. given?scale=N) and that each LQ is its GT degraded at that level",
+        if degradation.takes_photos or degradation.needs_pairs:
+            listed = list(images) if listed is None else listed
+        as_is = block.task.as_is
+        if degradation.takes_photos and as_is is not None and as_is.check is not None:
+            _refuse(
+                as_is.check(degradation.params, source, listed),
+                f"photo(s) of {source.ref} cannot be taken with {degradation.ref} ({block.task.name})",
+                f"{block.task.name} takes {as_is.expects}",
             )
+        if degradation.needs_pairs:
+            _refuse(
+                given_problems(source, listed, degradation, block.task),
+                f"pair(s) of {source.ref} cannot be scored with {degradation.ref} ({block.task.name})",
+                "check the pairs' levels (e.g. given?scale=N) and that each LQ is its GT degraded at that level",
+            )
+
+
+def _refuse(problems: list[str], what: str, hint: str) -> None:
+    """A UserError listing ``problems`` (the first few), unless there are none."""
+    from restorebench.data.paired import MAX_LISTED
+
+    if problems:
+        more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise UserError(f"{len(problems)} {what}:\n  " + "\n  ".join(problems[:MAX_LISTED]) + more, hint=hint)
 
 
 def duplicates_message(resolved: ResolvedSuite, count: int, same_images: list[str]) -> str:

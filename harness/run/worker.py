@@ -27,6 +27,7 @@ from restorebench.run.units import UnitResult, WorkUnit, degradation_rng
 log = logging.getLogger(__name__)
 
 SAMPLE_CROP = 192  # side of the centre crop kept for before/after grids
+VIEW_SIDE = 1600  # long side of the whole-image views of photos with no reference
 DARK = 0.25  # an input whose 99th percentile is below this is brightened for its sample crop
 
 
@@ -119,6 +120,21 @@ def _displayable(img: np.ndarray) -> np.ndarray:
     return img / top if 0 < top < DARK else img
 
 
+def view(img: np.ndarray, side: int = VIEW_SIDE) -> np.ndarray:
+    """A whole image as 8-bit, shrunk (box filter) to at most ``side`` pixels on its long
+    side: what the report shows of a photo with no reference and of each method's output."""
+    arr = _to_uint8(img)
+    h, w = arr.shape[:2]
+    if max(h, w) <= side:
+        return arr
+    from PIL import Image
+
+    size = (max(1, round(w * side / max(h, w))), max(1, round(h * side / max(h, w))))
+    gray = arr.ndim == 3 and arr.shape[2] == 1
+    small = np.asarray(Image.fromarray(arr[..., 0] if gray else arr).resize(size, Image.Resampling.BOX))
+    return small[..., None] if gray else small
+
+
 def _centre_crop(img: np.ndarray, size: int = SAMPLE_CROP) -> np.ndarray:
     h, w = img.shape[:2]
     top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
@@ -158,12 +174,14 @@ def validate_output(output: object, shape: tuple[int, ...], method: str) -> np.n
     return arr.astype(np.float32, copy=False)
 
 
-def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResult:
-    """Restore and score one unit whose clean and degraded images are already at hand."""
+def run_unit(unit: WorkUnit, clean: np.ndarray | None, degraded: Degraded) -> UnitResult:
+    """Restore and score one unit whose clean and degraded images are already at hand
+    (``clean`` None: a photo with no reference, scored by no-reference metrics only)."""
     from restorebench.score.entries import score, score_samples
 
     if degraded.reference is not None:
         clean = degraded.reference
+    shape = degraded.output_shape or (clean.shape if clean is not None else degraded.image.shape)
     method = _method(unit.method)
     if method.kind == "neural":
         # The same intra-op thread count under every executor (the one the method reserves):
@@ -175,14 +193,16 @@ def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResul
     runtime = time.perf_counter() - start
     if len(outputs) != 1:
         raise ValueError(f"{method.qualified_name}.restore returned {len(outputs)} images for 1 input")
-    restored = validate_output(outputs[0], clean.shape, method.qualified_name)
-    if restored.ndim == clean.ndim + 1:  # several samples: mean scores and the oracle's
+    restored = validate_output(outputs[0], tuple(shape), method.qualified_name)
+    if restored.ndim == len(shape) + 1:  # several samples: mean scores and the oracle's
         scores = score_samples(restored, clean, degraded, unit.metrics, quantize=unit.quantize)
         restored = restored[0]
     else:
         scores = score(restored, clean, degraded, unit.metrics, quantize=unit.quantize)
     sample = None
-    if unit.keep_sample:
+    if unit.keep_sample and clean is None:  # a photo with no reference: the whole input and output
+        sample = {"input": view(_displayable(degraded.image)), "restored": view(restored)}
+    elif unit.keep_sample:
         sample = {
             "clean": _centre_crop(clean),
             "degraded": _centre_crop(_displayable(degraded.image)),
@@ -197,7 +217,7 @@ def run_unit(unit: WorkUnit, clean: np.ndarray, degraded: Degraded) -> UnitResul
         stats=scores.stats,
         metric_errors=scores.errors,
         runtime_s=runtime,
-        megapixels=clean.shape[0] * clean.shape[1] / 1e6,
+        megapixels=shape[0] * shape[1] / 1e6,
         device=device_name(method),
         sample=sample,
     )
@@ -246,11 +266,13 @@ def run_batch(
             if isinstance(clean, BaseException):
                 raise clean
             dkey = (key, unit.task, unit.degradation, unit.seed)
+            source = _source(unit.image)
             if dkey not in inputs:
                 degradation = _degradation(unit.degradation, unit.task)
                 rng = degradation_rng(unit.seed, unit.image, degradation.identity())
-                inputs[dkey] = degradation.degrade(_source(unit.image), unit.image, clean, rng)
-            results.append(run_unit(unit, clean, inputs[dkey]))
+                inputs[dkey] = degradation.degrade(source, unit.image, clean, rng)
+            # a source with no reference loads the photo itself: it is the input, not the truth
+            results.append(run_unit(unit, clean if source.has_reference else None, inputs[dkey]))
         except Exception as exc:
             log.debug("unit %s failed", unit.unit_id, exc_info=True)
             results.append(_failed(unit, exc))

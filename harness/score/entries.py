@@ -103,26 +103,30 @@ class Scores:
 
 def score(
     restored: np.ndarray,
-    clean: np.ndarray,
+    clean: np.ndarray | None,
     degraded: Degraded,
     names: Sequence[str],
     *,
     quantize: bool = True,
 ) -> Scores:
-    """Score ``restored`` against ``clean`` with each named metric (a metric reference), each on its own.
+    """Score ``restored`` against ``clean`` with each named metric (a metric reference), each on its own
+    (``clean`` None: a photo with no reference; only no-reference metrics can score it).
 
     One failing metric (e.g. SSIM of an image smaller than its window) never costs the
     others: its reason is kept in ``errors``. Outputs are clipped and rounded to the 8-bit
     grid first when ``quantize`` (the convention of published numbers), so a method cannot
     gain from sub-level values.
     """
-    if restored.shape != clean.shape:
+    if clean is not None and restored.shape != clean.shape:
         raise ValueError(f"method returned shape {restored.shape}, expected the clean image's {clean.shape}")
     out = metrics.quantize_8bit(restored) if quantize else np.asarray(restored, dtype=np.float32)
     scores = Scores()
     for name in names:
         try:
-            value, stats = build_metric(name).score(out, clean, degraded)
+            metric = build_metric(name)
+            if clean is None and metric.reference:
+                raise ValueError("it compares the output with a reference, and this image has none")
+            value, stats = metric.score(out, clean, degraded)
         except Exception as exc:  # recorded with the metric's row, the unit's other scores stay
             scores.errors[name] = f"{type(exc).__name__}: {exc}"
             continue
@@ -137,7 +141,7 @@ ORACLE_PREFIX = "oracle_"
 
 def score_samples(
     samples: np.ndarray,
-    clean: np.ndarray,
+    clean: np.ndarray | None,
     degraded: Degraded,
     names: Sequence[str],
     *,

@@ -19,5 +19,6 @@ TASK = Task(
     description="colour a gray image (CIE L); ranked by the class-rebalanced AuC of the ab error, with colour statistics",
     metrics=("auc_rebal", "auc", "psnr", "colorfulness", "colorfulness_gap", "saturation", "ab_hist_iou"),
     suite=str(Path(__file__).with_name("suite.yaml")),
+    as_is=degradations.AS_IS,
 )
 register(TASK)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from restorebench import Degradation, Degraded, SkipUnit, register
+from restorebench import AsIs, Degradation, Degraded, ImageRef, SkipUnit, Source, register
 from restorebench.tasks.colorize.color import is_gray, rgb_to_lab
 
 
@@ -32,3 +32,22 @@ class Gray(Degradation):
 def lightness(item: Degraded) -> np.ndarray:
     """The input's CIE L in [0, 100], HxW float64."""
     return np.asarray(item.image[..., 0], dtype=np.float64) * 100.0
+
+
+def photo_lightness(photo: np.ndarray, params: object, image: ImageRef, source: Source) -> Degraded:
+    """A black-and-white (or colour) photo as it is (degradation ``as_is``): its CIE L, as
+    ``gray`` gives it; the method returns colour (``H x W x 3``). A gray photo is what
+    colorization exists for, so unlike ``gray`` it is never skipped."""
+    rgb = np.asarray(photo, np.float32)
+    if rgb.ndim == 2:
+        rgb = rgb[:, :, None]
+    rgb = np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb[..., :3]
+    lightness = np.clip(rgb_to_lab(rgb)[..., :1] / 100.0, 0.0, 1.0).astype(np.float32)
+    return Degraded(image=lightness, degradation="as_is", output_shape=(*lightness.shape[:2], 3))
+
+
+AS_IS = AsIs(
+    "a black-and-white or colour photo (its lightness is the input)",
+    photo_lightness,
+    metrics=("colorfulness", "saturation", "niqe"),
+)

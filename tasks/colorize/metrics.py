@@ -211,10 +211,10 @@ register(
         additive=True,
     )
 )
-for _name, _fn, _direction, _target, _text in (
-    ("colorfulness", colorfulness, "none", None, "Hasler-Suesstrunk colourfulness of the output (0-255 scale)"),
-    ("colorfulness_gap", colorfulness_gap, "target", 0.0, "colourfulness of the output minus the original's"),
-    ("saturation", saturation, "none", None, "mean HSV saturation of the output, in [0, 1]"),
-    ("ab_hist_iou", ab_hist_iou, "higher", None, "intersection of the output's and the original's ab histograms"),
+for _name, _fn, _direction, _target, _text, _reference in (
+    ("colorfulness", colorfulness, "none", None, "Hasler-Suesstrunk colourfulness of the output (0-255 scale)", False),
+    ("colorfulness_gap", colorfulness_gap, "target", 0.0, "colourfulness of the output minus the original's", True),
+    ("saturation", saturation, "none", None, "mean HSV saturation of the output, in [0, 1]", False),
+    ("ab_hist_iou", ab_hist_iou, "higher", None, "intersection of the output's and the original's ab histograms", True),
 ):
-    register(Metric(_name, _fn, "1", _direction, _text, target=_target))
+    register(Metric(_name, _fn, "1", _direction, _text, target=_target, reference=_reference))

@@ -22,5 +22,6 @@ TASK = Task(
     suite=str(Path(__file__).with_name("suite.yaml")),
     report_section=filters_section,
     report_title="filters",
+    as_is=degradations.AS_IS,
 )
 register(TASK)

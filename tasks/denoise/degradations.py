@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from restorebench import Degradation, Degraded, Params, register
+from restorebench import AsIs, Degradation, Degraded, ImageRef, Params, Source, register
 
 __all__ = ["GaussianNoise", "SaltPepperNoise"]
 
@@ -103,3 +103,19 @@ class SaltPepperNoise(Degradation):
             degradation=self.name,
             params={"density": float(self.params.density), "salt_ratio": float(self.params.salt_ratio)},
         )
+
+
+class PhotoParams(Params):
+    sigma: float | None = Field(
+        None, gt=0, le=255, allow_inf_nan=False, description="noise std (0-255) non-blind methods are told"
+    )
+
+
+def noisy_photo(photo: np.ndarray, params: PhotoParams, image: ImageRef, source: Source) -> Degraded:
+    """A real noisy photo as it is (degradation ``as_is``); ``sigma``, when a user knows it, goes
+    to non-blind methods, which otherwise estimate it from the photo as for any input."""
+    level = {"sigma": float(params.sigma)} if params.sigma is not None else {}
+    return Degraded(image=np.asarray(photo, np.float32), degradation="as_is", params=level)
+
+
+AS_IS = AsIs("a noisy photo (as_is?sigma=S: its noise level, if known)", noisy_photo, params=PhotoParams)

@@ -2,8 +2,8 @@
 
 Gaussian noise: the true ``sigma`` of a ``gaussian`` degradation, or the one a pre-degraded
 pair stands for (``given?sigma=25``) (non-blind, as in the BM3D / NL-means / DnCNN-S
-protocols). Salt-and-pepper: the true ``density`` of a ``saltpepper`` degradation (or
-``given?density=``). Anything else: ``sigma`` estimated from the noisy
+protocols), or the one a user says of real noisy photos (``as_is?sigma=15``). Salt-and-pepper:
+the true ``density`` of a ``saltpepper`` degradation (or ``given?density=``). Anything else: ``sigma`` estimated from the noisy
 input with scikit-image's wavelet-MAD estimator (Donoho & Johnstone), blind.
 """
 
@@ -49,7 +49,7 @@ def noise_level(item: Degraded) -> NoiseLevel:
     NoiseLevel(sigma=25.0, density=None, known=True)
     """
     params = item.params or {}
-    if item.degradation in ("gaussian", "given") and "sigma" in params:
+    if item.degradation in ("gaussian", "given", "as_is") and "sigma" in params:
         return NoiseLevel(sigma=float(params["sigma"]))
     if item.degradation in ("saltpepper", "given") and "density" in params:
         return NoiseLevel(density=float(params["density"]))

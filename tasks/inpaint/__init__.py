@@ -20,5 +20,6 @@ TASK = Task(
     description="fill irregular holes (free-form masks binned by hole ratio); scored on the whole image and in the holes",
     metrics=("psnr", "ssim", "l1", "hole_psnr", "hole_ssim", "hole_l1"),
     suite=str(Path(__file__).with_name("suite.yaml")),
+    as_is=degradations.AS_IS,
 )
 register(TASK)

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import field_validator, model_validator
 
-from restorebench import Degradation, Degraded, Params, register
+from restorebench import AsIs, Degradation, Degraded, ImageRef, Params, Source, register
 from restorebench.tasks.inpaint.masks import (
+    MASK_EXTENSIONS,
     RatioBin,
     fit_mask,
     free_form_mask,
@@ -34,6 +35,14 @@ from restorebench.tasks.inpaint.masks import (
 log = logging.getLogger(__name__)
 
 HOLE_FILL = 1.0  # the value of every hole pixel in the degraded input
+
+
+def existing_folder(value: str) -> str:
+    """A mask folder's absolute path (workers may run elsewhere), or a ValueError saying it is not one."""
+    path = Path(value).expanduser().absolute()
+    if not path.is_dir():
+        raise ValueError(f"mask folder {path} does not exist or is not a directory")
+    return str(path)
 
 
 class MaskParams(Params):
@@ -50,12 +59,7 @@ class MaskParams(Params):
     @field_validator("folder")
     @classmethod
     def _folder(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        path = Path(value).expanduser().absolute()
-        if not path.is_dir():
-            raise ValueError(f"mask folder {path} does not exist or is not a directory")
-        return str(path)
+        return None if value is None else existing_folder(value)
 
     @model_validator(mode="after")
     def _usable(self) -> MaskParams:
@@ -130,3 +134,67 @@ def _scanned(folder: Path, invert: bool) -> tuple[list, list[str]]:
             log.warning("mask folder %s: %d file(s) left out: %s", folder, len(skipped), "; ".join(skipped[:5]))
         _SCANS[key] = (masks, skipped)
     return _SCANS[key]
+
+
+class PhotoParams(Params):
+    masks: str  # the folder of the photos' masks: the mask of photo KEY.jpg is KEY.<png|jpg|...>
+    invert: bool = False  # the masks store holes as white
+
+    @field_validator("masks")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        return existing_folder(value)
+
+
+def user_mask(folder: str, key: str) -> Path | None:
+    """The mask file of the photo ``key`` in ``folder`` (same relative name, any mask
+    extension), or None."""
+    stem = Path(folder) / Path(key).with_suffix("")
+    found = sorted(p for p in stem.parent.glob(f"{stem.name}.*") if p.suffix.lower() in MASK_EXTENSIONS)
+    return found[0] if found else None
+
+
+def photo_with_mask(photo: np.ndarray, params: PhotoParams, image: ImageRef, source: Source) -> Degraded:
+    """A photo and the user's mask of what to fill (degradation ``as_is?masks=DIR``): the holes
+    set to :data:`HOLE_FILL`, the mask in ``extras`` as for ``mask``; a mask of another size is
+    resized (nearest neighbour) to the photo."""
+    path = user_mask(params.masks, image.key)
+    if path is None:
+        raise ValueError(f"no mask for {image.key} in {params.masks}")
+    h, w = photo.shape[:2]
+    mask = fit_mask(read_mask_file(path, invert=params.invert), h, w)
+    filled = np.where(mask[..., None] > 0.5, photo, np.float32(HOLE_FILL)).astype(np.float32)
+    return Degraded(
+        image=filled,
+        degradation="as_is",
+        params={"masks": params.masks},
+        extras={"mask": mask, "hole_ratio": hole_ratio(mask)},
+    )
+
+
+def mask_problems(params: PhotoParams, source: Source, images: list[ImageRef]) -> list[str]:
+    """Photos without a usable mask, found before any work starts."""
+    problems = []
+    for image in images:
+        path = user_mask(params.masks, image.key)
+        if path is None:
+            want = Path(params.masks) / Path(image.key).with_suffix(".png")
+            problems.append(f"{image.key}: no mask (expected {want}, or another of {', '.join(MASK_EXTENSIONS)})")
+            continue
+        try:
+            ratio = hole_ratio(read_mask_file(path, invert=params.invert))
+        except ValueError as exc:
+            problems.append(f"{image.key}: {exc}")
+            continue
+        if ratio in (0.0, 1.0):
+            what = "every pixel a hole" if ratio == 1.0 else "no hole (black marks holes; invert=true if white does)"
+            problems.append(f"{image.key}: its mask {path.name} has {what}")
+    return problems
+
+
+AS_IS = AsIs(
+    "a photo and a mask of what to fill, KEY.png in a folder (as_is?masks=DIR; black = hole, invert=true for white)",
+    photo_with_mask,
+    params=PhotoParams,
+    check=mask_problems,
+)

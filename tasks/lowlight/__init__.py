@@ -1,6 +1,6 @@
 """The low-light task: SID-style raw short exposures and underexposed sRGB images.
 
-Importing this package registers the task, the ``sid:`` dataset source, the degradations
+Importing this package registers the task, the ``sid:`` and ``raw:`` dataset sources, the degradations
 (``lowlight`` synthetic raw pairs, ``sid`` real SID pairs, ``underexpose`` sRGB) and the
 classical methods (``lowlight/camera``, ``camera_histeq``, ``camera_gamma``,
 ``camera_nlmeans``, ``camera_bm3d``; ``lowlight/gamma`` and ``lowlight/histeq`` for sRGB).
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from restorebench import Task, register
-from restorebench.tasks.lowlight import baselines, degradations, neural, sources  # noqa: F401  (registers components)
+from restorebench.tasks.lowlight import baselines, degradations, neural, photos, sources  # noqa: F401  (registers)
 
 TASK = Task(
     name="lowlight",
@@ -22,5 +22,6 @@ TASK = Task(
     "and underexposed sRGB images; scored against the rendered long exposure / the clean image",
     metrics=("psnr", "ssim"),
     suite=str(Path(__file__).with_name("suite.yaml")),
+    as_is=photos.AS_IS,
 )
 register(TASK)

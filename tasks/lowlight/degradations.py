@@ -24,11 +24,20 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from restorebench import Degradation, Degraded, ImageRef, Params, Source, register
+from restorebench import Degradation, Degraded, ImageRef, Params, SkipUnit, Source, register
 from restorebench.tasks.lowlight.raw import RawImage, pack_bayer, read_raw, render
 from restorebench.tasks.lowlight.synthetic import linear_to_srgb, make_pair, srgb_to_linear
 
-__all__ = ["LowLight", "Sid", "Underexpose", "RAW_DEGRADATIONS", "raw_extras", "require_raw", "require_srgb"]
+__all__ = [
+    "LowLight",
+    "Sid",
+    "Underexpose",
+    "RAW_DEGRADATIONS",
+    "is_raw",
+    "raw_extras",
+    "require_raw",
+    "require_srgb",
+]
 
 RAW_DEGRADATIONS = ("lowlight", "sid")  # degradations whose input is a packed raw
 
@@ -179,11 +188,18 @@ class Underexpose(Degradation):
         )
 
 
+def is_raw(item: Degraded) -> bool:
+    """Whether ``item`` is a packed raw input: of a raw degradation, or a raw photo taken as it is."""
+    return item.degradation in RAW_DEGRADATIONS or "cfa" in item.extras
+
+
 def require_srgb(item: Degraded, method: str, raw_alternative: str) -> np.ndarray:
     """The sRGB image (H, W, 1|3) of ``item``, or a ValueError naming ``raw_alternative``
-    for raw inputs, which sRGB-only methods cannot read."""
+    for raw inputs, which sRGB-only methods cannot read (a raw photo taken ``as_is``: SkipUnit)."""
     image = np.asarray(item.image, np.float32)
-    if item.degradation in RAW_DEGRADATIONS or image.ndim != 3 or image.shape[2] not in (1, 3):
+    if is_raw(item) or image.ndim != 3 or image.shape[2] not in (1, 3):
+        if item.degradation == "as_is":  # a raw photo among a user's: not this method's, not a failure
+            raise SkipUnit(f"{method} works on sRGB photos and this one is raw: use {raw_alternative}")
         raise ValueError(
             f"{method} works on sRGB inputs (e.g. degradation 'underexpose'), got a "
             f"{item.degradation!r} input of shape {image.shape}; for raw inputs use {raw_alternative}"
@@ -193,11 +209,15 @@ def require_srgb(item: Degraded, method: str, raw_alternative: str) -> np.ndarra
 
 def require_raw(item: Degraded, method: str, srgb_alternative: str, *, raw_file: bool = True) -> np.ndarray:
     """The packed raw (h, w, 4) of a raw input with its ``params['ratio']`` (and, when
-    ``raw_file``, its ``extras['raw_file']``), or a ValueError naming ``srgb_alternative``."""
+    ``raw_file``, its ``extras['raw_file']``), or a ValueError naming ``srgb_alternative``
+    (an sRGB photo taken ``as_is``: SkipUnit)."""
     image = np.asarray(item.image)
-    if item.degradation not in RAW_DEGRADATIONS or image.ndim != 3 or image.shape[2] != 4:
+    if not is_raw(item) or image.ndim != 3 or image.shape[2] != 4:
+        if item.degradation == "as_is":  # an sRGB photo among a user's: not this method's, not a failure
+            raise SkipUnit(f"{method} works on raw photos (raw:DIR) and this one is sRGB: use {srgb_alternative}")
         raise ValueError(
-            f"{method} works on packed raw inputs (degradations {', '.join(RAW_DEGRADATIONS)}), got a "
+            f"{method} works on packed raw inputs (degradations {', '.join(RAW_DEGRADATIONS)}, or raw photos "
+            "of a raw:DIR dataset), got a "
             f"{item.degradation!r} input of shape {image.shape}; for sRGB inputs use {srgb_alternative}"
         )
     missing = ([] if "ratio" in item.params else ["params['ratio']"]) + (

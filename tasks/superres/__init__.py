@@ -22,5 +22,6 @@ TASK = Task(
     suite=str(Path(__file__).with_name("suite.yaml")),
     given=given_pair,
     given_check=given_check,
+    as_is=degradations.AS_IS,
 )
 register(TASK)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator
 
-from restorebench import Degradation, Degraded, Params, register
+from restorebench import AsIs, Degradation, Degraded, ImageRef, Params, Source, register
 from restorebench.tasks.superres.imresize import imresize, modcrop
 
 __all__ = ["Bicubic", "SCALES"]
@@ -113,3 +113,21 @@ def given_check(hr: tuple[int, int], lr: tuple[int, int], levels: Mapping[str, A
             f"needs {want[1]}x{want[0]} at scale {scale}"
         )
     return None
+
+
+def low_resolution_photo(photo: np.ndarray, params: _BicubicParams, image: ImageRef, source: Source) -> Degraded:
+    """A low-resolution photo as it is (degradation ``as_is?scale=N``): the method returns it
+    ``scale`` times larger on each side."""
+    scale = params.scale
+    photo = np.asarray(photo, np.float32)
+    h, w = photo.shape[:2]
+    return Degraded(
+        image=photo, degradation="as_is", params={"scale": scale}, output_shape=(h * scale, w * scale, *photo.shape[2:])
+    )
+
+
+AS_IS = AsIs(
+    "a low-resolution photo and the factor to upscale it by (as_is?scale=2, 3 or 4)",
+    low_resolution_photo,
+    params=_BicubicParams,
+)

@@ -14,6 +14,7 @@ from tests import REPO
 from tests.runs import cli
 
 FACE = {
+    "AsIs",
     "Degradation",
     "Degraded",
     "ImageLoadError",
