@@ -349,6 +349,16 @@ def test_hf_saved_dataset(hf_dir: Path):
         assert img.dtype == np.float32 and np.array_equal(img * 255, picture.astype(np.float32))
 
 
+def test_hf_photos_without_a_reference(hf_dir: Path):
+    """``reference=none``: the column holds photos taken as they are; pairs are not photos."""
+    src = build_source(f"hf:{hf_dir / 'hfds'}?column=image&reference=none")
+    assert not src.has_reference and not src.paired
+    refs = src.list_images()
+    assert np.array_equal(src.load(refs[1]) * 255, _pictures()[1].astype(np.float32))
+    with pytest.raises(UserError, match="one image column"):
+        build_source(f"hf:{hf_dir / 'hfds'}?gt=image&lq=image&reference=none")
+
+
 def test_hf_dataset_dict_split_and_limit(hf_dir: Path):
     refs = build_source(f"hf:{hf_dir / 'hfdict'}?column=image&limit=2").list_images()
     assert [r.key for r in refs] == ["00000", "00001"]
