@@ -35,7 +35,8 @@ CSS = """
 """
 
 SCRIPT = """
-document.querySelectorAll(".gallery .views").forEach(function (row) {
+var galleryRows = document.querySelectorAll(".gallery .views");
+galleryRows.forEach(function (row) {
   var held = false;
   function at(event) {
     var box = event.currentTarget.getBoundingClientRect();
@@ -57,6 +58,7 @@ document.querySelectorAll(".gallery .views").forEach(function (row) {
     }, { passive: false });
   });
 });
+document.body.dataset.galleryRows = String(galleryRows.length);  // the rows wired (read by the browser test)
 """
 
 

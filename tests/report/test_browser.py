@@ -88,6 +88,34 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 def test_every_image_loads_in_the_browser(chromium, page, tmp_path):
+    body = _loaded_body(chromium, page, tmp_path)
+    loaded, total = body.get("data-images-loaded"), body.get("data-images-total")
+    assert total is not None, f"the page's image counter did not run: {body}"
+    assert int(total) > 0
+    assert loaded == total
+
+
+def test_the_gallery_of_photos_without_reference_loads_and_wires_every_row(chromium, image_folder, tmp_path):
+    """Each photo's row (input and every output) loads, and its zoom script ran over every row."""
+    from restorebench.report.files import write_report
+    from restorebench.run.pipeline import RunOptions, run_suite
+
+    options = RunOptions(
+        tasks=("denoise",),
+        datasets=(f"folder:{image_folder}?reference=none",),
+        methods=("denoise/median", "denoise/identity"),
+        out=tmp_path / "run",
+        executor="local",
+        tracking=False,
+    )
+    write_report(run_suite(options).results_set, tmp_path / "report", ["html"], run_dir=tmp_path / "run")
+    body = _loaded_body(chromium, tmp_path / "report" / "index.html", tmp_path)
+    assert body.get("data-gallery-rows") == "3"
+    assert int(body["data-images-total"]) >= 3 * 3 and body["data-images-loaded"] == body["data-images-total"]
+
+
+def _loaded_body(chromium: str, page: Path, tmp_path: Path) -> dict[str, str | None]:
+    """The attributes of ``<body>`` once ``page`` loaded in chromium, served over HTTP."""
     handler = functools.partial(_Quiet, directory=str(page.parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -102,10 +130,7 @@ def test_every_image_loads_in_the_browser(chromium, page, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     parser = _BodyAttrs()
     parser.feed(done.stdout)
-    loaded, total = parser.body.get("data-images-loaded"), parser.body.get("data-images-total")
-    assert total is not None, f"the page's image counter did not run: {parser.body}"
-    assert int(total) > 0
-    assert loaded == total
+    return parser.body
 
 
 class _Figures(HTMLParser):
