@@ -12,7 +12,9 @@
 - :mod:`~restorebench.neural.official`: the formats papers released weights in (whole
   pickled PyTorch models via :mod:`~restorebench.neural.torch_pickle`, MatConvNet/MATLAB
   via :mod:`~restorebench.neural.matlab`, TensorFlow checkpoints via
-  :mod:`~restorebench.neural.tf_checkpoint`), read without running code from the file;
+  :mod:`~restorebench.neural.tf_checkpoint`), read without running code from the file
+  (their parts: ``torch_archive``, ``torch_unpickler``, ``torch_stubs``; ``tf_bundle_index``,
+  ``crc32c``);
 - :mod:`~restorebench.neural.training`: the seeded patch-training loop recipes run in;
 - :mod:`~restorebench.neural.imagenet`: the ImageNet normalisation statistics.
 

@@ -1,7 +1,7 @@
 """What every weights reader shares: accepted extensions, the file check, and picking a state
 dict out of a loaded payload.
 
-Kept apart from :mod:`~restorebench.neural.checkpoints` so that the restricted unpickler
+Kept apart from :mod:`~restorebench.neural.checkpoints` so that the reader of pickled models
 (:mod:`~restorebench.neural.torch_pickle`) and the checkpoint loader can both use them
 without importing each other. Nothing here imports torch.
 """

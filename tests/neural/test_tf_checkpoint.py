@@ -23,13 +23,9 @@ import torch
 from restorebench.commands.convert import convert_weights
 from restorebench.core.errors import UserError
 from restorebench.neural.checkpoints import file_sha256, load_checkpoint
+from restorebench.neural.crc32c import crc32c, masked_crc32c
 from restorebench.neural.official import read_official
-from restorebench.neural.tf_checkpoint import (
-    _crc32c,
-    _masked_crc32c,
-    read_tf_checkpoint,
-    tf_checkpoint_prefix,
-)
+from restorebench.neural.tf_checkpoint import read_tf_checkpoint, tf_checkpoint_prefix
 from tests import FIXTURES as DATA
 
 FIXTURE = DATA / "tf_bundle" / "model.ckpt"
@@ -104,7 +100,7 @@ def test_convert_reads_the_prefix_and_hashes_the_index(tmp_path):
 
 
 def test_crc32c_many_lanes_equal_byte_by_byte():
-    assert _crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
+    assert crc32c(b"123456789") == 0xE3069283  # the CRC-32C check value
     table = []
     for n in range(256):
         for _ in range(8):
@@ -116,7 +112,7 @@ def test_crc32c_many_lanes_equal_byte_by_byte():
         reg = 0xFFFFFFFF
         for byte in data:
             reg = (reg >> 8) ^ table[(reg ^ byte) & 0xFF]
-        assert _crc32c(data) == reg ^ 0xFFFFFFFF, size
+        assert crc32c(data) == reg ^ 0xFFFFFFFF, size
 
 
 # --- tables TF writes only for big or unusual checkpoints, built here -------------------------
@@ -151,7 +147,7 @@ def _write_table(path: Path, entries: dict[bytes, bytes], per_block: int = 1000)
 
     def append(block: bytes) -> bytes:
         handle = _varints(len(out), len(block))
-        out.extend(block + b"\0" + _masked_crc32c(block + b"\0").to_bytes(4, "little"))
+        out.extend(block + b"\0" + masked_crc32c(block + b"\0").to_bytes(4, "little"))
         return handle
 
     items = sorted(entries.items())
@@ -164,9 +160,9 @@ def _write_table(path: Path, entries: dict[bytes, bytes], per_block: int = 1000)
 
 
 def _entries_of(index: Path) -> dict[bytes, bytes]:
-    from restorebench.neural.tf_checkpoint import _table_entries
+    from restorebench.neural.tf_bundle_index import table_entries
 
-    return _table_entries(index.read_bytes(), index)
+    return table_entries(index.read_bytes(), index)
 
 
 def test_an_index_of_several_blocks(tmp_path):
@@ -185,7 +181,7 @@ def _one_tensor_bundle(tmp_path: Path, header: bytes, entry_extra: bytes = b"", 
         + b"\x28"
         + _varints(len(data))
         + b"\x35"
-        + _masked_crc32c(data).to_bytes(4, "little")
+        + masked_crc32c(data).to_bytes(4, "little")
         + entry_extra
     )
     prefix = tmp_path / "one.ckpt"
@@ -255,7 +251,7 @@ def test_snappy_blocks_are_refused(tmp_path):
 
 def _block_end(raw: bytes | bytearray) -> int:
     """Where the first data block ends (the fixture's index has one, at offset 0)."""
-    from restorebench.neural.tf_checkpoint import _block_entries, _handle, _varint
+    from restorebench.neural.tf_bundle_index import _block_entries, _handle, _varint
 
     index = Path("index")
     footer = bytes(raw[-48:])
