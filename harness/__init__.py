@@ -37,9 +37,9 @@ if TYPE_CHECKING:
         Task,
     )
     from restorebench.core.metric import Metric
-    from restorebench.core.plugins import load_plugins
     from restorebench.core.registry import register
     from restorebench.neural.inference import NeuralMethod, NeuralParams
+    from restorebench.plugins import load_plugins
 
 # Resolved on first use (PEP 562), so `import restorebench` (and the CLI's start) stays cheap.
 _HOMES = {
@@ -56,7 +56,7 @@ _HOMES = {
     "Resources": "restorebench.core.interfaces",
     "Source": "restorebench.core.interfaces",
     "Task": "restorebench.core.interfaces",
-    "load_plugins": "restorebench.core.plugins",
+    "load_plugins": "restorebench.plugins",
     "register": "restorebench.core.registry",
     "NeuralMethod": "restorebench.neural.inference",
     "NeuralParams": "restorebench.neural.inference",

@@ -302,7 +302,7 @@ def _write_report(results, target: Path, formats: str | None, run_dir: Path | No
 
 
 def _plugins() -> None:
-    from restorebench.core.plugins import load_plugins
+    from restorebench.plugins import load_plugins
 
     load_plugins()
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from restorebench.core.errors import UserError
+
+log = logging.getLogger(__name__)
 
 WHAT = {
     "tasks": "the restoration problems, with their default metrics",
@@ -123,9 +126,13 @@ def _size(cls: Any) -> str:
 
 
 def _count(cls: Any, params: dict[str, Any]) -> str:
+    from pydantic import ValidationError
+
     try:
         count = cls(cls.Params(**params)).parameter_count()
-    except Exception:  # no checkpoint and no buildable default
+    except (UserError, ValidationError) as exc:  # an unreadable checkpoint; a parameter with no default
+        why = (str(exc).splitlines() or [type(exc).__name__])[0]
+        log.warning("the size of %s%s is unknown (params=?): %s", cls.name, f" {params}" if params else "", why)
         return "params=?"
     return f"params={count:,}" if count is not None else ""
 

@@ -108,7 +108,7 @@ def train_method(
         + ([f"--init {shlex.quote(str(init))}"] if init is not None else [])
     )
 
-    run = TrainingTracker(tracking_uri, method.build_ref, recipe, data_info) if tracking else None
+    run = TrainingTracker(tracking_uri, method.build_ref, recipe, data_info).open() if tracking else None
     from restorebench.neural.training import fit
     from restorebench.report.console import TrainingLines
 

@@ -4,9 +4,10 @@
 - :mod:`~restorebench.core.refs`: ``name?key=value`` references and their canonical spelling;
 - :mod:`~restorebench.core.interfaces`: ``Source``, ``Degradation``, ``Method``, ``Metric``, ``Task``, ...;
 - :mod:`~restorebench.core.registry`: typed registries and ``register()``;
-- :mod:`~restorebench.core.plugins`: ``load_plugins()``, the one explicit discovery step;
 - :mod:`~restorebench.core.build`: components from references;
-- :mod:`~restorebench.core.suite`: the suite YAML schema, its validation and narrowing.
+- :mod:`~restorebench.core.suite`: the suite YAML schema, its validation and narrowing;
+- :mod:`~restorebench.core.no_reference`: what a run of photos with no reference may ask for.
 
-May import: nothing else of restorebench (plugins imports data/ and score/ and the tasks by name).
+May import: nothing else of restorebench. ``load_plugins()``, the one explicit discovery step,
+is :mod:`restorebench.plugins`, outside the wings: it imports data/ and score/ and the tasks.
 """

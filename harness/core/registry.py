@@ -2,7 +2,7 @@
 
 Components register themselves with :func:`register` when their module is imported;
 which modules are imported is decided once, explicitly, by
-:func:`restorebench.core.plugins.load_plugins`. A lookup never imports anything.
+:func:`restorebench.plugins.load_plugins`. A lookup never imports anything.
 """
 
 from __future__ import annotations

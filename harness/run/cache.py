@@ -34,21 +34,50 @@ log = logging.getLogger(__name__)
 
 
 class ResultCache:
-    """Unit results by unit id, in SQLite (one writer: the driver)."""
+    """Unit results by unit id, in SQLite (one writer: the driver).
+
+    Building one touches nothing; :meth:`open` (or ``with``) creates the file and its table:
+
+    >>> with ResultCache("runs/cache.sqlite") as cache:  # doctest: +SKIP
+    ...     found = cache.get_many(["3f9a..."])
+    """
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else default_cache_path()
+        self._db: sqlite3.Connection | None = None
+
+    def open(self) -> ResultCache:
+        """Open (creating if needed) the SQLite file and its table; returns ``self``.
+        A cache that cannot be opened is a :class:`UserError` saying what to do."""
+        if self._db is not None:
+            return self
         hint = _HINT
         if self.path.is_dir():
             raise UserError(f"the results cache {self.path} is a directory, not a SQLite file", hint=hint)
+        db = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30)
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS units (unit_id TEXT PRIMARY KEY, result TEXT NOT NULL, sample BLOB)"
-            )
+            db = sqlite3.connect(self.path, timeout=30)
+            db.execute("CREATE TABLE IF NOT EXISTS units (unit_id TEXT PRIMARY KEY, result TEXT NOT NULL, sample BLOB)")
         except (OSError, sqlite3.Error) as exc:
+            if db is not None:
+                db.close()
             raise UserError(f"cannot open the results cache {self.path}: {exc}", hint=hint) from None
+        self._db = db
+        return self
+
+    def __enter__(self) -> ResultCache:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError(
+                f"the results cache {self.path} is not open: call open() first, or use `with ResultCache(path) as cache:`"
+            )
+        return self._db
 
     def get_many(self, unit_ids: Sequence[str]) -> dict[str, UnitResult]:
         """The cached results of these units (a damaged entry is skipped: its unit is computed again)."""
@@ -58,7 +87,7 @@ class ResultCache:
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
                 marks = ",".join("?" * len(chunk))
-                for uid, result, sample in self._db.execute(
+                for uid, result, sample in self._conn().execute(
                     f"SELECT unit_id, result, sample FROM units WHERE unit_id IN ({marks})", chunk
                 ):
                     try:
@@ -90,11 +119,15 @@ class ResultCache:
             for r in results
             if r.status == "ok"
         ]
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO units VALUES (?, ?, ?)", records)
+        db = self._conn()
+        with db:
+            db.executemany("INSERT OR REPLACE INTO units VALUES (?, ?, ?)", records)
 
     def close(self) -> None:
-        self._db.close()
+        """Close the file (a cache never opened, or closed already, has nothing to close)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
 
 def _pack(sample: dict[str, np.ndarray] | None) -> bytes | None:
@@ -114,6 +147,15 @@ def _unpack(blob: bytes | None) -> dict[str, np.ndarray] | None:
 
 class NoCache:
     """What ``--no-cache`` uses: finds nothing, keeps nothing, opens no file."""
+
+    def open(self) -> NoCache:
+        return self
+
+    def __enter__(self) -> NoCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
 
     def get_many(self, unit_ids: Sequence[str]) -> dict[str, UnitResult]:
         return {}

@@ -25,6 +25,10 @@ class Executor(Protocol):
 
     name: str
 
+    def open(self) -> Executor:
+        """Start or join what the executor runs on; returns the executor (building one does nothing)."""
+        ...
+
     def parallelism(self) -> int: ...
 
     def execute(
@@ -48,6 +52,16 @@ class LocalExecutor:
     def __init__(self, resume_hint: str = "") -> None:
         self.resume_hint = resume_hint
         self._watcher: CrashWatcher | None = None
+
+    def open(self) -> LocalExecutor:
+        """Nothing to start: this process runs the batches (its crash watcher starts with them)."""
+        return self
+
+    def __enter__(self) -> LocalExecutor:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def parallelism(self) -> int:
         return 1
@@ -119,19 +133,22 @@ class CrashWatcher:
             pass
 
     def stop(self) -> None:
+        import subprocess
+
         self.tell("done")
         try:
             self.process.stdin.close()
             self.process.wait(timeout=5)
-        except (OSError, Exception) as exc:  # never fail a finished run over its watcher
-            log.debug("crash watcher: %s", exc)
+        except (OSError, subprocess.TimeoutExpired) as exc:  # never fail a finished run over its watcher
+            log.debug("the crash watcher (pid %d) did not stop cleanly: %s", self.process.pid, exc)
 
 
 def make_executor(
     name: str, *, address: str | None = None, num_cpus: int | None = None, resume_hint: str = ""
 ) -> Executor:
-    """The executor called ``name`` (``ray`` or ``local``); ``resume_hint`` ends what the local
-    executor says when its process dies (how to complete the run)."""
+    """The executor called ``name`` (``ray`` or ``local``), not opened yet: its ``open()`` starts
+    or joins Ray; ``resume_hint`` ends what the local executor says when its process dies (how to
+    complete the run)."""
     if name == "local":
         if address:
             raise UserError("--address needs --executor ray")
@@ -151,7 +168,7 @@ def close_in_background(executor: Executor) -> Callable[[], None]:
     def close() -> None:
         try:
             executor.close()
-        except Exception as exc:
+        except Exception as exc:  # broad: whatever a shutdown raises is logged; the results are stored
             log.warning("could not shut the %s executor down cleanly: %s", executor.name, exc)
 
     thread = threading.Thread(target=close, name="restorebench-close-executor", daemon=True)

@@ -48,7 +48,7 @@ def _keep_only_minimal_modules() -> None:
         if not args and not kwargs:  # Ray's call as this script knows it
             try:
                 return minimal_modules(module_type)
-            except Exception as exc:
+            except Exception as exc:  # broad: Ray internals changed; said, and Ray's own list is used
                 _say(f"Ray's agent runs with all its modules: {type(exc).__name__}: {exc}")
         return every_module(module_type, *args, **kwargs)
 

@@ -61,7 +61,7 @@ class Mirror:
         if time.monotonic() - self._last_push >= self.every_s:
             try:
                 self.push()
-            except Exception as exc:
+            except Exception as exc:  # broad: a storage client raises more than OSError; warned, the run goes on
                 self._last_push = time.monotonic()
                 why = storage.cause(exc)
                 log.warning("could not push to %s (%s); retrying in %.0f s", self.uri, why, self.every_s)

@@ -110,8 +110,8 @@ def check_options(options: RunOptions) -> None:
 
 def run_suite(options: RunOptions, progress: Progress | None = None) -> RunSummary:
     """Run a suite end to end; results are stored as they land."""
-    from restorebench.core.plugins import load_plugins
     from restorebench.data.storage import is_uri
+    from restorebench.plugins import load_plugins
     from restorebench.results.board import build_leaderboard
     from restorebench.run.index import RunIndex
     from restorebench.run.mirror import Mirror
@@ -200,7 +200,7 @@ def _execute(
     from restorebench.run.stream import UnitStream
 
     record = Recorder(plan, run_dir, run_id=summary.run_id, progress=progress)
-    cache = ResultCache(options.cache_path) if options.use_cache else NoCache()
+    cache = (ResultCache(options.cache_path) if options.use_cache else NoCache()).open()
     # a cached result has no image: with --save-outputs every unit is computed (and cached)
     stream = UnitStream(plan, index, record, cache, resume=options.resume, use_cache=not options.save_outputs)
     closed = _nothing_to_wait_for
@@ -216,7 +216,7 @@ def _execute(
                 address=options.address,
                 num_cpus=options.num_cpus,
                 resume_hint=f"; the units done so far are stored: complete the run with --resume --out {summary.location}",
-            )
+            ).open()
             try:
                 batches = stream_batches(
                     itertools.chain([first], units), plan.methods, executor.parallelism(), total=plan.total
@@ -274,7 +274,7 @@ def _push_what_landed(mirror: Any) -> None:
         return
     try:
         mirror.push()
-    except Exception as exc:
+    except Exception as exc:  # broad: any push error is logged, never raised over the failure being raised
         log.warning("could not push the run directory to %s: %s (its copy is in %s)", mirror.uri, exc, mirror.local)
 
 
@@ -291,7 +291,7 @@ def _track(options: RunOptions, resolved: ResolvedSuite, run_dir, summary: RunSu
             uri=summary.tracking_uri,
             extra={"executor": options.executor, "wall_s": summary.wall_s, "run_dir": summary.location},
         )
-    except Exception as exc:  # results are stored; tracking can be redone with `restorebench log`
+    except Exception as exc:  # broad: recorded and warned; `restorebench log` can log the stored results later
         summary.tracking_error = f"{type(exc).__name__}: {exc}"
         log.warning("could not log to MLflow at %s: %s", summary.tracking_uri, exc)
 

@@ -314,7 +314,7 @@ def _parameter_count(method: Method) -> float:
     """Learned parameters of a neural method (NaN for classical ones or when unknown)."""
     try:
         count = method.parameter_count()
-    except Exception as exc:  # a missing checkpoint shows up as failed units, not here
-        log.debug("no parameter count for %s: %s", method.ref, exc)
+    except UserError as exc:  # an unreadable checkpoint: its units fail with the error, the plan goes on
+        log.warning("the size of %s is unknown (NaN): %s", method.ref, exc.args[0])
         return float("nan")
     return float("nan") if count is None else float(count)

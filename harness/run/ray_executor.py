@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from restorebench.core.interfaces import Resources
 from restorebench.run.batches import failed_batch
@@ -24,24 +25,54 @@ class RayExecutor:
     """Runs batches on a local Ray runtime or the cluster at ``address``.
 
     Batches of classical methods run as tasks; each neural method runs in actors that
-    load its weights once and take its batches (see :func:`make_batches`).
+    load its weights once and take its batches (see :func:`make_batches`). Building one
+    starts nothing; :meth:`open` (or ``with``) starts or joins Ray, :meth:`close` shuts
+    down a runtime it started:
+
+    >>> with RayExecutor(num_cpus=4) as executor:  # doctest: +SKIP
+    ...     for results in executor.execute(batches, plan.methods):
+    ...         store(results)
     """
 
     name = "ray"
 
     def __init__(self, address: str | None = None, *, num_cpus: int | None = None, max_retries: int = 3) -> None:
+        self.address = address
+        self.num_cpus = num_cpus
+        self.max_retries = max_retries
+        self._ray: Any = None
+        self._started_here = False
+
+    def open(self) -> RayExecutor:
+        """Start a local Ray runtime, or join the one at ``address`` (or ``RAY_ADDRESS``); returns ``self``."""
+        if self._ray is not None:
+            return self
         import ray
 
         from restorebench.run.ray_runtime import connect
 
-        self._ray = ray
-        self.max_retries = max_retries
-        self._started_here = connect(address, num_cpus=num_cpus)
+        self._started_here = connect(self.address, num_cpus=self.num_cpus)
         self._task = ray.remote(_run_batch_task)
         self._actor_cls = ray.remote(_MethodActor)
+        self._ray = ray
+        return self
+
+    def __enter__(self) -> RayExecutor:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _opened(self) -> Any:
+        """The ``ray`` module, once :meth:`open` has connected to it."""
+        if self._ray is None:
+            raise RuntimeError(
+                "the Ray executor is not open: call open() first, or use `with RayExecutor(...) as executor:`"
+            )
+        return self._ray
 
     def parallelism(self) -> int:
-        return max(1, int(self._ray.cluster_resources().get("CPU", 1)))
+        return max(1, int(self._opened().cluster_resources().get("CPU", 1)))
 
     def execute(
         self, batches: Iterable[Sequence[WorkUnit]], methods: Mapping[str, MethodInfo]
@@ -52,7 +83,7 @@ class RayExecutor:
         ahead, so a run of a million units holds a bounded number of them; a method's actors
         are killed once its last batch is done and the stream is spent (their CPUs and GPUs
         go back to the rest of the run)."""
-        ray = self._ray
+        ray = self._opened()
         source = iter(batches)
         spent = False
         tasks: deque[Sequence[WorkUnit]] = deque()
@@ -98,7 +129,9 @@ class RayExecutor:
                 batch, owner = pending.pop(ref)
                 try:
                     results = ray.get(ref)
-                except Exception as exc:  # failed after its retries (e.g. its worker died)
+                except Exception as exc:
+                    # broad: whatever ended the task after its retries (its worker or actor died,
+                    # an object was lost) splits the batch, then is recorded as its lone unit's error
                     if owner is not None:
                         owner[0].replace(owner[1])
                     retry = _after_failure(batch, exc, self.max_retries)
@@ -112,8 +145,10 @@ class RayExecutor:
                 yield results
 
     def close(self) -> None:
-        if self._started_here and self._ray.is_initialized():
+        """Shut down the Ray runtime :meth:`open` started (one it joined is left running)."""
+        if self._ray is not None and self._started_here and self._ray.is_initialized():
             self._ray.shutdown()
+        self._ray, self._started_here = None, False
 
 
 class _Failed:
@@ -212,7 +247,7 @@ class _MethodActor:
     """Holds one neural method with its weights loaded; runs its batches."""
 
     def __init__(self, ref: str, num_threads: float) -> None:
-        from restorebench.core.plugins import load_plugins
+        from restorebench.plugins import load_plugins
         from restorebench.run.worker import _method, set_thread_limit
 
         load_plugins()

@@ -58,7 +58,7 @@ def start_local_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
                     lean_config = {**LEAN_SYSTEM_CONFIG, **own_config}
                     ray.init(address="local", num_cpus=num_cpus, **{**options, "_system_config": lean_config})
                 return
-            except Exception as exc:  # a changed internal: its TypeError, AttributeError, a timeout, ...
+            except Exception as exc:  # broad: a changed internal: its TypeError, AttributeError, a timeout, ...
                 first = (str(exc).strip().splitlines() or [""])[0][:200]
                 reason = f"its start failed with them ({type(exc).__name__}: {first})"
                 _undo_failed_start(before)
@@ -222,8 +222,13 @@ def _prompt_get_node(get_node: Any) -> Any:
                 if any(node.hex() == node_id for node in client.get_all_node_info(timeout=1)):
                     break
                 time.sleep(REGISTRATION_POLL_S)
-        except Exception:  # a GCS not answering: Ray's own call below waits for it and says why
-            pass
+        except Exception as exc:  # broad (Ray internals): Ray's own call below waits for the GCS and says why
+            log.debug(
+                "polling the GCS for node %s stopped (%s: %s); Ray's own wait takes over",
+                node_id,
+                type(exc).__name__,
+                exc,
+            )
         return get_node(gcs_address, node_id)
 
     return prompt
@@ -280,7 +285,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
         _probe(address)
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    except Exception as exc:  # ConnectionError, RuntimeError, ValueError, and Ray's own
+    except Exception as exc:  # broad, told as a UserError: ConnectionError, RuntimeError, ValueError, Ray's own
         raise UserError(
             _connection_error(address, exc), hint="check --address / RAY_ADDRESS, or run without it"
         ) from None

@@ -88,16 +88,37 @@ def device_name(method: Method | None = None) -> str:
     return name if name != "cpu" else f"cpu:{platform.machine()}:{os.cpu_count()}"
 
 
+WARM_UP_CROP = 32  # side of the crop of the untimed warm-up call
+
+
 def _warm_up(method: Method, item: Degraded) -> None:
-    """One untimed call on a small crop so imports and caches don't count as runtime."""
+    """One untimed call on a small crop so imports and caches don't count as runtime (the
+    extras of the image's size, e.g. an inpainting mask, are cropped with it)."""
     if getattr(method, "_warmed_up", True) or not method.warm_up:
         return
-    crop = Degraded(item.image[:32, :32], item.degradation, item.params, extras=dict(item.extras))
+    h, w = item.image.shape[:2]
+    extras = {k: _crop_like(v, h, w) for k, v in item.extras.items()}
+    crop = Degraded(item.image[:WARM_UP_CROP, :WARM_UP_CROP], item.degradation, item.params, extras=extras)
     try:
         method.restore([crop])
-    except Exception:  # a method may need full-size inputs; the timed call will tell
-        log.debug("warm-up of %s failed", method.ref, exc_info=True)
+    except Exception as exc:  # broad: a method may raise anything on a crop; its timed call reports its own errors
+        log.warning(
+            "the untimed warm-up of %s on a %dx%d crop failed (%s: %s), so its first timed call includes "
+            "its start-up; a method that cannot restore a crop sets warm_up = False",
+            method.ref,
+            WARM_UP_CROP,
+            WARM_UP_CROP,
+            type(exc).__name__,
+            exc,
+        )
     method._warmed_up = True  # type: ignore[attr-defined]
+
+
+def _crop_like(value: Any, h: int, w: int) -> Any:
+    """``value`` cropped as the warm-up crops the image when it is an array of the image's height and width."""
+    if isinstance(value, np.ndarray) and value.ndim >= 2 and value.shape[:2] == (h, w):
+        return value[:WARM_UP_CROP, :WARM_UP_CROP]
+    return value
 
 
 def _to_uint8(img: np.ndarray) -> np.ndarray:
@@ -152,7 +173,7 @@ def validate_output(output: object, shape: tuple[int, ...], method: str) -> np.n
     cut to its real part."""
     try:
         arr = np.asarray(output)
-    except Exception as exc:  # ragged lists and the like
+    except (ValueError, TypeError) as exc:  # ragged lists, objects that refuse conversion
         raise InvalidOutput(f"{method} returned {type(output).__name__}, not an image array: {exc}") from None
     kind = arr.dtype.kind
     if kind in "iub":
@@ -244,7 +265,7 @@ def run_batch(
 ) -> list[UnitResult]:
     """Compute a batch of units; images and degraded inputs are shared within the batch (and
     the last image with the next batch). ``on_unit`` is told each unit before it runs."""
-    from restorebench.core.plugins import load_plugins
+    from restorebench.plugins import load_plugins
 
     load_plugins()  # a Ray worker process starts with empty registries
     set_thread_limit(num_threads)
@@ -260,7 +281,7 @@ def run_batch(
             if key not in images:
                 try:
                     images[key] = _source(unit.image).load(unit.image)
-                except Exception as exc:  # recorded per unit, the batch goes on
+                except Exception as exc:  # broad: any load failure is recorded per unit, the batch goes on
                     images[key] = exc
             clean = images[key]
             if isinstance(clean, BaseException):
@@ -273,7 +294,7 @@ def run_batch(
                 inputs[dkey] = degradation.degrade(source, unit.image, clean, rng)
             # a source with no reference loads the photo itself: it is the input, not the truth
             results.append(run_unit(unit, clean if source.has_reference else None, inputs[dkey]))
-        except Exception as exc:
+        except Exception as exc:  # broad: any failure of a unit is recorded as its error; the batch goes on
             log.debug("unit %s failed", unit.unit_id, exc_info=True)
             results.append(_failed(unit, exc))
     _keep_last(key, images, inputs)

@@ -89,11 +89,13 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 def experiment_id(client: Any, uri: str, name: str) -> str:
     """The id of experiment ``name``, created (with artifacts beside a SQLite store) if missing,
     and tagged as a model-development experiment (:data:`EXPERIMENT_KIND`) unless it says its kind."""
+    from mlflow.exceptions import MlflowException
+
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
             return client.create_experiment(name, artifact_location=_artifact_root(uri), tags=EXPERIMENT_KIND)
-        except Exception:  # another process created it between the two calls
+        except MlflowException:  # another process created it between the two calls (else raised below)
             exp = client.get_experiment_by_name(name)
             if exp is None:
                 raise

@@ -10,6 +10,7 @@ FAILED instead of leaving it RUNNING.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import tempfile
@@ -23,6 +24,7 @@ from restorebench.results.board import Leaderboard, build_leaderboard, published
 from restorebench.results.groups import GROUP, per_image_tables
 from restorebench.track.client import check_reachable, experiment_id, git_commit, mlflow_client, store_lock
 
+log = logging.getLogger(__name__)
 EXPERIMENT = "restorebench"
 RUN_ID_TAG = "restorebench.run_id"
 
@@ -133,10 +135,13 @@ def _log_parent_artifacts(client: Any, pid: str, results: Any, board: Leaderboar
 
 
 def _terminate(client: Any, run_id: str, status: str) -> None:
+    """Mark a run ``status`` while an error is on its way up; a failure to do so is logged."""
     try:
         client.set_terminated(run_id, status=status)
-    except Exception:  # the store is what failed; nothing more to do
-        pass
+    except Exception as exc:  # broad: the store is what failed, and the error being raised is the one to see
+        log.warning(
+            "could not mark MLflow run %s %s (it may show as RUNNING): %s: %s", run_id, status, type(exc).__name__, exc
+        )
 
 
 def checkpoint_tags(joined: str) -> dict[str, str]:

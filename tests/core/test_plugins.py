@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from restorebench import Method, UserError, register
-from restorebench.core import plugins
+from restorebench import Method, UserError, plugins, register
 from restorebench.core.registry import METHODS, Registry, _unregister
 
 

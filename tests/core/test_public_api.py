@@ -53,7 +53,7 @@ def test_importing_restorebench_is_cheap():
 def test_loading_every_plugin_leaves_torch_ray_and_mlflow_unimported():
     # what a driver and each classical Ray worker pay before their first unit
     code = (
-        "import sys; from restorebench.core.plugins import load_plugins; load_plugins(); "
+        "import sys; from restorebench.plugins import load_plugins; load_plugins(); "
         "print(sorted(m for m in ('torch', 'ray', 'mlflow', 'pandas') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/")
@@ -173,7 +173,7 @@ def test_the_wheel_installs_one_top_level_name_with_suites_and_checkpoints(tmp_p
     for required in (
         "restorebench/tasks/denoise/suite.yaml",
         "restorebench/tasks/superres/checkpoints/srcnn_915_x3.safetensors",
-        "restorebench/core/plugins.py",
+        "restorebench/plugins.py",
         "restorebench/tasks/denoise/baselines/priors.py",
         "restorebench/datasets/set5.yaml",
     ):

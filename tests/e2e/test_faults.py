@@ -121,7 +121,8 @@ def test_entry_point_plugins_are_registered(plugin_dir, monkeypatch):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: faulty-plugins\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[restorebench.methods]\ndenoise/slow = faulty_plugins:Slow\n")
     monkeypatch.syspath_prepend(str(plugin_dir))
-    from restorebench.core import plugins, registry
+    from restorebench import plugins
+    from restorebench.core import registry
     from restorebench.core.build import build_method
 
     plugins.load_plugins()

@@ -107,13 +107,10 @@ def test_two_runs_at_once_share_one_sqlite_store_and_one_cache(image_folder, tmp
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("restorebench").experiment_id
     assert len(client.search_runs([exp], "tags.`restorebench.run_id` != ''")) == 2
+    import pandas as pd
+
     from restorebench.run.cache import ResultCache
 
-    cache = ResultCache(tmp_path / "cache.sqlite")
-    try:
-        import pandas as pd
-
+    with ResultCache(tmp_path / "cache.sqlite") as cache:
         ids = [u for d in ("a", "b") for u in pd.read_parquet(tmp_path / d / "results.parquet")["unit_id"].unique()]
         assert len(ids) == 12 and len(cache.get_many(ids)) == 12  # both runs' results are cached
-    finally:
-        cache.close()

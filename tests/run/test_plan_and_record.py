@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from restorebench.core.errors import UserError
 from restorebench.core.suite import parse_suite, resolve
-from restorebench.run.plan import make_plan
+from restorebench.run.plan import _parameter_count, make_plan
 from restorebench.run.record import Recorder
 from restorebench.run.store import RunDir
 from restorebench.run.units import UnitResult
@@ -120,3 +123,21 @@ def test_units_are_generated_lazily_with_the_ids_of_the_reference_hash(image_fol
         quantize=True,
     )
     assert first[2].unit_id == expected
+
+
+def test_an_unknown_size_is_a_warning_and_other_errors_are_raised(caplog):
+    class Unreadable:
+        ref = "denoise/dncnn"
+
+        def __init__(self, error):
+            self.error = error
+
+        def parameter_count(self):
+            raise self.error
+
+    with caplog.at_level(logging.WARNING, logger="restorebench.run.plan"):
+        count = _parameter_count(Unreadable(UserError("w.safetensors is not a readable .safetensors file")))
+    assert math.isnan(count)
+    assert "the size of denoise/dncnn is unknown (NaN): w.safetensors is not a readable" in caplog.text
+    with pytest.raises(AttributeError):  # a bug in a method is not hidden as an unknown size
+        _parameter_count(Unreadable(AttributeError("no such attribute")))

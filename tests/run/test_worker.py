@@ -3,6 +3,7 @@ with a message per unit; one failing metric never costs the others."""
 
 from __future__ import annotations
 
+import logging
 import textwrap
 
 import numpy as np
@@ -167,3 +168,61 @@ def test_consecutive_batches_of_one_image_decode_and_degrade_it_once(image_folde
         return frame.sort_values(["unit_id", "metric"])[["unit_id", "metric", "value"]].reset_index(drop=True)
 
     pd.testing.assert_frame_equal(values(reused), values(anew))
+
+
+def test_validate_output_names_what_cannot_be_an_array_and_lets_other_errors_through():
+    class Refuses:
+        def __array__(self, dtype=None, copy=None):
+            raise TypeError("no array here")
+
+    class Broken:
+        def __array__(self, dtype=None, copy=None):
+            raise RuntimeError("a bug in the method's output type")
+
+    with pytest.raises(InvalidOutput, match="m returned Refuses, not an image array: no array here"):
+        validate_output(Refuses(), (4, 5, 3), "m")
+    with pytest.raises(RuntimeError, match="a bug"):  # not dressed up as a bad output: the unit fails with it
+        validate_output(Broken(), (4, 5, 3), "m")
+
+
+class _Warmed:
+    """A method that records what its calls get, refusing inputs its mask does not fit."""
+
+    ref = "denoise/warmed"
+    warm_up = True
+
+    def __init__(self, fails=False):
+        self.fails, self.seen, self._warmed_up = fails, [], False
+
+    def restore(self, batch):
+        item = batch[0]
+        self.seen.append((item.image.shape, item.extras["mask"].shape, item.extras["note"]))
+        if self.fails:
+            raise ValueError("needs at least 64 pixels")
+        if item.extras["mask"].shape != item.image.shape[:2]:
+            raise ValueError("the mask does not fit the image")
+        return [item.image]
+
+
+def test_the_warm_up_crops_the_extras_of_the_images_size_with_it(caplog):
+    from restorebench.core.interfaces import Degraded
+    from restorebench.run.worker import _warm_up
+
+    item = Degraded(np.zeros((48, 40, 3), np.float32), "mask", extras={"mask": np.ones((48, 40)), "note": "kept"})
+    method = _Warmed()
+    with caplog.at_level(logging.WARNING, logger="restorebench.run.worker"):
+        _warm_up(method, item)
+        _warm_up(method, item)  # once per method and process
+    assert method.seen == [((32, 32, 3), (32, 32), "kept")] and caplog.text == ""
+
+
+def test_a_failed_warm_up_is_a_warning_naming_the_method(caplog):
+    from restorebench.core.interfaces import Degraded
+    from restorebench.run.worker import _warm_up
+
+    item = Degraded(np.zeros((48, 40, 3), np.float32), "mask", extras={"mask": np.ones((48, 40)), "note": ""})
+    method = _Warmed(fails=True)
+    with caplog.at_level(logging.WARNING, logger="restorebench.run.worker"):
+        _warm_up(method, item)
+    assert "warm-up of denoise/warmed on a 32x32 crop failed (ValueError: needs at least 64 pixels)" in caplog.text
+    assert "warm_up = False" in caplog.text and method._warmed_up

@@ -240,7 +240,7 @@ def test_restorebenchs_experiments_open_on_the_runs_table(image_folder, tmp_path
     )
     assert summary.tracking_error is None and client.get_run(summary.mlflow_run_id).info.experiment_id == old
     recipe = build_method("denoise/dncnn").recipe()
-    training = TrainingTracker(uri, "denoise/dncnn", recipe, {"sources": ["folder:images"], "sha256": "0" * 64})
+    training = TrainingTracker(uri, "denoise/dncnn", recipe, {"sources": ["folder:images"], "sha256": "0" * 64}).open()
     assert training.error is None and training.run_id  # a fresh experiment, created tagged
     for name in ("restorebench", "restorebench-training"):
         assert client.get_experiment_by_name(name).tags[kind] == "custom_model_development", name
