@@ -63,6 +63,20 @@ class Component:
         """Everything that determines this component's output (hashed into unit ids)."""
         return {"name": self.name, "version": self.version, "params": self._result_params()}
 
+    def adopt_params(self, model: type[Params], owner: str) -> None:
+        """Validate this component's parameters against ``model``, the parameters ``owner`` (a
+        task) declares for it, and use them from now on: a task-agnostic component (``given``,
+        ``as_is``) takes the task's levels. A bad one is a UserError, as from :meth:`from_ref`."""
+        try:
+            params = model(**self.params.model_dump())
+        except ValidationError as exc:
+            fake = type(self.name, (Component,), {"name": f"{self.name} for {owner}", "Params": model})
+            raise UserError(
+                _explain(fake, Ref(self.name, self.params.model_dump()), exc).replace("component", self.kind_label, 1)
+            ) from None
+        self.params = params
+        self.Params = model  # type: ignore[misc]  # the reference's defaults are the owner's
+
 
 def param_defaults(model: type[BaseModel]) -> dict[str, Any]:
     """The JSON defaults of a parameter model's optional fields."""
@@ -369,3 +383,6 @@ class Task:
     # task's protocol (None: nothing), checked before any work starts; default: the same size.
     given_check: Callable[[tuple[int, int], tuple[int, int], Mapping[str, Any]], str | None] | None = None
     as_is: AsIs | None = None  # how it takes a photo with no reference as it is (None: it cannot)
+    # The levels a pre-degraded pair of this task may state (``given?sigma=25``, a manifest's
+    # ``sigma`` column), as a parameter model whose fields are optional; None: no levels.
+    levels: type[Params] | None = None

@@ -38,21 +38,10 @@ class AsIsPhoto(Degradation):
     def bind(self, task: str) -> None:
         spec = task_spec(TASKS.get(task))
         try:
-            self.params = spec.Params(**self.params.model_dump())
-        except Exception as exc:  # pydantic's ValidationError, explained as for any component
-            from pydantic import ValidationError
-
-            if not isinstance(exc, ValidationError):
-                raise
+            self.adopt_params(spec.Params, task)
+        except UserError as exc:
             fields = ", ".join(sorted(spec.Params.model_fields)) or "none"
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'parameters'}: {e['msg'].removeprefix('Value error, ')}"
-                for e in exc.errors()
-            )
-            raise UserError(
-                f"as_is for {task}: {problems}", hint=f"{task} takes {spec.expects}; its as_is parameters: {fields}"
-            ) from None
-        self.Params = spec.Params  # type: ignore[misc]  # the reference's defaults are the task's
+            raise UserError(exc.args[0], hint=f"{task} takes {spec.expects}; its as_is parameters: {fields}") from None
         super().bind(task)
 
     def degrade(self, source: Source, image: ImageRef, clean: np.ndarray, rng: np.random.Generator) -> Degraded:

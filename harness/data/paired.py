@@ -4,7 +4,8 @@
   is ``LQ/<lq_template>.*`` (``{stem}`` the GT's name without extension, as BasicSR's
   ``filename_tmpl``), any image extension.
 - ``manifest:FILE.csv`` -- columns ``gt`` and ``lq`` (paths relative to the CSV), optional
-  ``key`` and level columns (``scale``, ``sigma``, ``density``, ``ratio``). A manifest with
+  ``key`` and level columns (any other column: the levels the task declares, e.g. ``sigma``,
+  ``scale``; see ``Task.levels``). A manifest with
   an ``lq`` column and no ``gt`` lists real photos with no reference (degradation ``as_is``).
 - ``parquet:FILE_OR_DIR?gt=COL&lq=COL&key=COL`` -- image bytes, ``{bytes, path}`` structs or paths;
   ``?reference=none&lq=COL``: photos with no reference.
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from restorebench.core.errors import ImageLoadError, UserError
 from restorebench.core.interfaces import Degradation, Degraded, ImageRef, Params, Source
@@ -36,7 +37,6 @@ from restorebench.core.registry import TASKS, register
 from restorebench.data.images import IMAGE_EXTENSIONS, decode_image, file_hash, image_size, read_image
 from restorebench.data.storage import LocalPath
 
-LEVEL_KEYS = ("scale", "sigma", "density", "ratio")
 MAX_LISTED = 8  # pairing problems named in one error
 
 
@@ -196,10 +196,20 @@ class ManifestSource(_PairedFiles):
                 f"manifest {path} lacks the column(s) {', '.join(missing)}; its columns: {', '.join(table.columns)}"
             )
         base, problems, refs, seen = path.parent, [], [], {}
+        level_columns = [c for c in table.columns if c not in ("gt", "lq", "key")]  # the task's levels
         for row, record in enumerate(table.to_dict("records"), start=2):  # row 1 is the header
             gt, lq = (base / record[c] if record[c] else None for c in ("gt", "lq"))
             key = record.get("key") or (Path(record["gt"]).stem if record["gt"] else f"row{row}")
-            levels = {k: float(record[k]) for k in LEVEL_KEYS if record.get(k)}
+            levels = {}
+            for column in level_columns:
+                try:
+                    levels[column] = float(record[column]) if record[column] else None
+                except ValueError:
+                    problems.append(
+                        f"row {row}: {column}={record[column]!r} is not a number "
+                        "(every column besides gt, lq and key is a level the pair stands for)"
+                    )
+            levels = {k: v for k, v in levels.items() if v is not None}
             for what, file in (("GT", gt), ("LQ", lq)):
                 if file is None or not file.is_file():
                     problems.append(f"row {row}: {what} {file or '(empty)'} does not exist")
@@ -368,43 +378,74 @@ def _decode_cell(cell: Any, name: str) -> np.ndarray:
 # ---------------------------------------------------------------- the degradation
 
 
-class GivenParams(Params):
-    scale: int | None = Field(None, ge=2, le=8, description="super-resolution factor the LQ stands for")
-    sigma: float | None = Field(None, ge=0, description="Gaussian noise std (0-255) the LQ stands for")
-    density: float | None = Field(None, gt=0, lt=1, description="salt-and-pepper density the LQ stands for")
-    ratio: float | None = Field(None, gt=0, description="exposure ratio the LQ stands for")
+class _Levels(Params):
+    """Any parameters: which levels are valid is the task's to say (checked by :meth:`Given.bind`)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
 
 @register
 class Given(Degradation):
-    """The degraded input a paired source holds, with the level it stands for."""
+    """The degraded input a paired source holds, with the level it stands for (the task's
+    levels: ``Task.levels``, e.g. denoising's ``sigma``, super-resolution's ``scale``)."""
 
     name = "given"
     task = "*"
-    level = LEVEL_KEYS
+    level = "*"  # its parameters are levels: the one it sets is its level
     needs_pairs = True
-    Params = GivenParams
+    Params = _Levels
+
+    def bind(self, task: str) -> None:
+        model = TASKS.get(task).levels or Params
+        try:
+            self.adopt_params(model, task)
+        except UserError as exc:
+            fields = ", ".join(sorted(model.model_fields)) or "none"
+            raise UserError(exc.args[0], hint=f"the levels {task}'s pairs may state: {fields}") from None
+        super().bind(task)
+
+    def levels_of(self, source: Source, image: ImageRef) -> dict[str, Any]:
+        """The levels a pair stands for: the source's (a manifest's columns) and this reference's,
+        validated by the task's level model; a conflict or an invalid level is a ValueError."""
+        declared = {k: v for k, v in self.params.model_dump().items() if v is not None}
+        merged = dict(declared)
+        for key, value in source.levels(image).items():
+            if key in declared and float(declared[key]) != float(value):
+                raise ValueError(f"the source says {key}={value:g}, the degradation given?{key}={declared[key]:g}")
+            merged.setdefault(key, value)
+        model = TASKS.get(self.for_task).levels if self.for_task in TASKS else None
+        if model is None:
+            if merged:
+                raise ValueError(f"{self.for_task} states no levels, and this pair has {', '.join(sorted(merged))}")
+            return {}
+        unknown = sorted(set(merged) - set(model.model_fields))
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)} is not a level of {self.for_task} (its levels: {', '.join(model.model_fields)})"
+            )
+        try:
+            valid = model(**merged)
+        except ValidationError as exc:
+            raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+        return {k: v for k, v in valid.model_dump().items() if v is not None}
 
     def degrade(self, source: Source, image: ImageRef, clean: np.ndarray, rng: np.random.Generator) -> Degraded:
         if not source.paired:
             raise UserError(f"given needs a paired source; {source.ref} has no degraded inputs")
-        levels = {k: v for k, v in self.params.model_dump().items() if v is not None}
-        for key, value in source.levels(image).items():
-            if key in levels and float(levels[key]) != float(value):
-                raise ValueError(
-                    f"{image.key}: the source says {key}={value:g}, the degradation given?{key}={levels[key]:g}"
-                )
-            levels.setdefault(key, int(value) if key == "scale" else value)
+        try:
+            levels = self.levels_of(source, image)
+        except ValueError as exc:
+            raise ValueError(f"{image.key}: {exc}") from None
         lq = source.load_lq(image)
+        degraded = Degraded(image=lq, degradation=self.name, params=levels)
+        task = TASKS.get(self.for_task) if self.for_task in TASKS else None
+        if task is not None and task.given is not None:  # the task adapts the pair (sizes, channels)
+            return task.given(degraded, clean)
         if lq.shape[2:] != clean.shape[2:]:
             raise ValueError(
                 f"{image.key}: the LQ has {_channels(lq)}, its GT {_channels(clean)}: a pair's images must have the "
                 "same channels (convert one of them)"
             )
-        degraded = Degraded(image=lq, degradation=self.name, params=levels)
-        task = TASKS.get(self.for_task) if getattr(self, "for_task", None) in TASKS else None
-        if task is not None and task.given is not None:
-            return task.given(degraded, clean)
         if degraded.image.shape[:2] != clean.shape[:2]:
             raise ValueError(f"the LQ is {_size(degraded.image)}, its GT {_size(clean)}: they must be the same size")
         return degraded
@@ -427,10 +468,13 @@ def given_problems(source: Source, images: list[ImageRef], degradation: Degradat
     protocol, found before any work starts from their levels and header sizes: a level the task
     needs and nobody gave, an LQ whose size does not fit (one line per pair)."""
     problems = []
-    declared = {k: v for k, v in degradation.params.model_dump().items() if v is not None}
     for image in images:
         sizes = source.pair_sizes(image)
-        levels = {**source.levels(image), **declared}
+        try:
+            levels = degradation.levels_of(source, image)
+        except ValueError as exc:
+            problems.append(f"{image.key}: {exc}")
+            continue
         if task.given_check is not None:
             problem = task.given_check(sizes[0], sizes[1], levels) if sizes else None
         elif sizes and sizes[0] != sizes[1]:

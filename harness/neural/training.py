@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from restorebench.imaging.color import bt601_luma
+
 log = logging.getLogger(__name__)
 
 PairFn = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
@@ -99,7 +101,7 @@ def to_channels(image: np.ndarray, channels: str) -> np.ndarray:
         return image
     if channels == "gray":
         return (image @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
-    y = (16.0 + image @ np.array([65.481, 128.553, 24.966], dtype=np.float32)) / 255.0
+    y = bt601_luma(image) / 255.0
     return y[..., None].astype(np.float32)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,11 +41,19 @@ class Level:
     bin: tuple[float, float] | None = None  # for binned levels (``mask?ratio=0.1-0.2``); value = midpoint
 
 
-def level_key(name: str) -> str | None:
-    """The parameter that is the level of the degradation called ``name`` (its class's ``level``)."""
+def level_key(name: str, params: Mapping[str, Any] | None = None) -> str | None:
+    """The parameter that is the level of the degradation called ``name`` (its class's ``level``):
+    of several candidates, the first the reference sets (``params``); ``"*"`` (``given``, whose
+    parameters are all levels): the one parameter the reference sets."""
     from restorebench.core.registry import DEGRADATIONS
 
-    return DEGRADATIONS.get(name).level if name in DEGRADATIONS else None
+    level = DEGRADATIONS.get(name).level if name in DEGRADATIONS else None
+    params = params or {}
+    if level == "*":
+        return next(iter(params)) if len(params) == 1 else None
+    if isinstance(level, tuple):
+        return next((k for k in level if k in params), None)
+    return level
 
 
 def degradation_level(ref: str) -> Level | None:
@@ -62,7 +70,7 @@ def degradation_level(ref: str) -> Level | None:
         parsed = Ref.parse(ref, what="degradation")
     except UserError:
         return None
-    key = level_key(parsed.name)
+    key = level_key(parsed.name, parsed.params)
     if key is None or key not in parsed.params:
         return None
     family = canonical(parsed.name, {k: v for k, v in parsed.params.items() if k != key})

@@ -341,7 +341,7 @@ def _samples_html(
     if folder is None or not folder.is_dir():
         return '<p class="missing">no sample</p>'
     image = _sample_image(samples, task, dataset, degradation)
-    mine = scores[(scores["task"] == task) & (scores["dataset"] == dataset) & (scores["degradation"] == degradation)]
+    mine = _of_group(scores, task, dataset, degradation)
     values = {str(m): float(v) for m, v in zip(mine["method"], mine["value"])} if metric is not None else {}
     fig = sample_figure(folder, methods, values, metric)
     caption = f"{dataset} · {degradation} · image {image or '?'}: centre crops (red box: the patch magnified below)"
@@ -364,6 +364,11 @@ def _gallery(
 
     photos = gallery_photos(samples, task, dataset, degradation)
     total = len(views_of(samples, task, dataset, degradation)) if samples is not None else 0
-    mine = scores[(scores["task"] == task) & (scores["dataset"] == dataset) & (scores["degradation"] == degradation)]
+    mine = _of_group(scores, task, dataset, degradation)
     values = {(str(i), str(m)): float(v) for i, m, v in zip(mine["image"], mine["method"], mine["value"])}
     return gallery_html(photos, total, methods, values, metric)
+
+
+def _of_group(scores: pd.DataFrame, task: str, dataset: str, degradation: str) -> pd.DataFrame:
+    """The rows of ``scores`` (per-image values of the plotted metric) of one group."""
+    return scores[(scores["task"] == task) & (scores["dataset"] == dataset) & (scores["degradation"] == degradation)]

@@ -23,9 +23,10 @@ import math
 import cv2
 import numpy as np
 
+from restorebench.imaging.color import BT601, bt601_luma
+
 __all__ = ["quantize_8bit", "rgb_to_y", "crop_border", "psnr", "ssim"]
 
-_Y_COEFFS = np.array([65.481, 128.553, 24.966])
 _SSIM_WIN, _SSIM_SIGMA, _K1, _K2 = 11, 1.5, 0.01, 0.03
 _SSIM_KERNEL = cv2.getGaussianKernel(_SSIM_WIN, _SSIM_SIGMA, cv2.CV_64F)  # (11, 1), sums to 1
 
@@ -103,7 +104,7 @@ def rgb_to_y(img: np.ndarray) -> np.ndarray:
     if x.ndim == 2 or (x.ndim == 3 and x.shape[2] == 1):
         return x.reshape(x.shape[:2]) * 255.0
     if x.ndim == 3 and x.shape[2] == 3:
-        return x @ _Y_COEFFS + 16.0
+        return bt601_luma(x)
     raise ValueError(f"rgb_to_y expects HxW, HxWx1 or HxWx3 (RGB), got shape {x.shape}.")
 
 
@@ -244,7 +245,7 @@ def psnr_y_matlab(restored: np.ndarray, reference: np.ndarray, *, crop_border: i
 def _matlab_y(x: np.ndarray) -> np.ndarray:
     if x.ndim == 2 or x.shape[2] == 1:
         return x.reshape(x.shape[:2])
-    return np.round(16.0 + (x @ np.array([65.481, 128.553, 24.966])) / 255.0)
+    return np.round(16.0 + (x @ BT601[0]) / 255.0)
 
 
 SSIM_STRIP_ROWS = 256  # output rows per strip when an image is large (see _ssim_mean)

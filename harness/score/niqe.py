@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from restorebench.imaging.resize import imresize
+
 BLOCK = 96
 SHARPNESS = 0.75  # the model's blocks: local std above this fraction of the image's sharpest block
 _GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])  # MATLAB rgb2gray
@@ -137,28 +139,6 @@ def block_features(block: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def imresize_half(img: np.ndarray) -> np.ndarray:
-    """MATLAB ``imresize(img, 0.5)`` of a 2-D float image: bicubic (a = -0.5), antialiased
-    (the kernel stretched x2), symmetric borders, not rounded."""
-    out = img
-    for axis in (0, 1):
-        n = out.shape[axis]
-        size = math.ceil(n / 2)
-        u = 2.0 * np.arange(1, size + 1) - 0.5  # input coordinates (1-based) of the output samples
-        left = np.floor(u - 4.0)
-        taps = left[:, None] + np.arange(10)[None, :]
-        d = np.abs(0.5 * (u[:, None] - taps))
-        w = 0.5 * np.where(
-            d <= 1, 1.5 * d**3 - 2.5 * d**2 + 1, np.where(d <= 2, -0.5 * d**3 + 2.5 * d**2 - 4 * d + 2, 0.0)
-        )
-        w /= w.sum(axis=1, keepdims=True)
-        mirror = np.concatenate([np.arange(n), np.arange(n)[::-1]])
-        index = mirror[(taps.astype(np.int64) - 1) % (2 * n)]
-        moved = np.moveaxis(out, axis, 0)
-        out = np.moveaxis(np.einsum("ok,ok...->o...", w, moved[index]), 0, axis)
-    return out
-
-
 def image_features(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(blocks x 36 features, each block's sharpness: the mean local deviation at scale 1) of a
     0-255 gray image cropped to whole 96x96 blocks."""
@@ -185,7 +165,7 @@ def image_features(gray: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                     for r in range(rows)
                 ]
             )
-        im = imresize_half(im)
+        im = imresize(im, 0.5)  # MATLAB imresize(im, 0.5): bicubic, antialiased, not rounded
     return np.hstack(scales), sharpness
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from restorebench import Task, register
-from restorebench.tasks.colorize import baselines, degradations, deoldify_method, metrics, neural  # noqa: F401  (registers)
+from restorebench.tasks.colorize import baselines, degradations, metrics, neural  # noqa: F401  (registers)
 
 TASK = Task(
     name="colorize",
@@ -20,5 +20,6 @@ TASK = Task(
     metrics=("auc_rebal", "auc", "psnr", "colorfulness", "colorfulness_gap", "saturation", "ab_hist_iou"),
     suite=str(Path(__file__).with_name("suite.yaml")),
     as_is=degradations.AS_IS,
+    given=degradations.given_gray,
 )
 register(TASK)

@@ -152,3 +152,18 @@ def decode(logits: np.ndarray, mode: str = "annealed", *, temperature: float = A
     p = np.exp(z)
     p /= p.sum(axis=0, keepdims=True)
     return np.einsum("qhw,qc->hwc", p, centres)
+
+
+def keep_luminance(gray: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """DeOldify's post-process on 8-bit RGB: Y (OpenCV's YUV) of ``gray``, U and V of ``colour``."""
+    import cv2
+
+    yuv = cv2.cvtColor(gray, cv2.COLOR_RGB2YUV)
+    yuv[..., 1:] = cv2.cvtColor(colour, cv2.COLOR_RGB2YUV)[..., 1:]
+    return cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB)
+
+
+def gray_rgb(lightness: np.ndarray) -> np.ndarray:
+    """8-bit gray RGB of a lightness map (L in [0, 100]): the gray photo DeOldify is given."""
+    lab = np.stack([lightness, np.zeros_like(lightness), np.zeros_like(lightness)], axis=2)
+    return np.round(lab_to_rgb(lab) * 255).astype(np.uint8)

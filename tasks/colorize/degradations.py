@@ -38,12 +38,28 @@ def photo_lightness(photo: np.ndarray, params: object, image: ImageRef, source: 
     """A black-and-white (or colour) photo as it is (degradation ``as_is``): its CIE L, as
     ``gray`` gives it; the method returns colour (``H x W x 3``). A gray photo is what
     colorization exists for, so unlike ``gray`` it is never skipped."""
+    lightness = lightness_input(photo)
+    return Degraded(image=lightness, degradation="as_is", output_shape=(*lightness.shape[:2], 3))
+
+
+def lightness_input(photo: np.ndarray) -> np.ndarray:
+    """The task's input made of a gray or colour photo: its CIE L / 100, ``H x W x 1``."""
     rgb = np.asarray(photo, np.float32)
     if rgb.ndim == 2:
         rgb = rgb[:, :, None]
     rgb = np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb[..., :3]
-    lightness = np.clip(rgb_to_lab(rgb)[..., :1] / 100.0, 0.0, 1.0).astype(np.float32)
-    return Degraded(image=lightness, degradation="as_is", output_shape=(*lightness.shape[:2], 3))
+    return np.clip(rgb_to_lab(rgb)[..., :1] / 100.0, 0.0, 1.0).astype(np.float32)
+
+
+def given_gray(degraded: Degraded, clean: np.ndarray) -> Degraded:
+    """A pre-degraded pair (``given``): a black-and-white photo beside its colour original, e.g. a
+    scan and a colour print of it; the input is the LQ's lightness, as ``gray`` makes it."""
+    if degraded.image.shape[:2] != clean.shape[:2]:
+        h, w = degraded.image.shape[:2]
+        raise ValueError(f"the LQ is {w}x{h}, its GT {clean.shape[1]}x{clean.shape[0]}: they must be the same size")
+    if is_gray(clean):
+        raise SkipUnit("a gray GT: there is no colour to score a colorization against")
+    return Degraded(image=lightness_input(degraded.image), degradation=degraded.degradation, params=degraded.params)
 
 
 AS_IS = AsIs(

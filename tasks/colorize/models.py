@@ -1,4 +1,5 @@
-"""The ECCV16 colorization network (Zhang, Isola, Efros 2016) and its training loss.
+"""The colorization networks: ECCV16 (Zhang, Isola, Efros 2016) with its training loss, DeOldify's
+generators (J. Antic), and the feature network of DeOldify light's recipe.
 
 :class:`ECCV16` has the layout of the authors' PyTorch release (``colorizers/eccv16.py``):
 blocks ``model1`` ... ``model8`` of 3x3 convolutions with ReLU and a batch norm closing
@@ -15,6 +16,19 @@ convolution to the 313 bin logits at a quarter of the input's resolution), and
 ``temperature``), upsampled x4 bilinearly, joined with the input L. Any size, even one
 smaller than the stride: the input is padded (edge pixels repeated) to a multiple of 8
 and the ab cropped back.
+
+:class:`DeOldifyGenerator` is DeOldify's generator as fastai v1's ``DynamicUnet`` builds it
+(https://github.com/jantic/DeOldify): a ResNet body (torchvision's, without pool and
+classifier), batch norm, ReLU, a middle pair of convolutions, four U-Net blocks fed by the
+body's outputs at 1/16, 1/8, 1/4 and 1/2 (layer3, layer2, layer1 and the stem's ReLU), a
+weight-normalised PixelShuffle_ICNR back to full size, the input concatenated (the final cross
+connection), a residual block, a 1x1 convolution to 3 channels and ``sigmoid * 6 - 3`` (in
+ImageNet-normalised units). Every decoder convolution is spectrally normalised; those with
+``extra_bn`` are followed by batch norm. The U-Net block at 1/8 ends in self-attention.
+``artistic``: ``DynamicUnetDeep`` on ResNet-34, ``nf_factor = 1.5``; ``stable``:
+``DynamicUnetWide`` on ResNet-101. State-dict keys follow fastai's numbering (``layers.0.*``
+the body, ``layers.1`` ... ``layers.11``) with PyTorch's spectral- and weight-norm names, so the
+released generators load as saved. The blocks are shared: :mod:`restorebench.neural.blocks`.
 """
 
 from __future__ import annotations
@@ -26,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from restorebench.neural.blocks import BLOCKS, FinalShuffle, ResBlock, ShuffleUp, conv_block, resnet_body
 from restorebench.tasks.colorize.color import AB_NORM, ANNEALED_T, L_CENTRE, L_NORM, Q
 
 RELEASE_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 256)
@@ -152,3 +167,121 @@ def rebalanced_cross_entropy(
     log_p = torch.log_softmax(logits.permute(0, 2, 3, 1).reshape(-1, centres.shape[0]), dim=1)
     ce = -(soft * log_p.gather(1, near)).sum(1)
     return (weights[near[:, 0]] * ce).mean()
+
+
+# ---------------------------------------------------------------- DeOldify's generators
+
+
+class UnetBlock(nn.Module):
+    """One decoder step: upsample the path below, join the body's output of that scale (batch
+    normed), then ``convs`` (DeOldify's UnetBlockDeep has two, UnetBlockWide one)."""
+
+    def __init__(
+        self, up_in: int, skip_in: int, up_out: int, convs: Sequence[tuple[int, int]], attention: bool
+    ) -> None:
+        super().__init__()
+        self.shuf = ShuffleUp(up_in, up_out)
+        self.bn = nn.BatchNorm2d(skip_in)
+        names = ["conv"] if len(convs) == 1 else ["conv1", "conv2"]
+        for i, (name, (c_in, c_out)) in enumerate(zip(names, convs)):
+            setattr(self, name, conv_block(c_in, c_out, attention=attention and i == len(convs) - 1))
+        self.names = names
+
+    def forward(self, below: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        up = self.shuf(below)
+        if up.shape[-2:] != skip.shape[-2:]:
+            up = F.interpolate(up, skip.shape[-2:], mode="nearest")
+        x = F.relu(torch.cat([up, self.bn(skip)], 1))
+        for name in self.names:
+            x = getattr(self, name)(x)
+        return x
+
+
+class DeOldifyGenerator(nn.Module):
+    """``DynamicUnetDeep`` (``unet="deep"``) or ``DynamicUnetWide`` (``"wide"``) on a ResNet body.
+
+    ``forward(x)``: ``N x 3 x H x W`` ImageNet-normalised, H and W multiples of 16 ->
+    ``N x 3 x H x W`` in ImageNet-normalised units, within (-3, 3).
+    """
+
+    def __init__(self, unet: str, block: str, depths: Sequence[int], widths: Sequence[int], nf_factor: float) -> None:
+        super().__init__()
+        self.config: dict[str, Any] = {
+            "unet": unet,
+            "block": block,
+            "depths": list(depths),
+            "widths": list(widths),
+            "nf_factor": nf_factor,
+        }
+        expansion = BLOCKS[block].expansion
+        stem = widths[0]
+        c1, c2, c3, c4 = (w * expansion for w in widths)
+        body = resnet_body(block, depths, widths)
+        decoder: list[nn.Module] = [
+            body,
+            nn.BatchNorm2d(c4),
+            nn.ReLU(),
+            nn.Sequential(conv_block(c4, 2 * c4), conv_block(2 * c4, c4)),
+        ]
+        up = c4
+        skips = [c3, c2, c1, stem]
+        for i, skip in enumerate(skips):
+            last = i == len(skips) - 1
+            attention = i == len(skips) - 3  # the block at 1/8
+            if unet == "deep":
+                joined = up // 2 + skip
+                out = int((joined // 2 if last else joined) * nf_factor)
+                unit = UnetBlock(up, skip, up // 2, [(joined, out), (out, out)], attention)
+            else:
+                n_out = int(512 * nf_factor) // (2 if last else 1)
+                out = n_out // 2
+                unit = UnetBlock(up, skip, out, [(out + skip, out)], attention)
+            decoder.append(unit)
+            up = out
+        decoder += [FinalShuffle(up), nn.Identity(), ResBlock(up + 3), conv_block(up + 3, 3, 1, activ=False, bn=False)]
+        self.layers = nn.ModuleList(decoder)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        body = self.layers[0]
+        feats = []
+        y = x
+        for i, part in enumerate(body):
+            y = part(y)
+            if i in (2, 4, 5, 6):  # stem ReLU (1/2), layer1 (1/4), layer2 (1/8), layer3 (1/16)
+                feats.append(y)
+        y = self.layers[3](self.layers[2](self.layers[1](y)))
+        for unit, skip in zip(self.layers[4:8], reversed(feats)):
+            y = unit(y, skip)
+        y = self.layers[8](y)
+        y = torch.cat([y, x], 1)  # layers.9, fastai's MergeLayer(dense=True): the final cross connection
+        y = self.layers[11](self.layers[10](y))
+        return torch.sigmoid(y) * 6.0 - 3.0  # layers.12, SigmoidRange(-3, 3)
+
+
+class FeatureEncoder(nn.Module):
+    """The frozen feature network of DeOldify light's recipe (a stand-in for VGG-16, which needs
+    ImageNet weights): three levels of a strided convolution (stride 2, ``same`` padding), batch
+    norm from the second level on, and ReLU; ``forward(rgb)`` returns each level's activations.
+
+    Its weights (``checkpoints/feature_encoder.safetensors``, keys ``convs.*`` and ``norms.*``)
+    were copied once from the first three encoder levels of inpainting's first light PConv
+    checkpoint (with a mask of ones a partial convolution is this plain one away from the
+    border); the file's metadata names that source. Nothing reads the inpainting task's code or
+    parameter names: retraining inpainting does not change what colorization optimises.
+    """
+
+    def __init__(self, widths: Sequence[int] = (32, 64, 128), kernels: Sequence[int] = (7, 5, 5)) -> None:
+        super().__init__()
+        channels = [3, *widths]
+        self.convs = nn.ModuleList(
+            nn.Conv2d(channels[i], channels[i + 1], k, stride=2, padding=k // 2) for i, k in enumerate(kernels)
+        )
+        self.norms = nn.ModuleList(nn.BatchNorm2d(w) if i else nn.Identity() for i, w in enumerate(widths))
+        self.requires_grad_(False)
+
+    def forward(self, rgb: torch.Tensor) -> list[torch.Tensor]:
+        out, x = [], rgb
+        for conv, norm in zip(self.convs, self.norms):
+            x = F.relu(norm(conv(x)))
+            out.append(x)
+        return out

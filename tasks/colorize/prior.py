@@ -3,7 +3,7 @@
 Both are stored in ``prior.json`` beside this module, with the sources they were
 computed from and the command that computes them again::
 
-    python -m restorebench.tasks.colorize.prior /data/BSDS400 /data/T91
+    python -m restorebench.tasks.colorize.prior ../shared/data/train/BSDS400 ../shared/data/train/T91
 
 The prior gives the class-rebalancing weights of training (the ``auc_rebal`` metric weighs by the
 evaluated set's own class distribution instead);
@@ -61,20 +61,19 @@ def statistics(images: list[np.ndarray], seed: int = 0) -> dict[str, Any]:
     return {"prior": empirical_prior(ab).tolist(), "mean_ab": ab.mean(axis=0).tolist(), "images": len(samples)}
 
 
-def main(folders: list[str]) -> int:
-    """Compute the statistics of the images in ``folders`` and write ``prior.json``."""
+def fit(folders: list[str]) -> dict[str, Any]:
+    """The statistics of the images in ``folders``, with what they were computed from (the
+    folders' names, a hash of their files, the command); a folder without images is a UserError."""
     import skimage.io
+
+    from restorebench import UserError
 
     files = sorted(
         p for folder in folders for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")
     )
     if not files:
-        print(f"no images in {', '.join(folders)}", file=sys.stderr)
-        return 2
-    images = []
-    for path in files:
-        data = skimage.io.imread(path)
-        images.append(np.atleast_3d(data)[..., :3].astype(np.float32) / 255.0)
+        raise UserError(f"no images in {', '.join(folders)}", hint="give folders of colour training photos")
+    images = [np.atleast_3d(skimage.io.imread(path))[..., :3].astype(np.float32) / 255.0 for path in files]
     digest = hashlib.sha256(
         "\n".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in files).encode()
     )
@@ -85,10 +84,22 @@ def main(folders: list[str]) -> int:
         pixels_per_image=PIXELS_PER_IMAGE,
         command="python -m restorebench.tasks.colorize.prior " + " ".join(folders),
     )
-    PRIOR_FILE.write_text(json.dumps(stats, indent=1) + "\n")
-    print(f"wrote {PRIOR_FILE}: {stats['images']} colour images, mean ab {np.round(stats['mean_ab'], 2).tolist()}")
-    return 0
+    return stats
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main(sys.argv[1:]))
+def write(stats: dict[str, Any], path: Path = PRIOR_FILE) -> Path:
+    """Store ``stats`` as ``prior.json`` (what :func:`stored` reads)."""
+    path.write_text(json.dumps(stats, indent=1) + "\n")
+    stored.cache_clear()
+    weights.cache_clear()
+    return path
+
+
+if __name__ == "__main__":  # pragma: no cover - the command of the module docstring
+    from restorebench import UserError
+
+    try:
+        fitted = fit(sys.argv[1:])
+    except UserError as exc:
+        sys.exit(f"error: {exc}")
+    print(f"wrote {write(fitted)}: {fitted['images']} colour images, mean ab {np.round(fitted['mean_ab'], 2).tolist()}")

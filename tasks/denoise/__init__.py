@@ -22,6 +22,7 @@ TASK = Task(
     suite=str(Path(__file__).with_name("suite.yaml")),
     report_section=filters_section,
     report_title="filters",
+    levels=degradations.Levels,
     as_is=degradations.AS_IS,
 )
 register(TASK)

@@ -11,18 +11,9 @@ import numpy as np
 from pydantic import Field
 
 from restorebench import AsIs, Degradation, Degraded, ImageRef, Params, Source, register
+from restorebench.imaging import float_image
 
 __all__ = ["GaussianNoise", "SaltPepperNoise"]
-
-
-def _as_image(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if not np.issubdtype(image.dtype, np.floating) or image.ndim not in (2, 3):
-        raise ValueError(
-            f"expected a float HxW or HxWxC image in [0, 1], got dtype {image.dtype} "
-            f"and shape {image.shape}; divide 8-bit images by 255 first"
-        )
-    return image
 
 
 class _GaussianParams(Params):
@@ -56,7 +47,7 @@ class GaussianNoise(Degradation):
     Params = _GaussianParams
 
     def apply(self, image: np.ndarray, rng: np.random.Generator) -> Degraded:
-        image = _as_image(image)
+        image = float_image(image)
         sigma, clip = self.params.sigma, self.params.clip
         noise = rng.standard_normal(image.shape, dtype=np.float64) * sigma / 255.0
         noisy = image.astype(np.float64) + noise
@@ -91,7 +82,7 @@ class SaltPepperNoise(Degradation):
     Params = _SaltPepperParams
 
     def apply(self, image: np.ndarray, rng: np.random.Generator) -> Degraded:
-        image = _as_image(image)
+        image = float_image(image)
         hw = image.shape[:2]
         corrupted = rng.random(hw) < self.params.density
         is_salt = rng.random(hw) < self.params.salt_ratio
@@ -119,3 +110,10 @@ def noisy_photo(photo: np.ndarray, params: PhotoParams, image: ImageRef, source:
 
 
 AS_IS = AsIs("a noisy photo (as_is?sigma=S: its noise level, if known)", noisy_photo, params=PhotoParams)
+
+
+class Levels(Params):
+    """What a pre-degraded denoising pair may state it stands for (``given?sigma=25``, a column)."""
+
+    sigma: float | None = Field(None, ge=0, allow_inf_nan=False, description="Gaussian noise std (0-255)")
+    density: float | None = Field(None, gt=0, lt=1, description="salt-and-pepper density")

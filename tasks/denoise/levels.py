@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from restorebench import Degraded
+from restorebench.imaging import noise_sigma
 
 __all__ = ["NoiseLevel", "noise_level", "estimate_sigma", "interp", "step", "impulse_sigma"]
 
@@ -58,12 +59,7 @@ def noise_level(item: Degraded) -> NoiseLevel:
 
 def estimate_sigma(image: np.ndarray) -> float:
     """Gaussian noise std of ``image`` (HxWxC in [0, 1]) in 0-255 units, averaged over channels."""
-    from skimage.restoration import estimate_sigma as _estimate
-
-    image = np.asarray(image, dtype=np.float64)
-    if image.ndim == 2:
-        image = image[..., None]
-    return float(_estimate(image, average_sigmas=True, channel_axis=-1)) * 255.0
+    return noise_sigma(np.asarray(image, dtype=np.float64)) * 255.0
 
 
 def interp(x: float, table: Sequence[tuple[float, float]]) -> float:

@@ -21,5 +21,6 @@ TASK = Task(
     metrics=("psnr", "ssim", "l1", "hole_psnr", "hole_ssim", "hole_l1"),
     suite=str(Path(__file__).with_name("suite.yaml")),
     as_is=degradations.AS_IS,
+    given_check=degradations.given_check,
 )
 register(TASK)

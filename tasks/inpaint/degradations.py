@@ -198,3 +198,12 @@ AS_IS = AsIs(
     params=PhotoParams,
     check=mask_problems,
 )
+
+
+def given_check(gt: tuple[int, int], lq: tuple[int, int], levels: object) -> str | None:
+    """Pre-degraded inpainting pairs are refused before work starts: the methods need the mask of
+    the holes, which a pair of images does not hold."""
+    return (
+        "inpainting needs the mask of the holes, which a pair of images does not hold: score clean images "
+        "with mask?folder=DIR&ratio=..., or photos with no reference with as_is?masks=DIR"
+    )

@@ -353,7 +353,7 @@ def inpainting_loss(
     tv = total_variation(composite, mask)
     terms = {"valid": valid, "hole": hole, "tv": tv}
     if features is not None:
-        from restorebench.tasks.inpaint.vgg import perceptual_and_style
+        from restorebench.neural.vgg import perceptual_and_style
 
         terms["perceptual"], terms["style"] = perceptual_and_style(features, output, composite, target)
     loss = sum(LOSS_WEIGHTS[k] * v for k, v in terms.items())

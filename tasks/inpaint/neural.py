@@ -80,7 +80,7 @@ class _NeuralInpaint(NeuralMethod):
     def _features(self) -> Any:
         if not self.params.vgg16:
             return None
-        from restorebench.tasks.inpaint.vgg import load_vgg16
+        from restorebench.neural.vgg import load_vgg16
 
         return load_vgg16(self.params.vgg16)
 

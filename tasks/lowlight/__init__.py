@@ -22,6 +22,7 @@ TASK = Task(
     "and underexposed sRGB images; scored against the rendered long exposure / the clean image",
     metrics=("psnr", "ssim"),
     suite=str(Path(__file__).with_name("suite.yaml")),
+    levels=degradations.Levels,
     as_is=photos.AS_IS,
 )
 register(TASK)

@@ -24,7 +24,8 @@ from typing import ClassVar
 import numpy as np
 from pydantic import Field
 
-from restorebench import Degraded, Method, Params, UserError, register
+from restorebench import Degraded, Method, Params, register
+from restorebench.imaging import bm3d_denoise, nl_means, noise_sigma, require_bm3d
 from restorebench.tasks.lowlight.degradations import require_raw, require_srgb
 from restorebench.tasks.lowlight.raw import render
 
@@ -136,9 +137,7 @@ class _NLMeansParams(Params):
 
 
 def _estimated_sigma(rgb: np.ndarray) -> float:
-    from skimage.restoration import estimate_sigma
-
-    return max(float(estimate_sigma(rgb, channel_axis=-1, average_sigmas=True)), 1e-3)
+    return max(noise_sigma(rgb), 1e-3)
 
 
 @register
@@ -158,18 +157,8 @@ class CameraNLMeans(_Camera):
     Params = _NLMeansParams
 
     def finish(self, rgb: np.ndarray) -> np.ndarray:
-        from skimage.restoration import denoise_nl_means
-
         p, sigma = self.params, _estimated_sigma(rgb)
-        out = denoise_nl_means(
-            rgb,
-            h=p.h_factor * sigma,
-            sigma=sigma,
-            fast_mode=True,
-            patch_size=p.patch_size,
-            patch_distance=p.patch_distance,
-            channel_axis=-1,
-        )
+        out = nl_means(rgb, h=p.h_factor * sigma, sigma=sigma, patch_size=p.patch_size, patch_distance=p.patch_distance)
         return np.asarray(out, np.float32)
 
 
@@ -195,18 +184,10 @@ class CameraBM3D(_Camera):
     Params = _BM3DParams
 
     def setup(self) -> None:
-        try:
-            import bm3d  # noqa: F401
-        except ImportError:
-            raise UserError(
-                "lowlight/camera_bm3d needs the optional 'bm3d' package, which is not installed",
-                hint="pip install restorebench[bm3d] (note: the bm3d package is free for non-commercial use only)",
-            ) from None
+        require_bm3d(self.qualified_name)
 
     def finish(self, rgb: np.ndarray) -> np.ndarray:
-        import bm3d
-
-        out = bm3d.bm3d_rgb(rgb.astype(np.float64), self.params.sigma_factor * _estimated_sigma(rgb))
+        out = bm3d_denoise(rgb, self.params.sigma_factor * _estimated_sigma(rgb), self.qualified_name)
         return np.asarray(out, np.float32)
 
 

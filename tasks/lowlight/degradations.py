@@ -25,6 +25,7 @@ import numpy as np
 from pydantic import Field
 
 from restorebench import Degradation, Degraded, ImageRef, Params, SkipUnit, Source, register
+from restorebench.imaging import float_image
 from restorebench.tasks.lowlight.raw import RawImage, pack_bayer, read_raw, render
 from restorebench.tasks.lowlight.synthetic import linear_to_srgb, make_pair, srgb_to_linear
 
@@ -44,9 +45,7 @@ RAW_DEGRADATIONS = ("lowlight", "sid")  # degradations whose input is a packed r
 
 def _rgb_even(image: np.ndarray) -> np.ndarray:
     """Float HxWx3, top-left crop to even sides (gray is repeated over three channels)."""
-    image = np.asarray(image)
-    if not np.issubdtype(image.dtype, np.floating) or image.ndim not in (2, 3):
-        raise ValueError(f"expected a float HxW or HxWxC image in [0, 1], got {image.dtype} {image.shape}")
+    image = float_image(image)
     if image.ndim == 2:
         image = image[:, :, None]
     if image.shape[2] == 1:
@@ -174,9 +173,7 @@ class Underexpose(Degradation):
     Params = _UnderexposeParams
 
     def apply(self, image: np.ndarray, rng: np.random.Generator) -> Degraded:
-        image = np.asarray(image)
-        if not np.issubdtype(image.dtype, np.floating) or image.ndim not in (2, 3):
-            raise ValueError(f"expected a float HxW or HxWxC image in [0, 1], got {image.dtype} {image.shape}")
+        image = float_image(image)
         dark = linear_to_srgb(srgb_to_linear(image) / self.params.ratio)
         if self.params.noise > 0:
             dark = dark + rng.standard_normal(dark.shape) * (self.params.noise / 255.0)
@@ -229,3 +226,9 @@ def require_raw(item: Degraded, method: str, srgb_alternative: str, *, raw_file:
             "degradations provide; was the input built by hand?"
         )
     return image
+
+
+class Levels(Params):
+    """What a pre-degraded low-light pair may state it stands for (``given?ratio=100``)."""
+
+    ratio: float | None = Field(None, gt=0, allow_inf_nan=False, description="exposure ratio the LQ stands for")

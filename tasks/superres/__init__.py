@@ -3,7 +3,7 @@
 Importing this package registers the task, its degradation (``bicubic``) and its
 methods (``superres/nearest``, ``superres/bilinear``, ``superres/bicubic``,
 ``superres/lanczos``, and the neural ``superres/srcnn``). The MATLAB-compatible resizer is
-:func:`restorebench.tasks.superres.imresize.imresize`.
+:func:`restorebench.imaging.imresize`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from restorebench import Task, register
-from restorebench.tasks.superres import baselines, degradations, imresize, neural  # noqa: F401  (registers components)
+from restorebench.tasks.superres import baselines, degradations, neural  # noqa: F401  (registers components)
 from restorebench.tasks.superres.degradations import given_check, given_pair
 
 TASK = Task(
@@ -22,6 +22,7 @@ TASK = Task(
     suite=str(Path(__file__).with_name("suite.yaml")),
     given=given_pair,
     given_check=given_check,
+    levels=degradations.Levels,
     as_is=degradations.AS_IS,
 )
 register(TASK)

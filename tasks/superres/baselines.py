@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from restorebench import Degraded, Method, register
-from restorebench.tasks.superres.imresize import imresize
+from restorebench.imaging import imresize
 
 __all__ = ["Nearest", "Bilinear", "BicubicUpscale", "Lanczos"]
 
@@ -77,7 +77,7 @@ class Bilinear(_Upscaler):
 
 @register
 class BicubicUpscale(_Upscaler):
-    """MATLAB bicubic upscaling: :func:`restorebench.tasks.superres.imresize.imresize` ``(lr, scale)``.
+    """MATLAB bicubic upscaling: :func:`restorebench.imaging.imresize` ``(lr, scale)``.
 
     The reference baseline of the published tables: on Set5 at x2 / x3 / x4, 33.65 / 30.39 /
     28.42 dB with ``psnr_y_matlab`` (Y rounded as MATLAB does; the tables print 33.66 / 30.39 /

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from restorebench import AsIs, Degradation, Degraded, ImageRef, Params, Source, register
-from restorebench.tasks.superres.imresize import imresize, modcrop
+from restorebench.imaging import float_image, imresize, modcrop
 
 __all__ = ["Bicubic", "SCALES"]
 
@@ -43,7 +43,7 @@ class Bicubic(Degradation):
     """MATLAB bicubic downscaling by ``scale`` (2, 3 or 4), LR on the 8-bit grid.
 
     ``apply`` crops the image to a multiple of the scale (top-left kept), shrinks it with
-    :func:`restorebench.tasks.superres.imresize.imresize` (MATLAB-compatible, antialiased) and rounds
+    :func:`restorebench.imaging.imresize` (MATLAB-compatible, antialiased) and rounds
     the result to 8-bit levels, ``round(clip(lr * 255, 0, 255)) / 255``, as the
     published protocol stores LR images as uint8. The cropped HR image is the
     reference the metrics compare with (``Degraded.reference``), and the metrics leave
@@ -66,12 +66,7 @@ class Bicubic(Degradation):
 
     def apply(self, image: np.ndarray, rng: np.random.Generator) -> Degraded:
         scale = self.params.scale
-        image = np.asarray(image)
-        if not np.issubdtype(image.dtype, np.floating) or image.ndim not in (2, 3):
-            raise ValueError(
-                f"expected a float HxW or HxWxC image in [0, 1], got dtype {image.dtype} and shape {image.shape}"
-            )
-        hr = modcrop(image, scale)
+        hr = modcrop(float_image(image), scale)
         if hr.shape[0] == 0 or hr.shape[1] == 0:
             raise ValueError(f"image of shape {image.shape} is smaller than the scale {scale}")
         lr = imresize(hr, 1 / scale)
@@ -131,3 +126,9 @@ AS_IS = AsIs(
     low_resolution_photo,
     params=_BicubicParams,
 )
+
+
+class Levels(Params):
+    """What a pre-degraded super-resolution pair may state it stands for (``given?scale=4``)."""
+
+    scale: int | None = Field(None, ge=2, le=8, description="the factor the LR stands for")

@@ -23,43 +23,18 @@ import numpy as np
 from pydantic import field_validator
 
 from restorebench import Degraded, UserError, register
+from restorebench.imaging import imresize, rgb_to_ycbcr, ycbcr_to_rgb
 from restorebench.neural.inference import NeuralMethod, NeuralParams
 from restorebench.neural.training import Recipe
 from restorebench.tasks.superres.baselines import _scale
 from restorebench.tasks.superres.degradations import SCALES
-from restorebench.tasks.superres.imresize import imresize
 
-__all__ = ["SRCNNMethod", "SRCNNParams", "rgb_to_ycbcr", "ycbcr_to_rgb"]
+__all__ = ["SRCNNMethod", "SRCNNParams"]
 
 _VARIANTS: dict[str, dict[str, Any]] = {
     "9-1-5": {"f1": 9, "f2": 1, "f3": 5, "n1": 64, "n2": 32, "channels": 1, "padding": "replicate"},
     "9-5-5": {"f1": 9, "f2": 5, "f3": 5, "n1": 64, "n2": 32, "channels": 1, "padding": "replicate"},
 }
-
-# BT.601 as MATLAB's rgb2ycbcr for images in [0, 1]: ycbcr = (offset + T @ rgb) / 255.
-_YCBCR = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]])
-_YCBCR_OFFSET = np.array([16.0, 128.0, 128.0])
-_YCBCR_INV = np.linalg.inv(_YCBCR)
-
-
-def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """BT.601 YCbCr of an ``HxWx3`` RGB image in [0, 1], as MATLAB ``rgb2ycbcr`` (double).
-
-    Y lies in [16/255, 235/255], Cb and Cr in [16/255, 240/255].
-
-    >>> [round(float(v), 4) for v in rgb_to_ycbcr(np.ones((1, 1, 3))).ravel()]
-    [0.9216, 0.502, 0.502]
-    """
-    return ((_YCBCR_OFFSET + rgb.astype(np.float64) @ _YCBCR.T) / 255.0).astype(np.float32)
-
-
-def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`rgb_to_ycbcr`, as MATLAB ``ycbcr2rgb`` (double, not clipped).
-
-    >>> [round(float(v), 5) for v in ycbcr_to_rgb(rgb_to_ycbcr(np.full((1, 1, 3), 0.25))).ravel()]
-    [0.25, 0.25, 0.25]
-    """
-    return ((ycbcr.astype(np.float64) * 255.0 - _YCBCR_OFFSET) @ _YCBCR_INV.T).astype(np.float32)
 
 
 class SRCNNParams(NeuralParams):

@@ -12,8 +12,8 @@ from PIL import Image
 
 from restorebench.core.build import build_source
 from restorebench.core.errors import UserError
+from restorebench.imaging import imresize, modcrop
 from restorebench.run.pipeline import RunOptions, run_suite
-from restorebench.tasks.superres.imresize import imresize, modcrop
 
 SCALE = 2
 
@@ -145,8 +145,14 @@ def test_a_manifest_with_levels_and_its_errors(basicsr_tree, tmp_path):
     pd.DataFrame({"gt": ["Set3/HR/img0.png"], "lq": ["Set3/LR_bicubic/X2/img0x2.png"], "scale": [3]}).to_csv(
         conflicting, index=False
     )
-    summary = _run(tmp_path, [f"manifest:{conflicting}"], ["given?scale=2"], "conflict")
-    assert summary.failed == 2 and "the source says scale=3, the degradation given?scale=2" in summary.errors[0]
+    with pytest.raises(UserError, match="img0: the source says scale=3, the degradation given"):
+        _run(tmp_path, [f"manifest:{conflicting}"], ["given?scale=2"], "conflict")  # refused before any work
+    other_task = tmp_path / "sigma.csv"
+    pd.DataFrame({"gt": ["Set3/HR/img0.png"], "lq": ["Set3/LR_bicubic/X2/img0x2.png"], "sigma": [25]}).to_csv(
+        other_task, index=False
+    )
+    with pytest.raises(UserError, match="sigma is not a level of superres"):
+        _run(tmp_path, [f"manifest:{other_task}"], ["given?scale=2"], "other")
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -180,3 +186,52 @@ def test_a_hugging_face_dataset_with_two_image_columns(tmp_path):
     assert summary.failed == 0 and summary.computed == 6
     with pytest.raises(UserError, match="needs both gt=COL and lq=COL"):
         build_source(f"hf:{tmp_path / 'hfpairs'}?gt=hr")
+
+
+def test_each_task_declares_the_levels_its_pairs_may_state():
+    from restorebench.core.build import build_degradation
+
+    assert build_degradation("given?sigma=25", task="denoise").params.sigma == 25.0
+    scale = build_degradation("given?scale=4", task="superres").params.scale
+    assert scale == 4 and isinstance(scale, int)
+    with pytest.raises(UserError, match="unknown parameter 'sigma'") as info:
+        build_degradation("given?sigma=25", task="superres")
+    assert "the levels superres's pairs may state: scale" in str(info.value)
+    with pytest.raises(UserError, match="the levels colorize's pairs may state: none"):
+        build_degradation("given?ratio=3", task="colorize")
+
+
+def _pairs(tmp_path, gt: dict, lq: dict):
+    for folder, images in (("gt", gt), ("lq", lq)):
+        (tmp_path / folder).mkdir()
+        for name, array in images.items():
+            Image.fromarray(array).save(tmp_path / folder / f"{name}.png")
+    return f"paired:gt={tmp_path / 'gt'}&lq={tmp_path / 'lq'}"
+
+
+def test_colorization_pairs_of_a_gray_photo_and_its_colour_original(tmp_path):
+    """``given`` for colorization: the LQ (a gray scan) becomes the lightness input; scored
+    against the colour GT as ``gray`` would be."""
+    from skimage import data as skdata
+
+    colour = skdata.astronaut()[100:164, 150:230]
+    gray = np.asarray(Image.fromarray(colour).convert("L"))
+    options = RunOptions(
+        tasks=("colorize",), datasets=(_pairs(tmp_path, {"a": colour}, {"a": gray}),), degradations=("given",),
+        methods=("colorize/gray",), out=tmp_path / "run", executor="local", tracking=False, use_cache=False,
+    )  # fmt: skip
+    summary = run_suite(options)
+    assert summary.failed == 0 and summary.scored
+    psnr = summary.results.set_index("metric")["value"]["psnr"]
+    assert 10 < psnr < 40  # the gray photo's lightness, no colour: a real, finite score against the original
+
+
+def test_inpainting_pairs_are_refused_before_any_work(tmp_path):
+    image = np.zeros((32, 32, 3), np.uint8)
+    options = RunOptions(
+        tasks=("inpaint",), datasets=(_pairs(tmp_path, {"a": image}, {"a": image + 1}),), degradations=("given",),
+        methods=("inpaint/telea",), out=tmp_path / "run", executor="local", tracking=False,
+    )  # fmt: skip
+    with pytest.raises(UserError, match="inpainting needs the mask of the holes"):
+        run_suite(options)
+    assert not (tmp_path / "run").exists()

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from restorebench.tasks.superres.imresize import imresize  # noqa: E402
+from restorebench.imaging import imresize  # noqa: E402
 from tests.tasks.superres.reference_imresize import slow_imresize  # noqa: E402
 
 CASES = (("x1/2", 1 / 2), ("x1/3", 1 / 3), ("x1/4", 1 / 4), ("x2", 2.0), ("x3", 3.0), ("x4", 4.0))

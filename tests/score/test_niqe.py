@@ -1,7 +1,7 @@
 """NIQE's pieces against values computed another way in the test: MATLAB rgb2gray, MSCN by
 explicit windows, the AGGD fit against the exact root of its moment equation and against
 samples of a known distribution, the block features' circular shifts, MATLAB imresize (the
-super-resolution task's implementation), NaN-aware statistics and the distance."""
+the shared resizer against a slow MATLAB port), NaN-aware statistics and the distance."""
 
 from __future__ import annotations
 
@@ -94,11 +94,19 @@ def test_block_features_pair_each_coefficient_with_its_circular_neighbours():
         assert feats[2 + 4 * k : 6 + 4 * k] == pytest.approx([a, eta, bl, br])
 
 
-def test_half_size_is_matlab_imresize():
-    from restorebench.tasks.superres.imresize import imresize
+def test_the_second_scale_is_the_features_of_the_matlab_half_size_image():
+    """Scale 2 of the release: ``imresize(im, 0.5)`` (MATLAB bicubic, antialiased; the shared
+    resizer, checked against a slow MATLAB port in the super-resolution tests), then its MSCN
+    coefficients cut into 48x48 blocks."""
+    from tests.tasks.superres.reference_imresize import slow_imresize
 
-    img = np.random.default_rng(3).random((13, 10)) * 255
-    np.testing.assert_allclose(niqe.imresize_half(img), imresize(img, 0.5), atol=1e-9)
+    gray = np.random.default_rng(3).random((96, 192)) * 255
+    features, _ = niqe.image_features(gray)
+    half = slow_imresize(gray, 0.5)
+    coeffs, _ = niqe.mscn(half)
+    for c in range(2):
+        block = coeffs[:, c * 48 : (c + 1) * 48]
+        np.testing.assert_allclose(features[c, 18:], niqe.block_features(block), rtol=1e-6, atol=1e-9)
 
 
 def test_gaussian_ignores_nans_as_matlab_nanmean_and_nancov():

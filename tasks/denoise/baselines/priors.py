@@ -8,7 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import Field, field_validator
 
-from restorebench import Degraded, Params, UserError, register
+from restorebench import Degraded, Params, register
+from restorebench.imaging import bm3d_denoise, nl_means, require_bm3d
 from restorebench.tasks.denoise.baselines.common import (
     Classical,
     image_of,
@@ -52,17 +53,13 @@ class NLMeans(Classical):
         return {"h": k * sigma, "sigma": sigma}
 
     def restore_one(self, item: Degraded) -> np.ndarray:
-        from skimage.restoration import denoise_nl_means
-
         img, p = image_of(item), self.resolve(item)
-        out = denoise_nl_means(
+        out = nl_means(
             img,
-            patch_size=p["patch_size"],
-            patch_distance=p["patch_distance"],
             h=p["h"] / 255.0,
             sigma=p["sigma"] / 255.0,
-            fast_mode=True,
-            channel_axis=-1,
+            patch_size=p["patch_size"],
+            patch_distance=p["patch_distance"],
         )
         return like(out, img)
 
@@ -178,20 +175,8 @@ class BM3D(Classical):
         return {"sigma": sigma_for(level, 2.0)}
 
     def setup(self) -> None:
-        try:
-            import bm3d  # noqa: F401
-        except ImportError:
-            raise UserError(
-                "denoise/bm3d needs the optional 'bm3d' package, which is not installed",
-                hint="pip install restorebench[bm3d] (note: the bm3d package is free for non-commercial use only)",
-            ) from None
+        require_bm3d(self.qualified_name)
 
     def restore_one(self, item: Degraded) -> np.ndarray:
-        import bm3d
-
         img, sigma = image_of(item), self.resolve(item)["sigma"] / 255.0
-        if img.shape[2] == 3:
-            out = bm3d.bm3d_rgb(img.astype(np.float64), sigma)
-        else:
-            out = bm3d.bm3d(img[..., 0].astype(np.float64), sigma)
-        return like(out, img)
+        return like(bm3d_denoise(img, sigma, self.qualified_name), img)

@@ -80,3 +80,30 @@ def test_lab_round_trip_and_gray_detection():
     np.testing.assert_allclose(lab_to_rgb(rgb_to_lab(rgb)), rgb, atol=1e-5)
     assert is_gray(np.full((4, 4, 3), 0.3)) and is_gray(np.zeros((4, 4, 1)))
     assert not is_gray(rgb)
+
+
+def test_the_prior_is_fitted_from_folders_and_written_where_asked(tmp_path):
+    """``prior.fit``: colour images only (a gray one is left out), their sampled ab's mean, and
+    what they came from; ``write`` stores what ``stored`` reads. An empty folder is one error."""
+    import json
+
+    from PIL import Image
+
+    from restorebench import UserError
+    from restorebench.tasks.colorize import prior
+
+    folder = tmp_path / "train"
+    folder.mkdir()
+    red = np.zeros((40, 50, 3), np.uint8)
+    red[..., 0] = 200
+    Image.fromarray(red).save(folder / "red.png")
+    Image.fromarray(np.full((40, 50), 90, np.uint8)).save(folder / "gray.png")
+    stats = prior.fit([str(folder)])
+    assert stats["images"] == 1 and stats["sources"] == ["train"]
+    expected = rgb_to_lab(red.astype(np.float32) / 255.0)[..., 1:].reshape(-1, 2).mean(axis=0)
+    np.testing.assert_allclose(stats["mean_ab"], expected, atol=1e-4)
+    out = prior.write(stats, tmp_path / "prior.json")
+    assert json.loads(out.read_text())["mean_ab"] == stats["mean_ab"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images in"):
+        prior.fit([str(tmp_path / "empty")])

@@ -13,8 +13,8 @@ from restorebench.commands.convert import convert_weights
 from restorebench.core.build import build_degradation, build_method
 from restorebench.core.errors import UserError
 from restorebench.neural.checkpoints import load_checkpoint, save_checkpoint
-from restorebench.tasks.colorize.deoldify import DeOldifyGenerator
-from restorebench.tasks.colorize.deoldify_method import VARIANTS
+from restorebench.tasks.colorize.models import DeOldifyGenerator
+from restorebench.tasks.colorize.neural import DEOLDIFY_VARIANTS as VARIANTS
 
 # ---------------------------------------------------------------- the tables, written down from the architecture
 
@@ -239,10 +239,10 @@ def test_the_filter_keeps_the_luminance_and_the_size(light):
     assert out.shape == (70, 90, 3) and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
     import cv2
 
+    from restorebench.tasks.colorize.color import gray_rgb
     from restorebench.tasks.colorize.degradations import lightness
-    from restorebench.tasks.colorize.deoldify_method import _gray_rgb
 
-    y_in = cv2.cvtColor(_gray_rgb(lightness(item)), cv2.COLOR_RGB2YUV)[..., 0].astype(int)
+    y_in = cv2.cvtColor(gray_rgb(lightness(item)), cv2.COLOR_RGB2YUV)[..., 0].astype(int)
     out8 = np.round(out * 255).astype(np.uint8)
     y_out = cv2.cvtColor(out8, cv2.COLOR_RGB2YUV)[..., 0].astype(int)
     inside = ((out8 > 0) & (out8 < 255)).all(axis=2)  # where YUV -> RGB clipped nothing
@@ -255,7 +255,7 @@ def test_the_filter_keeps_the_luminance_and_the_size(light):
 def test_the_post_process_takes_luminance_from_the_input_and_chroma_from_the_network():
     import cv2
 
-    from restorebench.tasks.colorize.deoldify_method import keep_luminance
+    from restorebench.tasks.colorize.color import keep_luminance
 
     rng = np.random.default_rng(2)
     gray = np.repeat(rng.integers(40, 215, (16, 16, 1)), 3, axis=2).astype(np.uint8)
@@ -279,8 +279,24 @@ def test_render_factor_limits(light):
         build_method(f"colorize/deoldify?checkpoint={path}&render_factor=35").restore([tiny])
 
 
-def test_the_feature_loss_matches_the_pconv_encoder_away_from_the_border(tmp_path, monkeypatch):
-    from restorebench.tasks.colorize import deoldify_training as training
+def _renamed(pconv_state: dict, levels: int = 3) -> dict:
+    """Inpainting's encoder levels under FeatureEncoder's names, as the committed file was made."""
+    out = {}
+    for key, value in pconv_state.items():
+        level, _, rest = key.partition(".")
+        if level.startswith("enc") and int(level[3:]) <= levels:
+            i = int(level[3:]) - 1
+            if rest.startswith("conv.conv."):
+                out[f"convs.{i}.{rest.removeprefix('conv.conv.')}"] = value
+            elif rest.startswith("bn."):
+                out[f"norms.{i}.{rest.removeprefix('bn.')}"] = value
+    return out
+
+
+def test_the_feature_encoder_is_the_pconv_encoder_away_from_the_border():
+    """Where the committed feature weights came from: with a mask of ones, inpainting's partial
+    convolutions are the FeatureEncoder's plain ones away from the border."""
+    from restorebench.tasks.colorize.models import FeatureEncoder
     from restorebench.tasks.inpaint.models import PConvUNet
 
     torch.manual_seed(0)
@@ -290,14 +306,11 @@ def test_the_feature_loss_matches_the_pconv_encoder_away_from_the_border(tmp_pat
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.1, 0.1)
             module.running_var.uniform_(0.5, 1.5)
-    path = save_checkpoint(
-        tmp_path / "pconv.safetensors", net.state_dict(), {"architecture": "pconv", "config": config}
-    )
-    monkeypatch.setattr(training, "FEATURE_CHECKPOINT", path)
-    monkeypatch.setattr(training, "_FEATURES", {})
+    encoder = FeatureEncoder(**config).eval()
+    encoder.load_state_dict(_renamed(net.state_dict()), strict=True)
     rgb = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
-        ours = training._features(rgb)
+        ours = encoder(rgb)
         x, m = rgb, torch.ones(1, 1, 64, 64)
         for i, feature in enumerate(ours, start=1):
             x, m = getattr(net, f"enc{i}")(x, m)
@@ -306,15 +319,30 @@ def test_the_feature_loss_matches_the_pconv_encoder_away_from_the_border(tmp_pat
             torch.testing.assert_close(feature[..., edge:-edge, edge:-edge], x[..., edge:-edge, edge:-edge])
 
 
-def test_the_feature_network_is_colorizations_own_file_not_inpaintings_checkpoint():
-    # retraining inpaint/pconv (its light network now also takes a biharmonic fill) must not
-    # change what the DeOldify recipe optimises: the encoder it uses is a file of its own
-    from restorebench.tasks.colorize import deoldify_training as training
+def test_the_feature_network_is_colorizations_own_file_and_module():
+    # retraining inpaint/pconv must not change what the DeOldify recipe optimises: the encoder
+    # it uses is a file and a module of colorization's own, under its own parameter names
+    import torch.nn.functional as F
 
-    assert training.FEATURE_CHECKPOINT.parent.parent.name == "colorize"
-    state, meta = load_checkpoint(training.FEATURE_CHECKPOINT)
-    assert sorted({k.split(".")[0] for k in state}) == ["enc1", "enc2", "enc3"]
-    assert state["enc1.conv.conv.weight"].shape == (32, 3, 7, 7)  # RGB in, no base-fill channels
+    from restorebench.tasks.colorize import neural
+
+    assert neural.FEATURE_CHECKPOINT.parent.parent.name == "colorize"
+    state, meta = load_checkpoint(neural.FEATURE_CHECKPOINT)
+    assert sorted({k.split(".")[0] for k in state}) == ["convs", "norms"]
+    assert state["convs.0.weight"].shape == (32, 3, 7, 7)  # RGB in, no base-fill channels
     assert meta["source"]["sha256"] == "3fee124bc671027d2597b40069b4e4ee3d42340c657440474866972c4bd38c39"
-    feats = training._features(torch.rand(1, 3, 32, 32))
+    rgb = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        feats = neural.feature_encoder()(rgb)
+        x = rgb  # the same conv (stride 2) -> batch norm (running statistics) -> ReLU, written out
+        for i, feature in enumerate(feats):
+            w = state[f"convs.{i}.weight"]
+            x = F.conv2d(x, w, state[f"convs.{i}.bias"], stride=2, padding=w.shape[-1] // 2)
+            if i:
+                x = F.batch_norm(
+                    x, state[f"norms.{i}.running_mean"], state[f"norms.{i}.running_var"],
+                    state[f"norms.{i}.weight"], state[f"norms.{i}.bias"],
+                )  # fmt: skip
+            x = F.relu(x)
+            torch.testing.assert_close(feature, x, rtol=0, atol=0)
     assert [f.shape[1] for f in feats] == [32, 64, 128]

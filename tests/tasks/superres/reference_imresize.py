@@ -2,7 +2,7 @@
 
 Written the obvious way, one output pixel at a time, from imresize.m's ``contributions``
 and ``cubic`` (MathWorks Image Processing Toolbox), independently of the fast version in
-:mod:`restorebench.tasks.superres.imresize`.
+:mod:`restorebench.imaging.resize`.
 """
 
 from __future__ import annotations

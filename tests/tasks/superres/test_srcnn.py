@@ -22,10 +22,10 @@ from scipy.signal import correlate2d
 from restorebench.commands.convert import convert_weights
 from restorebench.core.build import build_degradation, build_method
 from restorebench.core.errors import UserError
+from restorebench.imaging import imresize, rgb_to_ycbcr, ycbcr_to_rgb
 from restorebench.neural.checkpoints import load_checkpoint, save_checkpoint
-from restorebench.tasks.superres.imresize import imresize
 from restorebench.tasks.superres.models import SRCNN, srcnn_parameter_count
-from restorebench.tasks.superres.neural import SRCNNMethod, _srcnn_pair, rgb_to_ycbcr, ycbcr_to_rgb
+from restorebench.tasks.superres.neural import SRCNNMethod, _srcnn_pair
 from tests import REPO
 
 CONFIG_915 = {"f1": 9, "f2": 1, "f3": 5, "n1": 64, "n2": 32, "channels": 1, "padding": "replicate"}

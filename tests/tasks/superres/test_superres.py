@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from restorebench.core.errors import UserError
 from restorebench.core.interfaces import Degraded
 from restorebench.core.refs import Ref
+from restorebench.imaging import imresize, modcrop
 from restorebench.tasks.superres import TASK
 from restorebench.tasks.superres.baselines import BicubicUpscale, Bilinear, Lanczos, Nearest
 from restorebench.tasks.superres.degradations import Bicubic
-from restorebench.tasks.superres.imresize import imresize, modcrop
 from tests.tasks.superres.reference_imresize import slow_imresize
 
 UPSCALERS = [Nearest, Bilinear, BicubicUpscale, Lanczos]

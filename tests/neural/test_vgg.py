@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from restorebench import UserError
-from restorebench.tasks.inpaint.vgg import VGG16Features, load_vgg16, perceptual_and_style
+from restorebench.neural.vgg import VGG16Features, load_vgg16, perceptual_and_style
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,7 @@
-"""VGG-16 features for the perceptual and style losses, from a weights file the user has.
+"""VGG-16 features for perceptual and style losses, from a weights file the user has.
+
+Shared by every task's training recipes (inpainting's PConv recipe uses them, as Liu et al.
+do); a feature loss of a task's own belongs in its recipe, not here.
 
 No ImageNet weights can be downloaded here, so these terms are used only when a local
 VGG-16 state dict is given (e.g. torchvision's ``vgg16-397923af.pth``: keys
@@ -15,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from restorebench import UserError
+from restorebench.core.errors import UserError
 from restorebench.neural.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 # torchvision's vgg16().features, up to and including the third max-pool (index 16)

@@ -1,27 +1,14 @@
-"""DeOldify's generators (J. Antic, https://github.com/jantic/DeOldify) in plain PyTorch.
+"""Network building blocks in plain PyTorch that learned methods share: fastai v1's layers
+(spectrally and weight-normalised convolutions, self-attention, PixelShuffle_ICNR upsampling
+with its blur, the residual block) and torchvision's ResNet body (basic and bottleneck blocks).
 
-DeOldify builds them with fastai v1's ``DynamicUnet``: a ResNet body (``create_body``,
-the torchvision ResNet without its pool and classifier), then batch norm, ReLU, a middle
-pair of convolutions, four U-Net blocks fed by the body's outputs at 1/16, 1/8, 1/4 and
-1/2 (layer3, layer2, layer1 and the stem's ReLU), a weight-normalised PixelShuffle_ICNR
-back to full size, the input image concatenated (the final cross connection), a residual
-block, a 1x1 convolution to 3 channels and ``sigmoid * 6 - 3`` (``y_range = (-3, 3)``, in
-ImageNet-normalised units). Every convolution of the decoder is spectrally normalised;
-those with ``extra_bn`` are followed by batch norm (and have no bias). The U-Net block
-at 1/8 ends in a self-attention layer.
-
-- ``artistic``: ``DynamicUnetDeep`` on ResNet-34, ``nf_factor = 1.5`` (blocks of two convolutions).
-- ``stable``: ``DynamicUnetWide`` on ResNet-101, ``nf = 512 * 2`` (blocks of one, wider).
-
-State-dict keys follow fastai's numbering (``layers.0.*`` the body, ``layers.1`` ... ``layers.11``)
-with PyTorch's spectral-norm names (``weight_orig``, ``weight_u``, ``weight_v``) and
-weight-norm names (``weight_g``, ``weight_v``), so the released generators load as saved.
+Attribute names follow the originals, so released weights (e.g. DeOldify's generators, built
+with fastai's ``DynamicUnet`` on a torchvision ResNet) load under their own state-dict keys.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -142,31 +129,6 @@ class FinalShuffle(nn.Module):
         return self.blur(F.pixel_shuffle(F.relu(self.conv(x)), 2))
 
 
-class UnetBlock(nn.Module):
-    """One decoder step: upsample the path below, join the body's output of that scale (batch
-    normed), then ``convs`` (DeOldify's UnetBlockDeep has two, UnetBlockWide one)."""
-
-    def __init__(
-        self, up_in: int, skip_in: int, up_out: int, convs: Sequence[tuple[int, int]], attention: bool
-    ) -> None:
-        super().__init__()
-        self.shuf = ShuffleUp(up_in, up_out)
-        self.bn = nn.BatchNorm2d(skip_in)
-        names = ["conv"] if len(convs) == 1 else ["conv1", "conv2"]
-        for i, (name, (c_in, c_out)) in enumerate(zip(names, convs)):
-            setattr(self, name, conv_block(c_in, c_out, attention=attention and i == len(convs) - 1))
-        self.names = names
-
-    def forward(self, below: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        up = self.shuf(below)
-        if up.shape[-2:] != skip.shape[-2:]:
-            up = F.interpolate(up, skip.shape[-2:], mode="nearest")
-        x = F.relu(torch.cat([up, self.bn(skip)], 1))
-        for name in self.names:
-            x = getattr(self, name)(x)
-        return x
-
-
 class ResBlock(nn.Module):
     """fastai's ``res_block`` with spectral norm: ``x + relu(conv(relu(conv(x))))`` (``layers.0``, ``layers.1``)."""
 
@@ -252,67 +214,3 @@ def resnet_body(block: str, depths: Sequence[int], widths: Sequence[int]) -> nn.
             c_in = planes * kind.expansion
         layers.append(nn.Sequential(*stage))
     return nn.Sequential(*layers)
-
-
-# ---------------------------------------------------------------- the generators
-
-
-class DeOldifyGenerator(nn.Module):
-    """``DynamicUnetDeep`` (``unet="deep"``) or ``DynamicUnetWide`` (``"wide"``) on a ResNet body.
-
-    ``forward(x)``: ``N x 3 x H x W`` ImageNet-normalised, H and W multiples of 16 ->
-    ``N x 3 x H x W`` in ImageNet-normalised units, within (-3, 3).
-    """
-
-    def __init__(self, unet: str, block: str, depths: Sequence[int], widths: Sequence[int], nf_factor: float) -> None:
-        super().__init__()
-        self.config: dict[str, Any] = {
-            "unet": unet,
-            "block": block,
-            "depths": list(depths),
-            "widths": list(widths),
-            "nf_factor": nf_factor,
-        }
-        expansion = BLOCKS[block].expansion
-        stem = widths[0]
-        c1, c2, c3, c4 = (w * expansion for w in widths)
-        body = resnet_body(block, depths, widths)
-        decoder: list[nn.Module] = [
-            body,
-            nn.BatchNorm2d(c4),
-            nn.ReLU(),
-            nn.Sequential(conv_block(c4, 2 * c4), conv_block(2 * c4, c4)),
-        ]
-        up = c4
-        skips = [c3, c2, c1, stem]
-        for i, skip in enumerate(skips):
-            last = i == len(skips) - 1
-            attention = i == len(skips) - 3  # the block at 1/8
-            if unet == "deep":
-                joined = up // 2 + skip
-                out = int((joined // 2 if last else joined) * nf_factor)
-                unit = UnetBlock(up, skip, up // 2, [(joined, out), (out, out)], attention)
-            else:
-                n_out = int(512 * nf_factor) // (2 if last else 1)
-                out = n_out // 2
-                unit = UnetBlock(up, skip, out, [(out + skip, out)], attention)
-            decoder.append(unit)
-            up = out
-        decoder += [FinalShuffle(up), nn.Identity(), ResBlock(up + 3), conv_block(up + 3, 3, 1, activ=False, bn=False)]
-        self.layers = nn.ModuleList(decoder)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        body = self.layers[0]
-        feats = []
-        y = x
-        for i, part in enumerate(body):
-            y = part(y)
-            if i in (2, 4, 5, 6):  # stem ReLU (1/2), layer1 (1/4), layer2 (1/8), layer3 (1/16)
-                feats.append(y)
-        y = self.layers[3](self.layers[2](self.layers[1](y)))
-        for unit, skip in zip(self.layers[4:8], reversed(feats)):
-            y = unit(y, skip)
-        y = self.layers[8](y)
-        y = torch.cat([y, x], 1)  # layers.9, fastai's MergeLayer(dense=True): the final cross connection
-        y = self.layers[11](self.layers[10](y))
-        return torch.sigmoid(y) * 6.0 - 3.0  # layers.12, SigmoidRange(-3, 3)

@@ -44,6 +44,8 @@ import math
 
 import numpy as np
 
+from restorebench.imaging.arrays import float_image
+
 __all__ = ["imresize", "modcrop"]
 
 _KERNEL_WIDTH = 4.0  # support of the cubic kernel, [-2, 2]
@@ -119,12 +121,7 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
 
 
 def _as_float_image(img: np.ndarray) -> np.ndarray:
-    img = np.asarray(img)
-    if not np.issubdtype(img.dtype, np.floating) or img.ndim not in (2, 3):
-        raise ValueError(
-            f"expected a float HxW or HxWxC image, got dtype {img.dtype} and shape "
-            f"{img.shape}; convert 8-bit images with img / 255 first"
-        )
+    img = float_image(img)
     if img.shape[0] < 1 or img.shape[1] < 1:
         raise ValueError(f"cannot resize an empty image (shape {img.shape})")
     return img
