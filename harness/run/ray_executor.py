@@ -2,8 +2,9 @@
 
 It starts a local Ray runtime when no address is given (``--address`` or ``RAY_ADDRESS``
 point it at a cluster), retries tasks whose worker died, and records the units of a
-batch that keeps failing as failed instead of stopping the run. Ray is imported only
-here (and in the tasks and actors it starts).
+batch that keeps failing as failed instead of stopping the run. Ray is imported here, in
+run/ray_runtime.py (the private runtime) and run/minimal_agent.py (its dashboard agent), and
+nowhere else (tests/core/test_import_rules.py).
 """
 
 from __future__ import annotations

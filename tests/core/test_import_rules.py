@@ -2,7 +2,7 @@
 
 - nothing imports the old top-level names ``harness`` or ``tasks``;
 - nothing under harness/ imports a task package (tasks are found by load_plugins);
-- Ray is imported only in run/ (the executors and the worker they start); MLflow only in track/;
+- Ray is imported only in run/ (executors, ray_executor, ray_runtime, minimal_agent); MLflow only in track/;
 - score/metrics.py imports nothing of restorebench but the imaging kit, and score/ nothing but
   restorebench.core and restorebench.imaging;
 - a task imports only the public face (``restorebench``), the shared kits ``restorebench.imaging``
