@@ -138,6 +138,12 @@ NO_REFERENCE = (
 )
 
 
+NO_REFERENCE_ORACLE = (
+    " Here `oracle_*` is a method's best sample by the no-reference score itself: picked without any "
+    "ground truth, so a real best-of-N result, not an upper bound."
+)
+
+
 def no_reference(degradation: str) -> bool:
     """Whether a group's photos have no reference: ``as_is`` takes only such photos."""
     return degradation == "as_is" or degradation.startswith("as_is?")
@@ -147,7 +153,8 @@ def section_note(table: Any) -> str:
     """What is known of the data a table was scored on: that it has no reference, or what a
     dataset card found of the copy ('' for other datasets)."""
     if any(no_reference(str(d)) for d in table.get("degradation", [])):
-        return NO_REFERENCE
+        oracles = [c for c in table.columns if str(c).startswith(ORACLE) and table[c].notna().any()]
+        return NO_REFERENCE + (NO_REFERENCE_ORACLE if oracles else "")
     checks = [c for c in table.get("dataset_check", []) if isinstance(c, str) and c]
     if not checks:
         return ""

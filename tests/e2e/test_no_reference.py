@@ -318,3 +318,15 @@ def test_views_keep_the_whole_image_within_their_side():
     assert small.shape == (1067, 1600, 3) and small.dtype == np.uint8
     assert small[:, :790].max() == 0 and small[:, 810:].min() == 255
     assert view(np.full((10, 20, 1), 0.5, np.float32)).shape == (10, 20, 1)
+
+
+def test_the_no_reference_note_says_what_an_oracle_is_here():
+    """Above a table of photos with no reference: the note, and, where a sampling method has
+    ``oracle_*`` values, that they are a best-of-N picked by the score itself."""
+    from restorebench.report.leaderboard import section_note
+
+    plain = pd.DataFrame({"degradation": ["as_is?sigma=20"], "niqe": [4.0], "oracle_niqe": [np.nan]})
+    assert section_note(plain).startswith("**No reference:**") and "best-of-N" not in section_note(plain)
+    sampled = plain.assign(oracle_niqe=[3.5])
+    assert "picked without any ground truth" in section_note(sampled)
+    assert section_note(pd.DataFrame({"degradation": ["gaussian?sigma=25"], "dataset_check": [""]})) == ""
