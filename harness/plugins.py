@@ -51,7 +51,7 @@ def _engine_components() -> None:
     """Import the engine's own sources, degradations and metrics; each registers itself. Plain
     imports, so the import-rules test sees them (this module is outside the wings: it is the
     one place that knows every part of the engine that registers something)."""
-    from restorebench.data import as_is, bundled, cards, folder, hf, paired, synthetic  # noqa: F401
+    from restorebench.data import as_is, bundled, cards, folder, given, hf, paired, synthetic  # noqa: F401
     from restorebench.score import entries  # noqa: F401
 
 

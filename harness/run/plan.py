@@ -223,7 +223,7 @@ def _check_images(block: Any, source: Any, images: Iterator[ImageRef], count: in
     """What is knowable about a block's images before work starts: that there are some, that
     pre-degraded pairs fit ``given`` under the task's protocol (levels, sizes), and that photos
     with no reference have what the task needs (e.g. a mask for each, for inpainting)."""
-    from restorebench.data.paired import given_problems
+    from restorebench.data.given import given_problems
 
     if not count:
         raise UserError(
