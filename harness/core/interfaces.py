@@ -63,16 +63,18 @@ class Component:
         """Everything that determines this component's output (hashed into unit ids)."""
         return {"name": self.name, "version": self.version, "params": self._result_params()}
 
-    def adopt_params(self, model: type[Params], owner: str) -> None:
+    def adopt_params(self, model: type[Params], owner: str, hint: str | None = None) -> None:
         """Validate this component's parameters against ``model``, the parameters ``owner`` (a
         task) declares for it, and use them from now on: a task-agnostic component (``given``,
-        ``as_is``) takes the task's levels. A bad one is a UserError, as from :meth:`from_ref`."""
+        ``as_is``) takes the task's levels. A bad one is a UserError, as from :meth:`from_ref`,
+        with ``hint``."""
         try:
             params = model(**self.params.model_dump())
         except ValidationError as exc:
             fake = type(self.name, (Component,), {"name": f"{self.name} for {owner}", "Params": model})
             raise UserError(
-                _explain(fake, Ref(self.name, self.params.model_dump()), exc).replace("component", self.kind_label, 1)
+                _explain(fake, Ref(self.name, self.params.model_dump()), exc).replace("component", self.kind_label, 1),
+                hint=hint,
             ) from None
         self.params = params
         self.Params = model  # type: ignore[misc]  # the reference's defaults are the owner's

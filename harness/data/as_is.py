@@ -37,11 +37,8 @@ class AsIsPhoto(Degradation):
 
     def bind(self, task: str) -> None:
         spec = task_spec(TASKS.get(task))
-        try:
-            self.adopt_params(spec.Params, task)
-        except UserError as exc:
-            fields = ", ".join(sorted(spec.Params.model_fields)) or "none"
-            raise UserError(exc.args[0], hint=f"{task} takes {spec.expects}; its as_is parameters: {fields}") from None
+        fields = ", ".join(sorted(spec.Params.model_fields)) or "none"
+        self.adopt_params(spec.Params, task, hint=f"{task} takes {spec.expects}; its as_is parameters: {fields}")
         super().bind(task)
 
     def degrade(self, source: Source, image: ImageRef, clean: np.ndarray, rng: np.random.Generator) -> Degraded:

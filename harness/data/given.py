@@ -38,11 +38,8 @@ class Given(Degradation):
 
     def bind(self, task: str) -> None:
         model = TASKS.get(task).levels or Params
-        try:
-            self.adopt_params(model, task)
-        except UserError as exc:
-            fields = ", ".join(sorted(model.model_fields)) or "none"
-            raise UserError(exc.args[0], hint=f"the levels {task}'s pairs may state: {fields}") from None
+        fields = ", ".join(sorted(model.model_fields)) or "none"
+        self.adopt_params(model, task, hint=f"the levels {task}'s pairs may state: {fields}")
         super().bind(task)
 
     def levels_of(self, source: Source, image: ImageRef) -> dict[str, Any]:
@@ -54,8 +51,8 @@ class Given(Degradation):
             if key in declared and float(declared[key]) != float(value):
                 raise ValueError(f"the source says {key}={value:g}, the degradation given?{key}={declared[key]:g}")
             merged.setdefault(key, value)
-        model = TASKS.get(self.for_task).levels if self.for_task in TASKS else None
-        if model is None:
+        model = self.Params  # the task's levels, adopted by bind (none: no field)
+        if not model.model_fields:
             if merged:
                 raise ValueError(f"{self.for_task} states no levels, and this pair has {', '.join(sorted(merged))}")
             return {}

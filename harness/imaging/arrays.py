@@ -15,3 +15,12 @@ def float_image(image: object) -> np.ndarray:
             f"expected a float HxW or HxWxC image in [0, 1], got dtype {arr.dtype} and shape {arr.shape}{hint}"
         )
     return arr
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """An ``HxW``, ``HxWx1`` or ``HxWxC`` image as ``HxWx3`` in its own dtype: gray repeated over
+    three channels, channels past the third (alpha) dropped."""
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return np.repeat(arr, 3, axis=2) if arr.shape[2] == 1 else arr[..., :3]

@@ -97,6 +97,13 @@ def new_figure(width: float, height: float) -> Figure:
 JPEG_QUALITY = 85
 
 
+def data_uri(data: bytes, fmt: str = "png") -> str:
+    """``data:image/<fmt>;base64,...`` for image bytes (the page embeds every image)."""
+    import base64
+
+    return f"data:image/{fmt};base64," + base64.b64encode(data).decode("ascii")
+
+
 def figure_bytes(fig: Figure, fmt: str = "png") -> bytes:
     """The figure as PNG (plots: sharp lines, small files) or JPEG (photographs and noise,
     which PNG stores at several times the size) bytes, with no software metadata."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from restorebench.report.figures import data_uri
 from restorebench.report.samples import read_png, slug, views_of
 
 if TYPE_CHECKING:
@@ -111,10 +112,8 @@ def _cell(path: Path, caption: str) -> str:
 
 
 def _jpeg_uri(rgb: np.ndarray) -> str:
-    import base64
-
     from PIL import Image
 
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(rgb)).save(buf, format="JPEG", quality=JPEG_QUALITY)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return data_uri(buf.getvalue(), "jpeg")

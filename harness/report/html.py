@@ -10,14 +10,13 @@ check for humans too).
 
 from __future__ import annotations
 
-import base64
 import logging
 from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from restorebench.report import gallery
-from restorebench.report.figures import figure_bytes, level_figure, runtime_figure, sample_figure
+from restorebench.report.figures import data_uri, figure_bytes, level_figure, runtime_figure, sample_figure
 from restorebench.report.gallery import gallery_html, gallery_photos
 from restorebench.report.leaderboard import (
     digits,
@@ -79,11 +78,6 @@ FOOTNOTE = (
 
 
 SUFFIX = {"png": "png", "jpeg": "jpg"}
-
-
-def data_uri(data: bytes, fmt: str = "png") -> str:
-    """``data:image/<fmt>;base64,...`` for image bytes."""
-    return f"data:image/{fmt};base64," + base64.b64encode(data).decode("ascii")
 
 
 class FigureWriter:
@@ -362,11 +356,10 @@ def _gallery(
     """Every photo of a group with no reference, input beside each method's whole output."""
     from restorebench.report.samples import views_of
 
-    photos = gallery_photos(samples, task, dataset, degradation)
-    total = len(views_of(samples, task, dataset, degradation)) if samples is not None else 0
+    views = views_of(samples, task, dataset, degradation) if samples is not None else []
     mine = _of_group(scores, task, dataset, degradation)
     values = {(str(i), str(m)): float(v) for i, m, v in zip(mine["image"], mine["method"], mine["value"])}
-    return gallery_html(photos, total, methods, values, metric)
+    return gallery_html(views[: gallery.MAX_PHOTOS], len(views), methods, values, metric)
 
 
 def _of_group(scores: pd.DataFrame, task: str, dataset: str, degradation: str) -> pd.DataFrame:

@@ -101,7 +101,13 @@ def grid(images: list[np.ndarray]) -> np.ndarray:
 
 def method_grid(folder: Path, method: str) -> np.ndarray | None:
     """clean | degraded | restored for one method, or None when its crop is missing."""
-    paths = [folder / "clean.png", folder / "degraded.png", folder / f"method-{slug(method)}.png"]
-    if not all(p.exists() for p in paths):
-        return None
-    return grid([read_png(p) for p in paths])
+    return _grid_of([folder / "clean.png", folder / "degraded.png", folder / f"method-{slug(method)}.png"])
+
+
+def view_grid(folder: Path, method: str) -> np.ndarray | None:
+    """input | output of one photo with no reference (its views folder) for one method, or None."""
+    return _grid_of([folder / "input.png", folder / f"method-{slug(method)}.png"])
+
+
+def _grid_of(paths: list[Path]) -> np.ndarray | None:
+    return grid([read_png(p) for p in paths]) if all(p.exists() for p in paths) else None

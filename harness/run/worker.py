@@ -278,16 +278,16 @@ def run_batch(
             on_unit(unit)
         try:
             key = unit.image.content_hash + unit.image.locator
+            source = _source(unit.image)
             if key not in images:
                 try:
-                    images[key] = _source(unit.image).load(unit.image)
+                    images[key] = source.load(unit.image)
                 except Exception as exc:  # broad: any load failure is recorded per unit, the batch goes on
                     images[key] = exc
             clean = images[key]
             if isinstance(clean, BaseException):
                 raise clean
             dkey = (key, unit.task, unit.degradation, unit.seed)
-            source = _source(unit.image)
             if dkey not in inputs:
                 degradation = _degradation(unit.degradation, unit.task)
                 rng = degradation_rng(unit.seed, unit.image, degradation.identity())

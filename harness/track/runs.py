@@ -261,16 +261,16 @@ def _log_child_artifacts(client: Any, run_id: str, per_image: Path | None, root:
 def _log_views(client: Any, run_id: str, root: Path, folder: Path, key: tuple) -> None:
     """Photos with no reference: each photo's input beside this method's whole output,
     ``views/<image>.png`` (the first :data:`~restorebench.report.gallery.MAX_PHOTOS`)."""
-    from restorebench.report.gallery import MAX_PHOTOS
-    from restorebench.report.samples import grid, read_png, slug, views_of, write_png
+    from restorebench.report.gallery import gallery_photos
+    from restorebench.report.samples import view_grid, write_png
 
     task, dataset, degradation, method = key
     views = folder / "views"
-    for _, where in views_of(root / "samples", task, dataset, degradation)[:MAX_PHOTOS]:
-        output = where / f"method-{slug(method)}.png"
-        if not output.is_file():
+    for _, where in gallery_photos(root / "samples", task, dataset, degradation):
+        picture = view_grid(where, method)
+        if picture is None:
             continue
         views.mkdir(exist_ok=True)
-        write_png(views / f"{where.name}.png", grid([read_png(where / "input.png"), read_png(output)]))
+        write_png(views / f"{where.name}.png", picture)
     if views.is_dir():
         client.log_artifacts(run_id, str(views), artifact_path="views")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from restorebench import AsIs, Degradation, Degraded, ImageRef, SkipUnit, Source, register
+from restorebench.imaging import as_rgb
 from restorebench.tasks.colorize.color import is_gray, rgb_to_lab
 
 
@@ -44,10 +45,7 @@ def photo_lightness(photo: np.ndarray, params: object, image: ImageRef, source: 
 
 def lightness_input(photo: np.ndarray) -> np.ndarray:
     """The task's input made of a gray or colour photo: its CIE L / 100, ``H x W x 1``."""
-    rgb = np.asarray(photo, np.float32)
-    if rgb.ndim == 2:
-        rgb = rgb[:, :, None]
-    rgb = np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb[..., :3]
+    rgb = as_rgb(np.asarray(photo, np.float32))
     return np.clip(rgb_to_lab(rgb)[..., :1] / 100.0, 0.0, 1.0).astype(np.float32)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import Field
 
 from restorebench import Degradation, Degraded, ImageRef, Params, SkipUnit, Source, register
-from restorebench.imaging import float_image
+from restorebench.imaging import as_rgb, float_image
 from restorebench.tasks.lowlight.raw import RawImage, pack_bayer, read_raw, render
 from restorebench.tasks.lowlight.synthetic import linear_to_srgb, make_pair, srgb_to_linear
 
@@ -45,11 +45,7 @@ RAW_DEGRADATIONS = ("lowlight", "sid")  # degradations whose input is a packed r
 
 def _rgb_even(image: np.ndarray) -> np.ndarray:
     """Float HxWx3, top-left crop to even sides (gray is repeated over three channels)."""
-    image = float_image(image)
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.shape[2] == 1:
-        image = np.repeat(image, 3, axis=2)
+    image = as_rgb(float_image(image))
     h, w = image.shape[0] - image.shape[0] % 2, image.shape[1] - image.shape[1] % 2
     if min(h, w) < 22:
         raise ValueError(f"image of shape {image.shape} is too small for a raw file (LibRaw needs 22x22)")

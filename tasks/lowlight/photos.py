@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from restorebench import AsIs, Degraded, ImageLoadError, ImageRef, Params, Source, UserError, register
+from restorebench.imaging import as_rgb
 from restorebench.tasks.lowlight.degradations import raw_extras
 from restorebench.tasks.lowlight.raw import pack_bayer, read_raw
 
@@ -100,8 +101,7 @@ def dark_photo(photo: np.ndarray, params: PhotoParams, image: ImageRef, source: 
             extras=raw_extras(raw, data),
             output_shape=(2 * h, 2 * w, 3),
         )
-    rgb = np.asarray(photo, np.float32)
-    rgb = np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb[..., :3]
+    rgb = as_rgb(np.asarray(photo, np.float32))
     level = {"ratio": float(params.ratio)} if params.ratio is not None else {}
     return Degraded(image=rgb, degradation="as_is", params=level)
 
